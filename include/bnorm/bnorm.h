@@ -1,0 +1,231 @@
+/* bnorm: batch normalization kernels for CPUs, behind a stable C ABI.
+ *
+ * Conventions (see also the contract, spec/c-api.md):
+ * - Every function that can fail returns a bnorm_status and writes results only
+ *   through its pointer parameters. Arguments are validated before anything is
+ *   written: a call that fails leaves every output buffer, and the running
+ *   statistics, exactly as they were.
+ * - After a failing call, bnorm_last_error() describes it on the calling thread,
+ *   naming the numbers involved. After a successful call it is "".
+ * - Thread-safe and reentrant. The only process-wide state is the SIMD target
+ *   selection (made once, capped by bnorm_set_max_target or BNORM_MAX_ISA) and
+ *   the per-thread last-error message.
+ * - Tensors are dense and contiguous in the layout's memory order. Element
+ *   pointers must be aligned to the element size.
+ * - Within major version 1, functions, enum values and struct fields never
+ *   change meaning or position; structs only grow at the end.
+ */
+#ifndef BNORM_BNORM_H_
+#define BNORM_BNORM_H_
+
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(BNORM_BUILDING_SHARED)
+#define BNORM_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(BNORM_USING_SHARED)
+#define BNORM_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define BNORM_API __attribute__((visibility("default")))
+#else
+#define BNORM_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define BNORM_VERSION_MAJOR 1
+#define BNORM_VERSION_MINOR 0
+#define BNORM_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH of this header. */
+#define BNORM_VERSION_NUMBER 10000
+
+/* MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded; compare it
+ * with BNORM_VERSION_NUMBER to detect a header/library mismatch. */
+BNORM_API uint32_t bnorm_version(void);
+/* "1.0.0": the loaded library's version. Static storage, never NULL. */
+BNORM_API const char* bnorm_version_string(void);
+
+/* ----------------------------------------------------------- status codes */
+
+typedef enum bnorm_status {
+  BNORM_OK = 0,
+  /* A required pointer is NULL. */
+  BNORM_ERR_NULL_POINTER = 1,
+  /* Descriptor not initialised (unknown struct_size) or num_features <= 0. */
+  BNORM_ERR_INVALID_DESCRIPTOR = 2,
+  /* Rank outside 2..5, a dimension <= 0, or the element count overflows. */
+  BNORM_ERR_INVALID_SHAPE = 3,
+  /* The shape's channel dimension differs from the descriptor's num_features. */
+  BNORM_ERR_FEATURE_MISMATCH = 4,
+  /* eps not finite or <= 0, momentum outside [0, 1] or NaN, unknown layout,
+   * dtype or flag bits, num_threads < 0, a misaligned pointer, or an unknown
+   * target name. */
+  BNORM_ERR_INVALID_ARGUMENT = 5,
+  /* Training statistics from one value per channel (N x spatial == 1). */
+  BNORM_ERR_TOO_FEW_VALUES = 6,
+  /* An output overlaps an input or another output, other than the exact
+   * in-place pairs each function allows. */
+  BNORM_ERR_ALIASING = 7,
+  /* A valid request this build does not implement (bf16 and f16 in v1.0). */
+  BNORM_ERR_UNSUPPORTED = 8,
+  /* Scratch memory could not be allocated. */
+  BNORM_ERR_OUT_OF_MEMORY = 9,
+  /* A bug in bnorm; please report it with bnorm_last_error(). */
+  BNORM_ERR_INTERNAL = 10
+} bnorm_status;
+
+/* "BNORM_ERR_FEATURE_MISMATCH: ..." style name and description of a status.
+ * Static storage, never NULL, also for values this version does not know. */
+BNORM_API const char* bnorm_status_string(bnorm_status status);
+
+/* Detail of the last failing call on this thread, e.g.
+ * "input channel dimension (dim 1) is 64 but num_features is 128".
+ * "" after a successful call. Valid until the next bnorm call on this thread. */
+BNORM_API const char* bnorm_last_error(void);
+
+/* ------------------------------------------------------------- descriptor */
+
+typedef enum bnorm_layout {
+  BNORM_LAYOUT_NCHW = 0, /* channels first: (N, C), (N, C, L), (N, C, H, W), (N, C, D, H, W) */
+  BNORM_LAYOUT_NHWC = 1  /* channels last:  (N, C), (N, L, C), (N, H, W, C), (N, D, H, W, C) */
+} bnorm_layout;
+
+typedef enum bnorm_dtype {
+  BNORM_DTYPE_F32 = 0,
+  BNORM_DTYPE_BF16 = 1, /* reserved: BNORM_ERR_UNSUPPORTED in this version */
+  BNORM_DTYPE_F16 = 2   /* reserved: BNORM_ERR_UNSUPPORTED in this version */
+} bnorm_dtype;
+
+/* gamma (scale) and beta (shift) are applied; without it they may be NULL. */
+#define BNORM_FLAG_AFFINE (1u << 0)
+/* Training forward updates running_mean and running_var. */
+#define BNORM_FLAG_TRACK_RUNNING_STATS (1u << 1)
+/* Forward: y = max(y, 0) (NaN stays NaN). Backward: dy is zeroed where the
+ * forward output y <= 0 (NaN passes, as in PyTorch). */
+#define BNORM_FLAG_FUSE_RELU (1u << 2)
+/* Backward treats mean and invstd as constants (frozen, eval-mode BN). */
+#define BNORM_FLAG_USE_GLOBAL_STATS (1u << 3)
+
+/* A batch-norm layer's fixed configuration. Initialise it with
+ * bnorm_desc_init, then change fields as needed. */
+typedef struct bnorm_desc {
+  uint32_t struct_size;  /* sizeof(bnorm_desc) as the caller compiled it */
+  int64_t num_features;  /* C: the layer's channel count */
+  float eps;             /* > 0 and finite; default 1e-5 */
+  float momentum;        /* in [0, 1]; default 0.1; running = (1-m)*running + m*batch */
+  uint32_t flags;        /* BNORM_FLAG_*; default AFFINE | TRACK_RUNNING_STATS */
+  bnorm_layout layout;   /* default BNORM_LAYOUT_NCHW */
+  bnorm_dtype dtype;     /* dtype of x, y, dy, dx; default F32. Per-channel vectors are float */
+  int32_t num_threads;   /* 0: OpenMP's default; n > 0: at most n threads */
+} bnorm_desc;
+
+/* Sets every field to its default, struct_size to sizeof(bnorm_desc) and
+ * num_features as given. Fails with BNORM_ERR_NULL_POINTER (d NULL) or
+ * BNORM_ERR_INVALID_DESCRIPTOR (num_features <= 0; *d is then still fully
+ * initialised, with the bad num_features, so later calls fail the same way).
+ *
+ * A struct_size smaller than sizeof(bnorm_desc) that ends on a field boundary,
+ * at least through num_features, is accepted by every call: the fields past it
+ * take their defaults. This is how binaries built against an older header keep
+ * working when the struct grows. Any other struct_size is rejected. */
+BNORM_API bnorm_status bnorm_desc_init(bnorm_desc* d, int64_t num_features);
+
+/* ------------------------------------------------------------------ shape */
+
+/* dims are in memory order (see bnorm_layout); rank is 2 to 5. The channel
+ * dimension is dims[1] for NCHW and dims[rank - 1] for NHWC, and must equal
+ * the descriptor's num_features. The shape is passed with every call, so an
+ * input whose channel count differs from the layer's is caught every time. */
+typedef struct bnorm_shape {
+  int32_t rank;
+  int64_t dims[5];
+} bnorm_shape;
+
+/* -------------------------------------------------------------- functions
+ *
+ * Per-channel vectors (mean, var, gamma, beta, running_*, save_*, dgamma,
+ * dbeta) are float[num_features]. Tensors x, y, dy, dx have the shape's
+ * element count, in the descriptor's dtype.
+ *
+ * Overlap: an output may not overlap an input or another output, except for
+ * the exact in-place pairs named per function (same pointer); anything else is
+ * BNORM_ERR_ALIASING. Read-only inputs may overlap each other.
+ *
+ * When several errors apply, the first in this order is returned: desc or shape
+ * NULL; descriptor; descriptor fields; shape; channel mismatch; a required data
+ * pointer NULL; misalignment; overlap; too few values; unsupported dtype;
+ * out of memory.
+ *
+ * Results are bit-identical from run to run and for every num_threads: the
+ * reduction order depends on the shape (and the SIMD target) only.
+ */
+
+/* Inference (eval mode):
+ *   y = (x - mean) / sqrt(var + eps) * gamma + beta, then ReLU if fused.
+ * mean and var (typically the running statistics) are required; gamma and beta
+ * only with BNORM_FLAG_AFFINE. y == x (in place) is allowed. One value per
+ * channel is fine here. Allocates no memory. */
+BNORM_API bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* shape,
+                                               const void* x, void* y, const float* mean,
+                                               const float* var, const float* gamma,
+                                               const float* beta);
+
+/* Training forward: normalizes with the batch statistics (biased variance),
+ * then ReLU if fused, like torch.nn.functional.batch_norm(training=True).
+ * With BNORM_FLAG_TRACK_RUNNING_STATS, running_mean and running_var (required)
+ * are updated with momentum, the variance unbiased by count / (count - 1);
+ * without it they are ignored and may be NULL. save_mean and
+ * save_invstd = 1 / sqrt(var_biased + eps) are written when non-NULL, for
+ * bnorm_backward. y == x (in place) is allowed. */
+BNORM_API bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape,
+                                              const void* x, void* y, const float* gamma,
+                                              const float* beta, float* running_mean,
+                                              float* running_var, float* save_mean,
+                                              float* save_invstd);
+
+/* Backward, like PyTorch's native_batch_norm_backward:
+ * - training mode (default): the statistics depend on x;
+ *   save_mean and save_invstd are those written by bnorm_forward_training.
+ * - BNORM_FLAG_USE_GLOBAL_STATS: frozen statistics, dx = dy * gamma * invstd;
+ *   pass the running mean and 1 / sqrt(running_var + eps) as save_mean and
+ *   save_invstd.
+ * With BNORM_FLAG_FUSE_RELU, dy is first zeroed where y <= 0, so y, the forward
+ * output, is required; otherwise y may be NULL. gamma is required with
+ * BNORM_FLAG_AFFINE (else taken as 1). dgamma = sum(dy * (x - mean)) * invstd
+ * and dbeta = sum(dy). Any of dx, dgamma, dbeta may be NULL to skip it.
+ * dx == dy (in place) is allowed. Training-mode backward with one value per
+ * channel is BNORM_ERR_TOO_FEW_VALUES. */
+BNORM_API bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape,
+                                      const void* x, const void* dy, const void* y,
+                                      const float* gamma, const float* save_mean,
+                                      const float* save_invstd, void* dx, float* dgamma,
+                                      float* dbeta);
+
+/* ------------------------------------------------------------ diagnostics */
+
+/* Name of the SIMD target bnorm's calls use in this process, e.g. "AVX2",
+ * "AVX3", "SCALAR". Static storage, never NULL. */
+BNORM_API const char* bnorm_active_target(void);
+
+/* Number of SIMD targets compiled into this library that this CPU can run;
+ * bnorm_target_name(i) names them, best first (i from 0). An index out of
+ * range gives "". The last one is always "SCALAR". */
+BNORM_API int32_t bnorm_target_count(void);
+BNORM_API const char* bnorm_target_name(int32_t index);
+
+/* Caps the SIMD target that bnorm's calls use in this process at `name` (one
+ * of the names above, or a better one this CPU lacks, e.g. "AVX3"); NULL, ""
+ * or "BEST" removes the cap. It affects bnorm only, never other users of
+ * Highway in the process. Calls already running finish on their target. The
+ * environment variable BNORM_MAX_ISA, read once at the first call, sets the
+ * initial cap the same way. Unknown name: BNORM_ERR_INVALID_ARGUMENT. */
+BNORM_API bnorm_status bnorm_set_max_target(const char* name);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* BNORM_BNORM_H_ */
