@@ -1,0 +1,194 @@
+// The C entry points: validate, translate to a Problem, allocate scratch,
+// run the driver on the active SIMD target.
+#include <stdlib.h>
+
+#include <memory>
+
+#include "bnorm/bnorm.h"
+#include "capi/error.h"
+#include "capi/validate.h"
+#include "src/batch_norm.h"
+#include "src/dispatch.h"
+
+namespace bnorm {
+namespace {
+
+constexpr const char* kAlways = "";
+constexpr const char* kOptional = nullptr;
+
+const char* RequiredIf(bool flag_set, const char* flag_name) {
+  return flag_set ? flag_name : kOptional;
+}
+
+// Pointers the flags make irrelevant are not read, so they are not checked.
+const void* UsedIf(bool used, const void* ptr) { return used ? ptr : nullptr; }
+
+struct FreeDeleter {
+  void operator()(void* p) const { free(p); }
+};
+using Scratch = std::unique_ptr<void, FreeDeleter>;
+
+// Allocates before anything is written, so failure leaves outputs untouched.
+bnorm_status AllocateScratch(size_t bytes, const char* what, Scratch* scratch) {
+  scratch->reset(malloc(bytes == 0 ? 1 : bytes));
+  if (*scratch == nullptr) {
+    return Fail(BNORM_ERR_OUT_OF_MEMORY, "could not allocate %zu bytes of scratch for %s", bytes,
+                what);
+  }
+  return BNORM_OK;
+}
+
+}  // namespace
+}  // namespace bnorm
+
+using bnorm::DataArg;
+using bnorm::GuardedCall;
+using bnorm::Request;
+
+extern "C" {
+
+bnorm_status bnorm_desc_init(bnorm_desc* d, int64_t num_features) {
+  if (d == nullptr) return bnorm::Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
+  d->struct_size = sizeof(bnorm_desc);
+  d->num_features = num_features;
+  d->eps = 1e-5f;
+  d->momentum = 0.1f;
+  d->flags = BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS;
+  d->layout = BNORM_LAYOUT_NCHW;
+  d->dtype = BNORM_DTYPE_F32;
+  d->num_threads = 0;
+  if (num_features <= 0) {
+    return bnorm::Fail(BNORM_ERR_INVALID_DESCRIPTOR,
+                       "num_features is %lld; it must be > 0",
+                       static_cast<long long>(num_features));
+  }
+  return bnorm::Succeed();
+}
+
+bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* shape,
+                                     const void* x, void* y, const float* mean, const float* var,
+                                     const float* gamma, const float* beta) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    const bool affine = r.problem.affine;
+    const DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways},
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"var", var, false, false, bnorm::kAlways},
+        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"beta", bnorm::UsedIf(affine, beta), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args, 6, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::ForwardInference(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
+                            static_cast<float*>(y), mean, var, gamma, beta);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape,
+                                    const void* x, void* y, const float* gamma, const float* beta,
+                                    float* running_mean, float* running_var, float* save_mean,
+                                    float* save_invstd) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    const bool affine = r.problem.affine;
+    const bool track = r.problem.track_running_stats;
+    if (!track) running_mean = running_var = nullptr;
+    const DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways},
+        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"beta", bnorm::UsedIf(affine, beta), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"running_mean", running_mean, false, true,
+         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+        {"running_var", running_var, false, true,
+         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+        {"save_mean", save_mean, false, true, bnorm::kOptional},
+        {"save_invstd", save_invstd, false, true, bnorm::kOptional},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args, 8, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training")) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::Scratch scratch;
+    if (bnorm_status s = bnorm::AllocateScratch(bnorm::TrainingScratchBytes(r.problem.plan),
+                                                "training statistics", &scratch)) {
+      return s;
+    }
+    bnorm::ForwardTraining(r.problem, bnorm::ActiveKernels(), scratch.get(),
+                           static_cast<const float*>(x), static_cast<float*>(y), gamma, beta,
+                           running_mean, running_var, save_mean, save_invstd);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                            const void* dy, const void* y, const float* gamma,
+                            const float* save_mean, const float* save_invstd, void* dx,
+                            float* dgamma, float* dbeta) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    const bool affine = r.problem.affine;
+    const bool relu = r.problem.relu;
+    if (!relu) y = nullptr;
+    const DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"dy", dy, true, false, bnorm::kAlways},
+        {"y", y, true, false, bnorm::RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
+        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"save_mean", save_mean, false, false, bnorm::kAlways},
+        {"save_invstd", save_invstd, false, false, bnorm::kAlways},
+        {"dx", dx, true, true, bnorm::kOptional},
+        {"dgamma", dgamma, false, true, bnorm::kOptional},
+        {"dbeta", dbeta, false, true, bnorm::kOptional},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args, 9, "dx", "dy")) return s;
+    if (!r.problem.global_stats) {
+      if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training-mode backward")) {
+        return s;
+      }
+    }
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::Scratch scratch;
+    if (bnorm_status s = bnorm::AllocateScratch(bnorm::BackwardScratchBytes(r.problem.plan),
+                                                "backward sums", &scratch)) {
+      return s;
+    }
+    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(),
+                    static_cast<const float*>(x), static_cast<const float*>(dy),
+                    static_cast<const float*>(y), affine ? gamma : nullptr, save_mean,
+                    save_invstd, static_cast<float*>(dx), dgamma, dbeta);
+    return bnorm::Succeed();
+  });
+}
+
+const char* bnorm_active_target(void) {
+  return bnorm::TargetName(bnorm::ActiveKernels().target);
+}
+
+int32_t bnorm_target_count(void) { return static_cast<int32_t>(bnorm::NumAvailableTargets()); }
+
+const char* bnorm_target_name(int32_t index) {
+  return index < 0 ? "" : bnorm::AvailableTargetName(static_cast<size_t>(index));
+}
+
+bnorm_status bnorm_set_max_target(const char* name) {
+  if (!bnorm::SetMaxTarget(name)) {
+    return bnorm::Fail(BNORM_ERR_INVALID_ARGUMENT,
+                       "\"%s\" is not a target name (AVX3_DL, AVX3, AVX2, SSE4, SSSE3, SCALAR, or "
+                       "BEST for no cap)",
+                       name);
+  }
+  return bnorm::Succeed();
+}
+
+}  // extern "C"

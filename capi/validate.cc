@@ -1,0 +1,230 @@
+#include "capi/validate.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmath>
+
+#include "capi/error.h"
+
+namespace bnorm {
+namespace {
+
+constexpr uint32_t kKnownFlags = BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS |
+                                 BNORM_FLAG_FUSE_RELU | BNORM_FLAG_USE_GLOBAL_STATS;
+
+// Sizes an older header's bnorm_desc may have: each ends on a field boundary,
+// at least through num_features.
+constexpr uint32_t kDescSizes[] = {
+    offsetof(bnorm_desc, eps),         offsetof(bnorm_desc, momentum),
+    offsetof(bnorm_desc, flags),       offsetof(bnorm_desc, layout),
+    offsetof(bnorm_desc, dtype),       offsetof(bnorm_desc, num_threads),
+    sizeof(bnorm_desc),
+};
+
+bool IsKnownDescSize(uint32_t size) {
+  for (uint32_t s : kDescSizes) {
+    if (s == size) return true;
+  }
+  return false;
+}
+
+const char* DtypeName(bnorm_dtype dtype) {
+  switch (dtype) {
+    case BNORM_DTYPE_F32:
+      return "BNORM_DTYPE_F32";
+    case BNORM_DTYPE_BF16:
+      return "BNORM_DTYPE_BF16";
+    case BNORM_DTYPE_F16:
+      return "BNORM_DTYPE_F16";
+  }
+  return "unknown";
+}
+
+size_t DtypeSize(bnorm_dtype dtype) { return dtype == BNORM_DTYPE_F32 ? 4 : 2; }
+
+// "(1, 64, 1, 1)"
+void FormatShape(const bnorm_shape* shape, char* out, size_t size) {
+  size_t used = snprintf(out, size, "(");
+  for (int i = 0; i < shape->rank && used < size; ++i) {
+    used += snprintf(out + used, size - used, "%s%" PRId64, i ? ", " : "", shape->dims[i]);
+  }
+  if (used < size) snprintf(out + used, size - used, ")");
+}
+
+bnorm_status ValidateFields(const bnorm_desc& d) {
+  if (!(std::isfinite(d.eps) && d.eps > 0)) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT, "eps is %g; it must be finite and > 0", d.eps);
+  }
+  if (!(d.momentum >= 0 && d.momentum <= 1)) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT, "momentum is %g; it must be in [0, 1]", d.momentum);
+  }
+  if (d.layout != BNORM_LAYOUT_NCHW && d.layout != BNORM_LAYOUT_NHWC) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                "layout is %d; it must be BNORM_LAYOUT_NCHW (0) or BNORM_LAYOUT_NHWC (1)",
+                static_cast<int>(d.layout));
+  }
+  if (d.dtype != BNORM_DTYPE_F32 && d.dtype != BNORM_DTYPE_BF16 && d.dtype != BNORM_DTYPE_F16) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                "dtype is %d; it must be BNORM_DTYPE_F32 (0), BNORM_DTYPE_BF16 (1) or "
+                "BNORM_DTYPE_F16 (2)",
+                static_cast<int>(d.dtype));
+  }
+  if ((d.flags & ~kKnownFlags) != 0) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT, "flags 0x%" PRIx32 " has unknown bits 0x%" PRIx32,
+                d.flags, d.flags & ~kKnownFlags);
+  }
+  if (d.num_threads < 0) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT, "num_threads is %" PRId32 "; it must be >= 0",
+                d.num_threads);
+  }
+  return BNORM_OK;
+}
+
+bnorm_status ValidateShape(const bnorm_shape* shape, size_t element_size) {
+  if (shape->rank < 2 || shape->rank > 5) {
+    return Fail(BNORM_ERR_INVALID_SHAPE, "rank is %" PRId32 "; it must be 2 to 5", shape->rank);
+  }
+  int64_t count = 1;
+  bool overflow = false;
+  for (int i = 0; i < shape->rank; ++i) {
+    if (shape->dims[i] <= 0) {
+      return Fail(BNORM_ERR_INVALID_SHAPE, "dims[%d] is %" PRId64 "; every dimension must be > 0",
+                  i, shape->dims[i]);
+    }
+    overflow = overflow || __builtin_mul_overflow(count, shape->dims[i], &count);
+  }
+  // Every byte of the tensor must be addressable with a signed offset.
+  int64_t bytes = 0;
+  if (overflow || __builtin_mul_overflow(count, static_cast<int64_t>(element_size), &bytes)) {
+    char text[160];
+    FormatShape(shape, text, sizeof(text));
+    return Fail(BNORM_ERR_INVALID_SHAPE, "the element count of shape %s overflows", text);
+  }
+  return BNORM_OK;
+}
+
+bnorm_status ValidateChannels(const bnorm_desc& d, const bnorm_shape* shape) {
+  const int channel_dim = d.layout == BNORM_LAYOUT_NHWC ? shape->rank - 1 : 1;
+  const int64_t channels = shape->dims[channel_dim];
+  if (channels == d.num_features) return BNORM_OK;
+  // The most common cause: a channels-last tensor described as NCHW, or the reverse.
+  const int other_dim = d.layout == BNORM_LAYOUT_NHWC ? 1 : shape->rank - 1;
+  if (shape->rank > 2 && shape->dims[other_dim] == d.num_features) {
+    return Fail(BNORM_ERR_FEATURE_MISMATCH,
+                "input channel dimension (dim %d) is %" PRId64 " but num_features is %" PRId64
+                "; dim %d is %" PRId64 ": is the tensor %s? set layout to %s",
+                channel_dim, channels, d.num_features, other_dim, shape->dims[other_dim],
+                d.layout == BNORM_LAYOUT_NHWC ? "channels-first" : "channels-last",
+                d.layout == BNORM_LAYOUT_NHWC ? "BNORM_LAYOUT_NCHW" : "BNORM_LAYOUT_NHWC");
+  }
+  return Fail(BNORM_ERR_FEATURE_MISMATCH,
+              "input channel dimension (dim %d) is %" PRId64 " but num_features is %" PRId64,
+              channel_dim, channels, d.num_features);
+}
+
+size_t ArgBytes(const Request& r, const DataArg& a) {
+  const Plan& p = r.problem.plan;
+  return a.tensor ? static_cast<size_t>(p.count * p.channels) * r.element_size
+                  : static_cast<size_t>(p.channels) * sizeof(float);
+}
+
+bool Overlap(uintptr_t a, size_t a_bytes, uintptr_t b, size_t b_bytes) {
+  return a < b + b_bytes && b < a + a_bytes;
+}
+
+bool SameName(const char* a, const char* b) {
+  return a != nullptr && b != nullptr && strcmp(a, b) == 0;
+}
+
+}  // namespace
+
+bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, Request* r) {
+  if (desc == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
+  if (shape == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "shape is NULL");
+  if (!IsKnownDescSize(desc->struct_size)) {
+    return Fail(BNORM_ERR_INVALID_DESCRIPTOR,
+                "desc->struct_size is %" PRIu32
+                "; expected sizeof(bnorm_desc) (%zu) or an older size that ends on a field "
+                "(was the descriptor initialised with bnorm_desc_init?)",
+                desc->struct_size, sizeof(bnorm_desc));
+  }
+  bnorm_desc_init(&r->desc, 1);
+  memcpy(&r->desc, desc, desc->struct_size);
+  const bnorm_desc& d = r->desc;
+  if (d.num_features <= 0) {
+    return Fail(BNORM_ERR_INVALID_DESCRIPTOR, "num_features is %" PRId64 "; it must be > 0",
+                d.num_features);
+  }
+  if (bnorm_status s = ValidateFields(d)) return s;
+  r->element_size = DtypeSize(d.dtype);
+  if (bnorm_status s = ValidateShape(shape, r->element_size)) return s;
+  if (bnorm_status s = ValidateChannels(d, shape)) return s;
+
+  Problem& pr = r->problem;
+  pr.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims);
+  pr.eps = d.eps;
+  pr.momentum = d.momentum;
+  pr.affine = (d.flags & BNORM_FLAG_AFFINE) != 0;
+  pr.track_running_stats = (d.flags & BNORM_FLAG_TRACK_RUNNING_STATS) != 0;
+  pr.relu = (d.flags & BNORM_FLAG_FUSE_RELU) != 0;
+  pr.global_stats = (d.flags & BNORM_FLAG_USE_GLOBAL_STATS) != 0;
+  pr.num_threads = d.num_threads;
+  return BNORM_OK;
+}
+
+bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n,
+                          const char* in_place_output, const char* in_place_input) {
+  for (size_t i = 0; i < n; ++i) {
+    const DataArg& a = args[i];
+    if (a.ptr != nullptr || a.required_by == nullptr) continue;
+    if (a.required_by[0] == '\0') return Fail(BNORM_ERR_NULL_POINTER, "%s is NULL", a.name);
+    return Fail(BNORM_ERR_NULL_POINTER, "%s is NULL but %s is set", a.name, a.required_by);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const DataArg& a = args[i];
+    const size_t align = a.tensor ? r.element_size : sizeof(float);
+    if (reinterpret_cast<uintptr_t>(a.ptr) % align != 0) {
+      return Fail(BNORM_ERR_INVALID_ARGUMENT, "%s (%p) is not aligned to %zu bytes", a.name,
+                  a.ptr, align);
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = i + 1; j < n; ++j) {
+      const DataArg& a = args[i];
+      const DataArg& b = args[j];
+      if (a.ptr == nullptr || b.ptr == nullptr || !(a.output || b.output)) continue;
+      const uintptr_t pa = reinterpret_cast<uintptr_t>(a.ptr);
+      const uintptr_t pb = reinterpret_cast<uintptr_t>(b.ptr);
+      if (!Overlap(pa, ArgBytes(r, a), pb, ArgBytes(r, b))) continue;
+      const bool in_place_pair =
+          (SameName(a.name, in_place_output) && SameName(b.name, in_place_input)) ||
+          (SameName(b.name, in_place_output) && SameName(a.name, in_place_input));
+      if (in_place_pair && pa == pb) continue;
+      return Fail(BNORM_ERR_ALIASING, "%s overlaps %s%s", a.output ? a.name : b.name,
+                  a.output ? b.name : a.name,
+                  in_place_pair ? " (in place is allowed only with the same pointer)" : "");
+    }
+  }
+  return BNORM_OK;
+}
+
+bnorm_status ValidateEnoughValues(const Request& r, const bnorm_shape* shape, const char* what) {
+  if (r.problem.plan.count > 1) return BNORM_OK;
+  char text[160];
+  FormatShape(shape, text, sizeof(text));
+  return Fail(BNORM_ERR_TOO_FEW_VALUES, "%s needs more than 1 value per channel, got input of shape %s",
+              what, text);
+}
+
+bnorm_status ValidateSupported(const Request& r) {
+  if (r.desc.dtype == BNORM_DTYPE_F32) return BNORM_OK;
+  return Fail(BNORM_ERR_UNSUPPORTED,
+              "dtype %s is not supported by this build of bnorm %s (float32 only)",
+              DtypeName(r.desc.dtype), bnorm_version_string());
+}
+
+}  // namespace bnorm

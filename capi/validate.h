@@ -1,0 +1,48 @@
+// Argument validation for every entry point, in the contract's order of
+// precedence. Nothing here writes to a caller's buffer.
+#ifndef BNORM_CAPI_VALIDATE_H_
+#define BNORM_CAPI_VALIDATE_H_
+
+#include <stddef.h>
+
+#include "bnorm/bnorm.h"
+#include "src/problem.h"
+
+namespace bnorm {
+
+// A layer and an input shape checked against each other.
+struct Request {
+  bnorm_desc desc;  // the caller's, completed with defaults past its struct_size
+  Problem problem;
+  size_t element_size;  // bytes per tensor element
+};
+
+// desc or shape NULL; descriptor; descriptor fields; shape; channel mismatch.
+bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, Request* request);
+
+// A pointer argument of an entry point.
+struct DataArg {
+  const char* name;
+  const void* ptr;
+  bool tensor;  // the shape's element count in the dtype; else float[num_features]
+  bool output;
+  // Why the pointer is needed: "" always, a flag's name when only that flag
+  // needs it, nullptr when it is optional.
+  const char* required_by;
+};
+
+// Required pointers NULL; misalignment; overlap. `in_place` names the one
+// output/input pair that may be the same pointer (nullptr for none).
+bnorm_status ValidateData(const Request& request, const DataArg* args, size_t num_args,
+                          const char* in_place_output, const char* in_place_input);
+
+// Training statistics need more than one value per channel.
+bnorm_status ValidateEnoughValues(const Request& request, const bnorm_shape* shape,
+                                  const char* what);
+
+// A dtype this build does not implement.
+bnorm_status ValidateSupported(const Request& request);
+
+}  // namespace bnorm
+
+#endif  // BNORM_CAPI_VALIDATE_H_

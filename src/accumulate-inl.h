@@ -1,0 +1,162 @@
+// The reduction passes: per-channel sums for the statistics (moments) and for
+// the gradient, read once, accumulated in float over short blocks and then in
+// double. Both share one loop shape; only the two terms summed differ:
+//   moments:  a = x - shift, b = a            (sum a, sum a*b)
+//   gradient: a = dy (ReLU-masked), b = x - mean
+// The float blocks are short so that their rounding stays near float epsilon;
+// the shift (an estimate of the mean, chosen by the caller) keeps the sum of
+// squares free of cancellation when the mean is large next to the spread.
+// The summation order depends on the count only, so results are reproducible.
+#if defined(BNORM_SRC_ACCUMULATE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef BNORM_SRC_ACCUMULATE_INL_H_
+#undef BNORM_SRC_ACCUMULATE_INL_H_
+#else
+#define BNORM_SRC_ACCUMULATE_INL_H_
+#endif
+
+#include <algorithm>
+
+#include "hwy/highway.h"
+#include "src/kernel_table.h"
+#include "src/vector_io-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace bnorm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Iterations (of two vectors) per float block of a span.
+constexpr size_t kSpanBlockIterations = 16;
+// Rows per float block of a rows reduction.
+constexpr size_t kRowBlock = 16;
+
+// term(d, i, a, b) sets the vectors a and b for elements [i, i + Lanes(d)).
+template <class Term>
+HWY_INLINE void AccumulateSpan(size_t count, const Term& term, SumPair* sums) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  size_t i = 0;
+  while (i + 2 * lanes <= count) {
+    auto first0 = hn::Zero(d), first1 = hn::Zero(d);
+    auto second0 = hn::Zero(d), second1 = hn::Zero(d);
+    for (size_t it = 0; it < kSpanBlockIterations && i + 2 * lanes <= count; ++it) {
+      auto a0 = hn::Zero(d), b0 = hn::Zero(d), a1 = hn::Zero(d), b1 = hn::Zero(d);
+      term(d, i, a0, b0);
+      term(d, i + lanes, a1, b1);
+      first0 = hn::Add(first0, a0);
+      first1 = hn::Add(first1, a1);
+      second0 = hn::MulAdd(a0, b0, second0);
+      second1 = hn::MulAdd(a1, b1, second1);
+      i += 2 * lanes;
+    }
+    sums->first += hn::GetLane(hn::SumOfLanes(d, hn::Add(first0, first1)));
+    sums->second += hn::GetLane(hn::SumOfLanes(d, hn::Add(second0, second1)));
+  }
+  const hn::CappedTag<float, 1> d1;
+  for (; i < count; ++i) {
+    auto a = hn::Zero(d1), b = hn::Zero(d1);
+    term(d1, i, a, b);
+    const double first = hn::GetLane(a);
+    sums->first += first;
+    sums->second += first * hn::GetLane(b);
+  }
+}
+
+// term(d, offset, i, a, b) sets a and b for row elements [offset + i, ...),
+// position i. Adds per position into first[0, width) and second[0, width).
+template <class Term>
+HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
+  HWY_ALIGN float block_first[kMaxRowWidth];
+  HWY_ALIGN float block_second[kMaxRowWidth];
+  for (size_t r0 = 0; r0 < rows.rows; r0 += kRowBlock) {
+    std::fill_n(block_first, rows.width, 0.0f);
+    std::fill_n(block_second, rows.width, 0.0f);
+    const size_t r1 = std::min(rows.rows, r0 + kRowBlock);
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t offset = r * rows.stride;
+      ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
+        auto a = hn::Zero(d), b = hn::Zero(d);
+        term(d, offset, i, a, b);
+        hn::StoreU(hn::Add(hn::LoadU(d, block_first + i), a), d, block_first + i);
+        hn::StoreU(hn::MulAdd(a, b, hn::LoadU(d, block_second + i)), d, block_second + i);
+      });
+    }
+    for (size_t i = 0; i < rows.width; ++i) {
+      first[i] += block_first[i];
+      second[i] += block_second[i];
+    }
+  }
+}
+
+template <typename T>
+void MomentsSpan(const T* x, size_t count, float shift, SumPair* sums) {
+  AccumulateSpan(
+      count,
+      [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
+        a = hn::Sub(LoadElements(d, x + i), hn::Set(d, shift));
+        b = a;
+      },
+      sums);
+}
+
+template <typename T>
+void MomentsRows(const T* x, Rows rows, const float* shift, double* first, double* second) {
+  AccumulateRows(
+      rows,
+      [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
+        a = hn::Sub(LoadElements(d, x + offset + i), hn::LoadU(d, shift + i));
+        b = a;
+      },
+      first, second);
+}
+
+template <bool kRelu, typename T>
+void GradSumsSpanImpl(const T* x, const T* dy, const T* y, size_t count, float mean,
+                      SumPair* sums) {
+  AccumulateSpan(
+      count,
+      [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
+        a = LoadElements(d, dy + i);
+        if (kRelu) a = ReluGrad(d, a, LoadElements(d, y + i));
+        b = hn::Sub(LoadElements(d, x + i), hn::Set(d, mean));
+      },
+      sums);
+}
+
+template <typename T>
+void GradSumsSpan(const T* x, const T* dy, const T* y, size_t count, float mean, SumPair* sums) {
+  if (y != nullptr) {
+    GradSumsSpanImpl<true>(x, dy, y, count, mean, sums);
+  } else {
+    GradSumsSpanImpl<false>(x, dy, y, count, mean, sums);
+  }
+}
+
+template <bool kRelu, typename T>
+void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
+                      double* first, double* second) {
+  AccumulateRows(
+      rows,
+      [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
+        a = LoadElements(d, dy + offset + i);
+        if (kRelu) a = ReluGrad(d, a, LoadElements(d, y + offset + i));
+        b = hn::Sub(LoadElements(d, x + offset + i), hn::LoadU(d, mean + i));
+      },
+      first, second);
+}
+
+template <typename T>
+void GradSumsRows(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
+                  double* first, double* second) {
+  if (y != nullptr) {
+    GradSumsRowsImpl<true>(x, dy, y, rows, mean, first, second);
+  } else {
+    GradSumsRowsImpl<false>(x, dy, y, rows, mean, first, second);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace bnorm
+HWY_AFTER_NAMESPACE();
+
+#endif  // BNORM_SRC_ACCUMULATE_INL_H_

@@ -1,0 +1,162 @@
+// Backward: one reduction pass (sum of dy and of dy * (x - mean), with dy
+// masked by the fused ReLU) and one elementwise pass, fused per channel the
+// same way as training forward.
+#include <algorithm>
+
+#include "src/batch_norm.h"
+#include "src/parallel.h"
+#include "src/reduce_driver.h"
+
+namespace bnorm {
+namespace {
+
+// dx = g * a + (x - center) * b + c per channel.
+struct GradCoefficients {
+  float* a;
+  float* b;
+  float* c;
+};
+
+// Rounded up to 8 bytes so the partial sums after the coefficients align.
+unsigned __int128 CoefficientBytes(const Plan& p) {
+  return (static_cast<unsigned __int128>(3 * sizeof(float)) * p.channels + 7) / 8 * 8;
+}
+
+class BackwardOps {
+ public:
+  BackwardOps(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+              const float* dy, const float* y, const float* gamma, const float* save_mean,
+              const float* save_invstd, float* dx, float* dgamma, float* dbeta)
+      : pr_(pr), p_(pr.plan), k_(k), x_(x), dy_(dy), y_(pr.relu ? y : nullptr), gamma_(gamma),
+        mean_(save_mean), invstd_(save_invstd), dx_(dx), dgamma_(dgamma), dbeta_(dbeta) {
+    float* f = static_cast<float*>(scratch);
+    coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
+  }
+
+  void Prepare(int64_t) {}
+
+  void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
+    const int64_t offset = segment * p_.inner;
+    k_.grad_sums_span(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, p_.inner, mean_[c],
+                      sums);
+  }
+
+  void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
+    alignas(64) float mean[kMaxRowWidth];
+    for (size_t i = 0; i < rows.width; ++i) mean[i] = mean_[(pos + i) % p_.channels];
+    k_.grad_sums_rows(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, rows, mean, first,
+                      second);
+  }
+
+  // sums.first = sum(g), sums.second = sum(g * (x - mean)).
+  void Finish(int64_t c, const SumPair& sums) {
+    const double invstd = invstd_[c];
+    const double gamma = pr_.affine ? gamma_[c] : 1.0;
+    if (dgamma_ != nullptr) dgamma_[c] = static_cast<float>(sums.second * invstd);
+    if (dbeta_ != nullptr) dbeta_[c] = static_cast<float>(sums.first);
+    const double a = gamma * invstd;
+    coef_.a[c] = static_cast<float>(a);
+    if (pr_.global_stats) {
+      coef_.b[c] = 0;
+      coef_.c[c] = 0;
+    } else {
+      // The statistics' gradient: the mean's through c, the variance's through b.
+      const double count = static_cast<double>(p_.count);
+      coef_.b[c] = static_cast<float>(-a * invstd * invstd * sums.second / count);
+      coef_.c[c] = static_cast<float>(-a * sums.first / count);
+    }
+  }
+
+  void ElementwiseChannel(int64_t c) {
+    if (dx_ == nullptr) return;
+    for (int64_t n = 0; n < p_.outer; ++n) {
+      const int64_t offset = (n * p_.channels + c) * p_.inner;
+      k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
+                       p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c]);
+    }
+  }
+
+  void ElementwiseShare(int t, int nt) {
+    if (dx_ == nullptr) return;
+    if (!p_.channels_last) {
+      const Range segments = ShareOf(p_.outer * p_.channels, t, nt);
+      for (int64_t s = segments.begin; s < segments.end; ++s) {
+        const int64_t c = s % p_.channels, offset = s * p_.inner;
+        k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
+                         p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c]);
+      }
+      return;
+    }
+    const Range rows = ShareOf(p_.folded_rows, t, nt);
+    for (int64_t blk = 0; blk < p_.num_blocks; ++blk) {
+      const int64_t pos = blk * p_.block_width;
+      const int64_t n = std::min(p_.block_width, p_.width - pos);
+      alignas(64) float center[kMaxRowWidth], a[kMaxRowWidth], b[kMaxRowWidth], c[kMaxRowWidth];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t ch = (pos + i) % p_.channels;
+        center[i] = mean_[ch];
+        a[i] = coef_.a[ch];
+        b[i] = coef_.b[ch];
+        c[i] = coef_.c[ch];
+      }
+      const GradArrays arrays{center, a, b, c};
+      const size_t stride = static_cast<size_t>(p_.width);
+      RowsGradient(rows.begin * p_.width + pos,
+                   Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n), stride},
+                   arrays);
+      const int64_t tail_n = std::min(n, p_.tail_width - pos);
+      if (t == nt - 1 && tail_n > 0) {
+        RowsGradient(p_.folded_rows * p_.width + pos, Rows{1, static_cast<size_t>(tail_n), stride},
+                     arrays);
+      }
+    }
+  }
+
+ private:
+  // Frozen statistics make dx independent of x: don't read it.
+  const float* UsedX(int64_t offset) const { return pr_.global_stats ? nullptr : x_ + offset; }
+
+  void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
+    k_.backward_rows(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset, rows,
+                     arrays);
+  }
+
+  const Problem& pr_;
+  const Plan& p_;
+  const KernelTable<float>& k_;
+  const float* x_;
+  const float* dy_;
+  const float* y_;  // null unless ReLU is fused
+  const float* gamma_;
+  const float* mean_;
+  const float* invstd_;
+  float* dx_;
+  float* dgamma_;
+  float* dbeta_;
+  GradCoefficients coef_;
+};
+
+}  // namespace
+
+size_t BackwardScratchBytes(const Plan& p) {
+  return ClampBytes(CoefficientBytes(p) + ReductionScratchBytes(p));
+}
+
+void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+              const float* dy, const float* y, const float* gamma, const float* save_mean,
+              const float* save_invstd, float* dx, float* dgamma, float* dbeta) {
+  const Plan& p = pr.plan;
+  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  void* partials = static_cast<char*>(scratch) + static_cast<size_t>(CoefficientBytes(p));
+  const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
+  const int num_threads = ThreadsFor(pr.num_threads, bytes);
+  if (pr.global_stats && dgamma == nullptr && dbeta == nullptr) {
+    // Frozen statistics and no parameter gradients: no sums are needed.
+    for (int64_t c = 0; c < p.channels; ++c) ops.Finish(c, SumPair{});
+    RunParallel(num_threads, [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
+    return;
+  }
+  ReduceThenElementwise(p, num_threads, partials, ops);
+}
+
+}  // namespace bnorm

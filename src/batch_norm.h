@@ -1,0 +1,31 @@
+// The drivers: one per mode, over valid input (the C API layer validated it
+// and allocated the scratch). They choose threads, walk the plan and call the
+// SIMD kernels of the table they are given.
+#ifndef BNORM_SRC_BATCH_NORM_H_
+#define BNORM_SRC_BATCH_NORM_H_
+
+#include <stddef.h>
+
+#include "src/kernel_table.h"
+#include "src/problem.h"
+
+namespace bnorm {
+
+void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+                      const float* mean, const float* var, const float* gamma, const float* beta);
+
+// Bytes of scratch ForwardTraining needs: O(C) plus 16 bytes per 32K values
+// (channels-first) or at most 2 MiB of partial sums (channels-last).
+size_t TrainingScratchBytes(const Plan& p);
+void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+                     float* y, const float* gamma, const float* beta, float* running_mean,
+                     float* running_var, float* save_mean, float* save_invstd);
+
+size_t BackwardScratchBytes(const Plan& p);
+void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+              const float* dy, const float* y, const float* gamma, const float* save_mean,
+              const float* save_invstd, float* dx, float* dgamma, float* dbeta);
+
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_BATCH_NORM_H_

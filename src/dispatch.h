@@ -1,0 +1,30 @@
+// Choice of the SIMD target that bnorm's calls use, independent of Highway's
+// process-wide selection (which other Highway users in the process share).
+#ifndef BNORM_SRC_DISPATCH_H_
+#define BNORM_SRC_DISPATCH_H_
+
+#include <stddef.h>
+
+#include "src/kernel_table.h"
+
+namespace bnorm {
+
+// The kernels for the best target this CPU runs within the current cap. Load
+// it once per call, so a call runs on one target even if the cap changes.
+const KernelTable<float>& ActiveKernels();
+
+// Targets compiled in and runnable on this CPU, best first; the last is the
+// scalar fallback.
+size_t NumAvailableTargets();
+const char* AvailableTargetName(size_t index);
+
+// Caps the target at the one named (case-insensitive; any x86 target name
+// Highway knows, runnable here or not). nullptr, "" or "BEST" lifts the cap.
+// Returns false for an unknown name, leaving the cap as it was.
+bool SetMaxTarget(const char* name);
+
+const char* TargetName(int64_t target);
+
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_DISPATCH_H_

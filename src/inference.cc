@@ -1,0 +1,26 @@
+#include <cmath>
+
+#include "src/batch_norm.h"
+#include "src/normalize_driver.h"
+#include "src/parallel.h"
+
+namespace bnorm {
+
+void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+                      const float* mean, const float* var, const float* gamma, const float* beta) {
+  const Plan& p = pr.plan;
+  const double eps = pr.eps;
+  const bool affine = pr.affine;
+  const auto channel_affine = [&](int64_t c, float* center, float* scale, float* shift) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    *center = mean[c];
+    *scale = static_cast<float>(affine ? gamma[c] * invstd : invstd);
+    *shift = affine ? beta[c] : 0.0f;
+  };
+  const double bytes = 8.0 * p.count * p.channels;
+  RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) {
+    NormalizeShare(p, k, x, y, pr.relu, t, nt, channel_affine);
+  });
+}
+
+}  // namespace bnorm

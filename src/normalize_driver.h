@@ -1,0 +1,91 @@
+// Walks a tensor with the normalize kernels, for inference and for the
+// normalize pass of training. Per-channel parameters come from a functor
+// affine(c, &center, &scale, &shift), expanded into small stack arrays: this
+// path allocates nothing.
+#ifndef BNORM_SRC_NORMALIZE_DRIVER_H_
+#define BNORM_SRC_NORMALIZE_DRIVER_H_
+
+#include <algorithm>
+
+#include "src/kernel_table.h"
+#include "src/parallel.h"
+#include "src/plan.h"
+
+namespace bnorm {
+
+// Parameters of positions [begin, begin + n) of a channels-last row, or of
+// channels [begin, begin + n) (the same with C positions per row).
+struct AffineBlock {
+  alignas(64) float center[kMaxRowWidth];
+  alignas(64) float scale[kMaxRowWidth];
+  alignas(64) float shift[kMaxRowWidth];
+
+  template <class ChannelAffine>
+  void Fill(int64_t begin, int64_t n, int64_t channels, const ChannelAffine& affine) {
+    for (int64_t i = 0; i < n; ++i) {
+      affine((begin + i) % channels, &center[i], &scale[i], &shift[i]);
+    }
+  }
+  AffineArrays arrays() const { return AffineArrays{center, scale, shift}; }
+};
+
+// Segments [begin, end) of a channels-first tensor; segment s is channel
+// s % C of sample s / C.
+template <class ChannelAffine>
+void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
+                       bool relu, Range segments, const ChannelAffine& affine) {
+  AffineBlock block;
+  int64_t block_begin = -1;
+  for (int64_t s = segments.begin; s < segments.end; ++s) {
+    const int64_t c = s % p.channels;
+    if (c < block_begin || c >= block_begin + static_cast<int64_t>(kMaxRowWidth) ||
+        block_begin < 0) {
+      block_begin = c - c % static_cast<int64_t>(kMaxRowWidth);
+      const int64_t n = std::min<int64_t>(kMaxRowWidth, p.channels - block_begin);
+      block.Fill(block_begin, n, p.channels, affine);
+    }
+    const int64_t i = c - block_begin;
+    k.normalize_span(x + s * p.inner, y + s * p.inner, p.inner, block.center[i], block.scale[i],
+                     block.shift[i], relu);
+  }
+}
+
+// Folded rows [begin, end) of a channels-last tensor, plus the partial folded
+// row at the end when `with_tail`.
+template <class ChannelAffine>
+void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
+                       bool relu, Range rows, bool with_tail, const ChannelAffine& affine) {
+  AffineBlock block;
+  for (int64_t b = 0; b < p.num_blocks; ++b) {
+    const int64_t first = b * p.block_width;
+    const int64_t n = std::min(p.block_width, p.width - first);
+    block.Fill(first, n, p.channels, affine);
+    const int64_t offset = rows.begin * p.width + first;
+    k.normalize_rows(x + offset, y + offset,
+                     Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n),
+                          static_cast<size_t>(p.width)},
+                     block.arrays(), relu);
+    const int64_t tail_n = std::min(n, p.tail_width - first);
+    if (with_tail && tail_n > 0) {
+      const int64_t tail_offset = p.folded_rows * p.width + first;
+      k.normalize_rows(x + tail_offset, y + tail_offset,
+                       Rows{1, static_cast<size_t>(tail_n), static_cast<size_t>(p.width)},
+                       block.arrays(), relu);
+    }
+  }
+}
+
+// Thread t's share of the whole tensor.
+template <class ChannelAffine>
+void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
+                    bool relu, int t, int nt, const ChannelAffine& affine) {
+  if (p.channels_last) {
+    NormalizeRowRange(p, k, x, y, relu, ShareOf(p.folded_rows, t, nt), t == nt - 1, affine);
+  } else {
+    NormalizeSegments(p, k, x, y, relu, ShareOf(p.outer * p.channels, t, nt), affine);
+  }
+}
+
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_NORMALIZE_DRIVER_H_

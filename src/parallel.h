@@ -1,0 +1,50 @@
+// The OpenMP side of the drivers: how many threads a call is worth, and a
+// parallel region that costs nothing when one thread will do.
+#ifndef BNORM_SRC_PARALLEL_H_
+#define BNORM_SRC_PARALLEL_H_
+
+#include <omp.h>
+#include <stdint.h>
+
+#include <algorithm>
+
+namespace bnorm {
+
+// Below this much memory traffic per thread, waking another thread costs more
+// than it saves.
+constexpr double kMinBytesPerThread = 256 * 1024;
+
+// Threads for a call that moves `bytes`: at most the caller's num_threads
+// (0: OpenMP's default), at least 1.
+inline int ThreadsFor(int requested, double bytes) {
+  const int limit = requested > 0 ? requested : omp_get_max_threads();
+  const double useful = bytes / kMinBytesPerThread;
+  return useful < 2 ? 1 : static_cast<int>(std::min<double>(limit, useful));
+}
+
+// Runs body(thread, num_threads) on a team of up to num_threads threads; the
+// body may use `#pragma omp barrier`. One thread runs inline.
+template <class Body>
+void RunParallel(int num_threads, const Body& body) {
+  if (num_threads <= 1) {
+    body(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(num_threads)
+  body(omp_get_thread_num(), omp_get_num_threads());
+}
+
+// The contiguous share [begin, end) of n items that thread t of nt takes.
+struct Range {
+  int64_t begin;
+  int64_t end;
+};
+inline Range ShareOf(int64_t n, int t, int nt) {
+  const int64_t base = n / nt, extra = n % nt;
+  const int64_t begin = base * t + std::min<int64_t>(t, extra);
+  return Range{begin, begin + base + (t < extra ? 1 : 0)};
+}
+
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_PARALLEL_H_

@@ -1,0 +1,69 @@
+#include "src/plan.h"
+
+#include <algorithm>
+
+#include "src/kernel_table.h"
+
+namespace bnorm {
+namespace {
+
+// Values summed per reduction chunk: large enough that a chunk's fixed cost
+// is negligible, small enough to split a big channel across threads.
+constexpr int64_t kChunkValues = 32 * 1024;
+// Rows are folded until their width is a multiple of this many lanes (the
+// widest f32 vector, AVX-512), unless that would exceed kMaxRowWidth.
+constexpr int64_t kFoldLanes = 16;
+// Channels-last reductions keep double partials per chunk and position:
+// this bounds them to num_chunks * width <= 128K (2 MiB of scratch).
+constexpr int64_t kMaxPartialPositions = 128 * 1024;
+constexpr int64_t kMaxChunks = 64;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t Gcd(int64_t a, int64_t b) {
+  while (b != 0) {
+    const int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+}  // namespace
+
+Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
+  Plan p{};
+  const int channel_dim = nhwc ? rank - 1 : 1;
+  p.channels = dims[channel_dim];
+  int64_t spatial = 1;
+  for (int i = 0; i < rank; ++i) {
+    if (i != 0 && i != channel_dim) spatial *= dims[i];
+  }
+  p.channels_last = nhwc || spatial == 1;
+  p.outer = p.channels_last ? dims[0] * spatial : dims[0];
+  p.inner = p.channels_last ? 1 : spatial;
+  p.count = dims[0] * spatial;
+
+  if (!p.channels_last) {
+    p.segments_per_chunk = std::max<int64_t>(1, kChunkValues / p.inner);
+    p.chunks_per_channel = CeilDiv(p.outer, p.segments_per_chunk);
+    return p;
+  }
+
+  const int64_t fold = kFoldLanes / Gcd(p.channels, kFoldLanes);
+  const int64_t max_width = static_cast<int64_t>(kMaxRowWidth);
+  p.fold = (p.channels <= max_width && p.channels * fold <= max_width && p.outer >= fold) ? fold : 1;
+  p.width = p.channels * p.fold;
+  p.folded_rows = p.outer / p.fold;
+  p.tail_width = (p.outer % p.fold) * p.channels;
+  p.block_width = std::min<int64_t>(p.width, kMaxRowWidth);
+  p.num_blocks = CeilDiv(p.width, p.block_width);
+  const int64_t max_chunks =
+      std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
+  p.rows_per_chunk = std::max({int64_t{1}, CeilDiv(kChunkValues, p.width),
+                               CeilDiv(p.folded_rows, max_chunks)});
+  p.num_chunks = std::max<int64_t>(1, CeilDiv(p.folded_rows, p.rows_per_chunk));
+  return p;
+}
+
+}  // namespace bnorm

@@ -1,0 +1,148 @@
+// The control flow shared by training forward and backward: per-channel sums
+// over the whole tensor, a per-channel step that turns the sums into
+// coefficients, then an elementwise pass. The sums are always formed in the
+// same order (the plan's chunks, added in chunk order), whichever way the work
+// is spread over threads, so results do not depend on num_threads.
+//
+// Ops provides:
+//   Prepare(c)                       per-channel set-up before any sum
+//   SpanSums(c, segment, &sums)      adds one channels-first segment
+//   RowsSums(offset, rows, pos, f, s) adds channels-last rows, positions
+//                                    [pos, pos + rows.width), into f[], s[]
+//   Finish(c, sums)                  per-channel coefficients from the sums
+//   ElementwiseChannel(c)            the elementwise pass of one channel
+//   ElementwiseShare(t, nt)          thread t's share of the elementwise pass
+#ifndef BNORM_SRC_REDUCE_DRIVER_H_
+#define BNORM_SRC_REDUCE_DRIVER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <algorithm>
+
+#include "src/kernel_table.h"
+#include "src/parallel.h"
+#include "src/plan.h"
+
+namespace bnorm {
+
+// Scratch the reduction needs, beyond what Ops keeps. Computed wide: a shape
+// with an absurd channel count must fail to allocate, not wrap around.
+inline unsigned __int128 ReductionScratchBytes(const Plan& p) {
+  using Wide = unsigned __int128;
+  if (p.channels_last) return Wide{2 * sizeof(double)} * p.num_chunks * p.width;
+  return Wide{sizeof(SumPair)} * p.channels * p.chunks_per_channel;
+}
+
+// Clamps a wide byte count to what malloc can be asked for (and refuse).
+inline size_t ClampBytes(unsigned __int128 bytes) {
+  return bytes > SIZE_MAX / 2 ? SIZE_MAX / 2 : static_cast<size_t>(bytes);
+}
+
+template <class Ops>
+SumPair ChunkSums(const Plan& p, int64_t c, int64_t chunk, Ops& ops) {
+  SumPair sums;
+  const int64_t first = chunk * p.segments_per_chunk;
+  const int64_t last = std::min(p.outer, first + p.segments_per_chunk);
+  for (int64_t n = first; n < last; ++n) ops.SpanSums(c, n * p.channels + c, &sums);
+  return sums;
+}
+
+inline void AddTo(SumPair* total, const SumPair& part) {
+  total->first += part.first;
+  total->second += part.second;
+}
+
+// Channels-last: partial sums of chunk j over position block b.
+template <class Ops>
+void RowChunkSums(const Plan& p, int64_t j, int64_t b, double* first, double* second, Ops& ops) {
+  const int64_t pos = b * p.block_width;
+  const int64_t n = std::min(p.block_width, p.width - pos);
+  double* f = first + j * p.width + pos;
+  double* s = second + j * p.width + pos;
+  std::fill_n(f, n, 0.0);
+  std::fill_n(s, n, 0.0);
+  const int64_t row_begin = j * p.rows_per_chunk;
+  const int64_t row_end = std::min(p.folded_rows, row_begin + p.rows_per_chunk);
+  const size_t stride = static_cast<size_t>(p.width);
+  if (row_end > row_begin) {
+    ops.RowsSums(row_begin * p.width + pos,
+                 Rows{static_cast<size_t>(row_end - row_begin), static_cast<size_t>(n), stride},
+                 pos, f, s);
+  }
+  const int64_t tail_n = std::min(n, p.tail_width - pos);
+  if (j == p.num_chunks - 1 && tail_n > 0) {
+    ops.RowsSums(p.folded_rows * p.width + pos, Rows{1, static_cast<size_t>(tail_n), stride}, pos,
+                 f, s);
+  }
+}
+
+// Channel c's total over the channels-last partials, in chunk then fold order.
+inline SumPair MergeRowPartials(const Plan& p, int64_t c, const double* first,
+                                const double* second) {
+  SumPair total;
+  for (int64_t j = 0; j < p.num_chunks; ++j) {
+    for (int64_t f = 0; f < p.fold; ++f) {
+      const int64_t i = j * p.width + f * p.channels + c;
+      total.first += first[i];
+      total.second += second[i];
+    }
+  }
+  return total;
+}
+
+// `scratch` holds ReductionScratchBytes(p).
+template <class Ops>
+void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& ops) {
+  // One thread per channel, stats then the elementwise pass while the channel
+  // is still in cache, when there are channels enough to keep threads busy.
+  const bool per_channel = !p.channels_last && (num_threads == 1 || p.channels >= 4 * num_threads);
+  RunParallel(num_threads, [&](int t, int nt) {
+    const Range channels = ShareOf(p.channels, t, nt);
+    if (per_channel) {
+      for (int64_t c = channels.begin; c < channels.end; ++c) {
+        ops.Prepare(c);
+        SumPair total;
+        for (int64_t j = 0; j < p.chunks_per_channel; ++j) AddTo(&total, ChunkSums(p, c, j, ops));
+        ops.Finish(c, total);
+        ops.ElementwiseChannel(c);
+      }
+      return;
+    }
+    for (int64_t c = channels.begin; c < channels.end; ++c) ops.Prepare(c);
+#pragma omp barrier
+    if (p.channels_last) {
+      double* first = static_cast<double*>(scratch);
+      double* second = first + p.num_chunks * p.width;
+      const Range tasks = ShareOf(p.num_chunks * p.num_blocks, t, nt);
+      for (int64_t task = tasks.begin; task < tasks.end; ++task) {
+        RowChunkSums(p, task / p.num_blocks, task % p.num_blocks, first, second, ops);
+      }
+#pragma omp barrier
+      for (int64_t c = channels.begin; c < channels.end; ++c) {
+        ops.Finish(c, MergeRowPartials(p, c, first, second));
+      }
+    } else {
+      SumPair* partials = static_cast<SumPair*>(scratch);
+      const Range tasks = ShareOf(p.channels * p.chunks_per_channel, t, nt);
+      for (int64_t task = tasks.begin; task < tasks.end; ++task) {
+        partials[task] =
+            ChunkSums(p, task / p.chunks_per_channel, task % p.chunks_per_channel, ops);
+      }
+#pragma omp barrier
+      for (int64_t c = channels.begin; c < channels.end; ++c) {
+        SumPair total;
+        for (int64_t j = 0; j < p.chunks_per_channel; ++j) {
+          AddTo(&total, partials[c * p.chunks_per_channel + j]);
+        }
+        ops.Finish(c, total);
+      }
+    }
+#pragma omp barrier
+    ops.ElementwiseShare(t, nt);
+  });
+}
+
+}  // namespace bnorm
+
+#endif  // BNORM_SRC_REDUCE_DRIVER_H_

@@ -1,0 +1,138 @@
+// Training forward: batch statistics in one read of x (shifted sums, see
+// accumulate-inl.h), then the normalize pass; running statistics updated.
+#include <algorithm>
+#include <cmath>
+
+#include "src/batch_norm.h"
+#include "src/normalize_driver.h"
+#include "src/reduce_driver.h"
+
+namespace bnorm {
+namespace {
+
+// How many leading values of a channel estimate its mean for the shift.
+constexpr int64_t kShiftSamples = 16;
+
+// Per-channel float arrays the driver keeps in scratch.
+struct ChannelArrays {
+  float* shift_estimate;  // the sums' shift, near the channel's mean
+  float* center;          // normalize pass: y = (x - center) * scale + shift
+  float* scale;
+  float* shift;
+};
+
+unsigned __int128 ChannelArraysBytes(const Plan& p) {
+  return static_cast<unsigned __int128>(4 * sizeof(float)) * p.channels;
+}
+
+ChannelArrays CarveChannelArrays(const Plan& p, void* scratch) {
+  float* f = static_cast<float*>(scratch);
+  return ChannelArrays{f, f + p.channels, f + 2 * p.channels, f + 3 * p.channels};
+}
+
+class TrainingOps {
+ public:
+  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays,
+              const float* x, float* y, const float* gamma, const float* beta,
+              float* running_mean, float* running_var, float* save_mean, float* save_invstd)
+      : pr_(pr), p_(pr.plan), k_(k), a_(arrays), x_(x), y_(y), gamma_(gamma), beta_(beta),
+        running_mean_(running_mean), running_var_(running_var), save_mean_(save_mean),
+        save_invstd_(save_invstd) {}
+
+  void Prepare(int64_t c) {
+    // The channel's first values: a few of its first segment (channels-first)
+    // or its value in the first rows (channels-last).
+    const int64_t n = std::min(kShiftSamples, p_.channels_last ? p_.outer : p_.inner);
+    const int64_t step = p_.channels_last ? p_.channels : 1;
+    const float* first = x_ + (p_.channels_last ? c : c * p_.inner);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += first[i * step];
+    a_.shift_estimate[c] = static_cast<float>(sum / n);
+  }
+
+  void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
+    k_.moments_span(x_ + segment * p_.inner, p_.inner, a_.shift_estimate[c], sums);
+  }
+
+  void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
+    alignas(64) float shift[kMaxRowWidth];
+    for (size_t i = 0; i < rows.width; ++i) shift[i] = a_.shift_estimate[(pos + i) % p_.channels];
+    k_.moments_rows(x_ + offset, rows, shift, first, second);
+  }
+
+  void Finish(int64_t c, const SumPair& sums) {
+    const double count = static_cast<double>(p_.count);
+    const double deviation = sums.first / count;  // mean - shift_estimate
+    const double mean = a_.shift_estimate[c] + deviation;
+    const double var = std::max(0.0, sums.second / count - deviation * deviation);
+    const double invstd = 1.0 / std::sqrt(var + static_cast<double>(pr_.eps));
+    const double gamma = pr_.affine ? gamma_[c] : 1.0;
+    const double beta = pr_.affine ? beta_[c] : 0.0;
+    // center is the mean rounded to float; the rounding error moves to shift,
+    // so the normalize pass keeps the mean's low bits.
+    const float center = static_cast<float>(mean);
+    const double scale = gamma * invstd;
+    a_.center[c] = center;
+    a_.scale[c] = static_cast<float>(scale);
+    a_.shift[c] = static_cast<float>(beta - (mean - center) * scale);
+    if (save_mean_ != nullptr) save_mean_[c] = center;
+    if (save_invstd_ != nullptr) save_invstd_[c] = static_cast<float>(invstd);
+    if (pr_.track_running_stats) {
+      const double m = pr_.momentum;
+      const double unbiased = var * count / (count - 1);
+      running_mean_[c] = static_cast<float>((1 - m) * running_mean_[c] + m * mean);
+      running_var_[c] = static_cast<float>((1 - m) * running_var_[c] + m * unbiased);
+    }
+  }
+
+  void ElementwiseChannel(int64_t c) {
+    for (int64_t n = 0; n < p_.outer; ++n) {
+      const int64_t offset = (n * p_.channels + c) * p_.inner;
+      k_.normalize_span(x_ + offset, y_ + offset, p_.inner, a_.center[c], a_.scale[c],
+                        a_.shift[c], pr_.relu);
+    }
+  }
+
+  void ElementwiseShare(int t, int nt) {
+    NormalizeShare(p_, k_, x_, y_, pr_.relu, t, nt,
+                   [this](int64_t c, float* center, float* scale, float* shift) {
+                     *center = a_.center[c];
+                     *scale = a_.scale[c];
+                     *shift = a_.shift[c];
+                   });
+  }
+
+ private:
+  const Problem& pr_;
+  const Plan& p_;
+  const KernelTable<float>& k_;
+  ChannelArrays a_;
+  const float* x_;
+  float* y_;
+  const float* gamma_;
+  const float* beta_;
+  float* running_mean_;
+  float* running_var_;
+  float* save_mean_;
+  float* save_invstd_;
+};
+
+}  // namespace
+
+size_t TrainingScratchBytes(const Plan& p) {
+  return ClampBytes(ChannelArraysBytes(p) + ReductionScratchBytes(p));
+}
+
+void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+                     float* y, const float* gamma, const float* beta, float* running_mean,
+                     float* running_var, float* save_mean, float* save_invstd) {
+  const Plan& p = pr.plan;
+  TrainingOps ops(pr, k, CarveChannelArrays(p, scratch), x, y, gamma, beta, running_mean,
+                  running_var, save_mean, save_invstd);
+  // Partial sums go after the channel arrays, aligned for doubles.
+  void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
+  const double bytes = 8.0 * p.count * p.channels;
+  ReduceThenElementwise(p, ThreadsFor(pr.num_threads, bytes), partials, ops);
+}
+
+}  // namespace bnorm
