@@ -58,8 +58,7 @@ bnorm_status bnorm_desc_init(bnorm_desc* d, int64_t num_features) {
   d->dtype = BNORM_DTYPE_F32;
   d->num_threads = 0;
   if (num_features <= 0) {
-    return bnorm::Fail(BNORM_ERR_INVALID_DESCRIPTOR,
-                       "num_features is %lld; it must be > 0",
+    return bnorm::Fail(BNORM_ERR_INVALID_DESCRIPTOR, "num_features is %lld; it must be > 0",
                        static_cast<long long>(num_features));
   }
   return bnorm::Succeed();
@@ -90,8 +89,8 @@ bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* 
   });
 }
 
-bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape,
-                                    const void* x, void* y, const float* gamma, const float* beta,
+bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                                    void* y, const float* gamma, const float* beta,
                                     float* running_mean, float* running_var, float* save_mean,
                                     float* save_invstd) {
   return GuardedCall([&]() -> bnorm_status {
@@ -163,17 +162,15 @@ bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, co
                                                 "backward sums", &scratch)) {
       return s;
     }
-    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(),
-                    static_cast<const float*>(x), static_cast<const float*>(dy),
-                    static_cast<const float*>(y), affine ? gamma : nullptr, save_mean,
-                    save_invstd, static_cast<float*>(dx), dgamma, dbeta);
+    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(), static_cast<const float*>(x),
+                    static_cast<const float*>(dy), static_cast<const float*>(y),
+                    affine ? gamma : nullptr, save_mean, save_invstd, static_cast<float*>(dx),
+                    dgamma, dbeta);
     return bnorm::Succeed();
   });
 }
 
-const char* bnorm_active_target(void) {
-  return bnorm::TargetName(bnorm::ActiveKernels().target);
-}
+const char* bnorm_active_target(void) { return bnorm::TargetName(bnorm::ActiveKernels().target); }
 
 int32_t bnorm_target_count(void) { return static_cast<int32_t>(bnorm::NumAvailableTargets()); }
 

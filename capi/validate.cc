@@ -19,9 +19,8 @@ constexpr uint32_t kKnownFlags = BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_ST
 // Sizes an older header's bnorm_desc may have: each ends on a field boundary,
 // at least through num_features.
 constexpr uint32_t kDescSizes[] = {
-    offsetof(bnorm_desc, eps),         offsetof(bnorm_desc, momentum),
-    offsetof(bnorm_desc, flags),       offsetof(bnorm_desc, layout),
-    offsetof(bnorm_desc, dtype),       offsetof(bnorm_desc, num_threads),
+    offsetof(bnorm_desc, eps),    offsetof(bnorm_desc, momentum), offsetof(bnorm_desc, flags),
+    offsetof(bnorm_desc, layout), offsetof(bnorm_desc, dtype),    offsetof(bnorm_desc, num_threads),
     sizeof(bnorm_desc),
 };
 
@@ -188,8 +187,8 @@ bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n,
     const DataArg& a = args[i];
     const size_t align = a.tensor ? r.element_size : sizeof(float);
     if (reinterpret_cast<uintptr_t>(a.ptr) % align != 0) {
-      return Fail(BNORM_ERR_INVALID_ARGUMENT, "%s (%p) is not aligned to %zu bytes", a.name,
-                  a.ptr, align);
+      return Fail(BNORM_ERR_INVALID_ARGUMENT, "%s (%p) is not aligned to %zu bytes", a.name, a.ptr,
+                  align);
     }
   }
   for (size_t i = 0; i < n; ++i) {
@@ -216,8 +215,8 @@ bnorm_status ValidateEnoughValues(const Request& r, const bnorm_shape* shape, co
   if (r.problem.plan.count > 1) return BNORM_OK;
   char text[160];
   FormatShape(shape, text, sizeof(text));
-  return Fail(BNORM_ERR_TOO_FEW_VALUES, "%s needs more than 1 value per channel, got input of shape %s",
-              what, text);
+  return Fail(BNORM_ERR_TOO_FEW_VALUES,
+              "%s needs more than 1 value per channel, got input of shape %s", what, text);
 }
 
 bnorm_status ValidateSupported(const Request& r) {

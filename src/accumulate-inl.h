@@ -146,8 +146,8 @@ void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const floa
 }
 
 template <typename T>
-void GradSumsRows(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
-                  double* first, double* second) {
+void GradSumsRows(const T* x, const T* dy, const T* y, Rows rows, const float* mean, double* first,
+                  double* second) {
   if (y != nullptr) {
     GradSumsRowsImpl<true>(x, dy, y, rows, mean, first, second);
   } else {

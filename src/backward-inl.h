@@ -20,8 +20,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 template <bool kRelu, bool kUseX, class D, typename T>
 HWY_INLINE hn::Vec<D> InputGradient(D d, const T* x, const T* dy, const T* y, size_t i,
-                                    hn::Vec<D> center, hn::Vec<D> a, hn::Vec<D> b,
-                                    hn::Vec<D> c) {
+                                    hn::Vec<D> center, hn::Vec<D> a, hn::Vec<D> b, hn::Vec<D> c) {
   auto g = LoadElements(d, dy + i);
   if (kRelu) g = ReluGrad(d, g, LoadElements(d, y + i));
   auto v = hn::MulAdd(g, a, c);
@@ -29,66 +28,48 @@ HWY_INLINE hn::Vec<D> InputGradient(D d, const T* x, const T* dy, const T* y, si
   return v;
 }
 
-template <bool kRelu, bool kUseX, typename T>
-void BackwardSpanImpl(const T* x, const T* dy, const T* y, T* dx, size_t count, float center,
-                      float a, float b, float c) {
-  ForEachVector(count, [&](auto d, size_t i) HWY_ATTR {
-    const auto v = InputGradient<kRelu, kUseX>(d, x, dy, y, i, hn::Set(d, center), hn::Set(d, a),
-                                               hn::Set(d, b), hn::Set(d, c));
-    StoreElements(v, d, dx + i);
-  });
-}
-
-template <bool kRelu, bool kUseX, typename T>
-void BackwardRowsImpl(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays p) {
-  for (size_t r = 0; r < rows.rows; ++r) {
-    const size_t offset = r * rows.stride;
-    ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
-      const auto v = InputGradient<kRelu, kUseX>(
-          d, x + offset, dy + offset, y + offset, i, hn::LoadU(d, p.center + i),
-          hn::LoadU(d, p.a + i), hn::LoadU(d, p.b + i), hn::LoadU(d, p.c + i));
-      StoreElements(v, d, dx + offset + i);
+template <bool kRelu, bool kUseX, bool kStream>
+struct BackwardLoops {
+  template <typename T>
+  static void Span(const T* x, const T* dy, const T* y, T* dx, size_t count, float center, float a,
+                   float b, float c) {
+    const size_t peel = kStream ? ElementsToAlignment(dx) : 0;
+    ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
+      const auto v = InputGradient<kRelu, kUseX>(d, x, dy, y, i, hn::Set(d, center), hn::Set(d, a),
+                                                 hn::Set(d, b), hn::Set(d, c));
+      StoreOutput<kStream>(v, d, dx + i);
     });
   }
-}
 
-// Turns the two runtime choices into the four specialised loops, once per call.
-template <template <bool, bool> class Loop, typename... Args>
-void DispatchBackward(bool relu, bool use_x, Args... args) {
-  if (relu) {
-    use_x ? Loop<true, true>::Run(args...) : Loop<true, false>::Run(args...);
-  } else {
-    use_x ? Loop<false, true>::Run(args...) : Loop<false, false>::Run(args...);
-  }
-}
-
-template <bool kRelu, bool kUseX>
-struct BackwardSpanLoop {
   template <typename T>
-  static void Run(const T* x, const T* dy, const T* y, T* dx, size_t count, float center, float a,
-                  float b, float c) {
-    BackwardSpanImpl<kRelu, kUseX>(x, dy, y, dx, count, center, a, b, c);
-  }
-};
-
-template <bool kRelu, bool kUseX>
-struct BackwardRowsLoop {
-  template <typename T>
-  static void Run(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays p) {
-    BackwardRowsImpl<kRelu, kUseX>(x, dy, y, dx, rows, p);
+  static void Rows(const T* x, const T* dy, const T* y, T* dx, bnorm::Rows rows, GradArrays p) {
+    for (size_t r = 0; r < rows.rows; ++r) {
+      const size_t offset = r * rows.stride;
+      const size_t peel = kStream ? ElementsToAlignment(dx + offset) : 0;
+      ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
+        const auto v = InputGradient<kRelu, kUseX>(
+            d, x + offset, dy + offset, y + offset, i, hn::LoadU(d, p.center + i),
+            hn::LoadU(d, p.a + i), hn::LoadU(d, p.b + i), hn::LoadU(d, p.c + i));
+        StoreOutput<kStream>(v, d, dx + offset + i);
+      });
+    }
   }
 };
 
 template <typename T>
 void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, size_t count, float center, float a,
-                  float b, float c) {
-  DispatchBackward<BackwardSpanLoop>(y != nullptr, x != nullptr, x, dy, y, dx, count, center, a,
-                                     b, c);
+                  float b, float c, bool stream) {
+  DispatchOptions<BackwardLoops>(
+      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, count, center, a, b, c); },
+      y != nullptr, x != nullptr, stream);
 }
 
 template <typename T>
-void BackwardRows(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays p) {
-  DispatchBackward<BackwardRowsLoop>(y != nullptr, x != nullptr, x, dy, y, dx, rows, p);
+void BackwardRows(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays p,
+                  bool stream) {
+  DispatchOptions<BackwardLoops>([&](auto loops)
+                                     HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, rows, p); },
+                                 y != nullptr, x != nullptr, stream);
 }
 
 }  // namespace HWY_NAMESPACE

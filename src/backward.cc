@@ -27,8 +27,19 @@ class BackwardOps {
   BackwardOps(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
               const float* dy, const float* y, const float* gamma, const float* save_mean,
               const float* save_invstd, float* dx, float* dgamma, float* dbeta)
-      : pr_(pr), p_(pr.plan), k_(k), x_(x), dy_(dy), y_(pr.relu ? y : nullptr), gamma_(gamma),
-        mean_(save_mean), invstd_(save_invstd), dx_(dx), dgamma_(dgamma), dbeta_(dbeta) {
+      : pr_(pr),
+        p_(pr.plan),
+        k_(k),
+        x_(x),
+        dy_(dy),
+        y_(pr.relu ? y : nullptr),
+        gamma_(gamma),
+        mean_(save_mean),
+        invstd_(save_invstd),
+        dx_(dx),
+        dgamma_(dgamma),
+        dbeta_(dbeta),
+        stream_(ShouldStream(4.0 * pr.plan.count * pr.plan.channels)) {
     float* f = static_cast<float*>(scratch);
     coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
   }
@@ -72,8 +83,12 @@ class BackwardOps {
     for (int64_t n = 0; n < p_.outer; ++n) {
       const int64_t offset = (n * p_.channels + c) * p_.inner;
       k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                       p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c]);
+                       p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
     }
+  }
+
+  void ElementwiseDone() {
+    if (stream_) FlushStreams();
   }
 
   void ElementwiseShare(int t, int nt) {
@@ -83,8 +98,9 @@ class BackwardOps {
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
         k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                         p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c]);
+                         p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
       }
+      ElementwiseDone();
       return;
     }
     const Range rows = ShareOf(p_.folded_rows, t, nt);
@@ -110,6 +126,7 @@ class BackwardOps {
                      arrays);
       }
     }
+    ElementwiseDone();
   }
 
  private:
@@ -118,7 +135,7 @@ class BackwardOps {
 
   void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
     k_.backward_rows(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset, rows,
-                     arrays);
+                     arrays, stream_);
   }
 
   const Problem& pr_;
@@ -134,6 +151,7 @@ class BackwardOps {
   float* dgamma_;
   float* dbeta_;
   GradCoefficients coef_;
+  const bool stream_;
 };
 
 }  // namespace

@@ -17,10 +17,10 @@ void ForwardInference(const Problem& pr, const KernelTable<float>& k, const floa
     *scale = static_cast<float>(affine ? gamma[c] * invstd : invstd);
     *shift = affine ? beta[c] : 0.0f;
   };
-  const double bytes = 8.0 * p.count * p.channels;
-  RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) {
-    NormalizeShare(p, k, x, y, pr.relu, t, nt, channel_affine);
-  });
+  const double output_bytes = 4.0 * p.count * p.channels;
+  const Elementwise options{pr.relu, ShouldStream(output_bytes)};
+  RunParallel(ThreadsFor(pr.num_threads, 2 * output_bytes),
+              [&](int t, int nt) { NormalizeShare(p, k, x, y, options, t, nt, channel_affine); });
 }
 
 }  // namespace bnorm

@@ -49,14 +49,20 @@ struct GradArrays {
   const float* c;
 };
 
+// Choices for an elementwise pass.
+struct Elementwise {
+  bool relu;    // y = max(y, 0), NaN kept
+  bool stream;  // non-temporal stores: the output goes to memory, not cache
+};
+
 template <typename T>
 struct KernelTable {
   int64_t target;  // Highway target bit (HWY_AVX2, ...)
 
   // y = (x - center) * scale + shift, then max(., 0) if relu (NaN stays NaN).
   void (*normalize_span)(const T* x, T* y, size_t count, float center, float scale, float shift,
-                         bool relu);
-  void (*normalize_rows)(const T* x, T* y, Rows rows, AffineArrays params, bool relu);
+                         Elementwise options);
+  void (*normalize_rows)(const T* x, T* y, Rows rows, AffineArrays params, Elementwise options);
 
   // Adds sum(x - shift) and sum((x - shift)^2) to *sums.
   void (*moments_span)(const T* x, size_t count, float shift, SumPair* sums);
@@ -71,11 +77,11 @@ struct KernelTable {
                          double* first, double* second);
 
   // dx = g * a + (x - center) * b + c, with g as above. If x is null, the
-  // (x - center) * b term is left out and x is not read.
+  // (x - center) * b term is left out and x is not read. stream: as in Elementwise.
   void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, size_t count, float center,
-                        float a, float b, float c);
-  void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, Rows rows,
-                        GradArrays params);
+                        float a, float b, float c, bool stream);
+  void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays params,
+                        bool stream);
 };
 
 }  // namespace bnorm

@@ -20,47 +20,57 @@ namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <bool kRelu, typename T>
+template <bool kRelu, bool kStream, typename T>
 void NormalizeSpanImpl(const T* x, T* y, size_t count, float center, float scale, float shift) {
-  ForEachVector(count, [&](auto d, size_t i) HWY_ATTR {
+  const size_t peel = kStream ? ElementsToAlignment(y) : 0;
+  ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
     auto v = hn::MulAdd(hn::Sub(LoadElements(d, x + i), hn::Set(d, center)), hn::Set(d, scale),
                         hn::Set(d, shift));
     if (kRelu) v = Relu(d, v);
-    StoreElements(v, d, y + i);
+    StoreOutput<kStream>(v, d, y + i);
   });
 }
 
-template <typename T>
-void NormalizeSpan(const T* x, T* y, size_t count, float center, float scale, float shift,
-                   bool relu) {
-  if (relu) {
-    NormalizeSpanImpl<true>(x, y, count, center, scale, shift);
-  } else {
-    NormalizeSpanImpl<false>(x, y, count, center, scale, shift);
-  }
-}
-
-template <bool kRelu, typename T>
+template <bool kRelu, bool kStream, typename T>
 void NormalizeRowsImpl(const T* x, T* y, Rows rows, AffineArrays p) {
   for (size_t r = 0; r < rows.rows; ++r) {
     const T* row_x = x + r * rows.stride;
     T* row_y = y + r * rows.stride;
-    ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
+    const size_t peel = kStream ? ElementsToAlignment(row_y) : 0;
+    ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, row_x + i), hn::LoadU(d, p.center + i)),
                           hn::LoadU(d, p.scale + i), hn::LoadU(d, p.shift + i));
       if (kRelu) v = Relu(d, v);
-      StoreElements(v, d, row_y + i);
+      StoreOutput<kStream>(v, d, row_y + i);
     });
   }
 }
 
-template <typename T>
-void NormalizeRows(const T* x, T* y, Rows rows, AffineArrays params, bool relu) {
-  if (relu) {
-    NormalizeRowsImpl<true>(x, y, rows, params);
-  } else {
-    NormalizeRowsImpl<false>(x, y, rows, params);
+template <bool kRelu, bool kStream>
+struct NormalizeLoops {
+  template <typename T>
+  static void Span(const T* x, T* y, size_t count, float center, float scale, float shift) {
+    NormalizeSpanImpl<kRelu, kStream>(x, y, count, center, scale, shift);
   }
+  template <typename T>
+  static void Rows(const T* x, T* y, bnorm::Rows rows, AffineArrays params) {
+    NormalizeRowsImpl<kRelu, kStream>(x, y, rows, params);
+  }
+};
+
+template <typename T>
+void NormalizeSpan(const T* x, T* y, size_t count, float center, float scale, float shift,
+                   Elementwise options) {
+  DispatchOptions<NormalizeLoops>(
+      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, y, count, center, scale, shift); },
+      options.relu, options.stream);
+}
+
+template <typename T>
+void NormalizeRows(const T* x, T* y, Rows rows, AffineArrays params, Elementwise options) {
+  DispatchOptions<NormalizeLoops>([&](auto loops)
+                                      HWY_ATTR { decltype(loops)::Rows(x, y, rows, params); },
+                                  options.relu, options.stream);
 }
 
 }  // namespace HWY_NAMESPACE

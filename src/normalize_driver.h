@@ -33,7 +33,7 @@ struct AffineBlock {
 // s % C of sample s / C.
 template <class ChannelAffine>
 void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                       bool relu, Range segments, const ChannelAffine& affine) {
+                       Elementwise options, Range segments, const ChannelAffine& affine) {
   AffineBlock block;
   int64_t block_begin = -1;
   for (int64_t s = segments.begin; s < segments.end; ++s) {
@@ -46,7 +46,7 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
     }
     const int64_t i = c - block_begin;
     k.normalize_span(x + s * p.inner, y + s * p.inner, p.inner, block.center[i], block.scale[i],
-                     block.shift[i], relu);
+                     block.shift[i], options);
   }
 }
 
@@ -54,7 +54,8 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
 // row at the end when `with_tail`.
 template <class ChannelAffine>
 void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                       bool relu, Range rows, bool with_tail, const ChannelAffine& affine) {
+                       Elementwise options, Range rows, bool with_tail,
+                       const ChannelAffine& affine) {
   AffineBlock block;
   for (int64_t b = 0; b < p.num_blocks; ++b) {
     const int64_t first = b * p.block_width;
@@ -64,13 +65,13 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
     k.normalize_rows(x + offset, y + offset,
                      Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n),
                           static_cast<size_t>(p.width)},
-                     block.arrays(), relu);
+                     block.arrays(), options);
     const int64_t tail_n = std::min(n, p.tail_width - first);
     if (with_tail && tail_n > 0) {
       const int64_t tail_offset = p.folded_rows * p.width + first;
       k.normalize_rows(x + tail_offset, y + tail_offset,
                        Rows{1, static_cast<size_t>(tail_n), static_cast<size_t>(p.width)},
-                       block.arrays(), relu);
+                       block.arrays(), options);
     }
   }
 }
@@ -78,12 +79,13 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
 // Thread t's share of the whole tensor.
 template <class ChannelAffine>
 void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                    bool relu, int t, int nt, const ChannelAffine& affine) {
+                    Elementwise options, int t, int nt, const ChannelAffine& affine) {
   if (p.channels_last) {
-    NormalizeRowRange(p, k, x, y, relu, ShareOf(p.folded_rows, t, nt), t == nt - 1, affine);
+    NormalizeRowRange(p, k, x, y, options, ShareOf(p.folded_rows, t, nt), t == nt - 1, affine);
   } else {
-    NormalizeSegments(p, k, x, y, relu, ShareOf(p.outer * p.channels, t, nt), affine);
+    NormalizeSegments(p, k, x, y, options, ShareOf(p.outer * p.channels, t, nt), affine);
   }
+  if (options.stream) FlushStreams();
 }
 
 }  // namespace bnorm

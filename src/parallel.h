@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "hwy/cache_control.h"
+
 namespace bnorm {
 
 // Below this much memory traffic per thread, waking another thread costs more
@@ -21,6 +23,17 @@ inline int ThreadsFor(int requested, double bytes) {
   const double useful = bytes / kMinBytesPerThread;
   return useful < 2 ? 1 : static_cast<int>(std::min<double>(limit, useful));
 }
+
+// Outputs at least this large are written with non-temporal stores: they
+// would not stay in cache anyway, and streaming saves reading each
+// destination line before writing it.
+constexpr double kStreamMinBytes = 16.0 * 1024 * 1024;
+
+inline bool ShouldStream(double output_bytes) { return output_bytes >= kStreamMinBytes; }
+
+// Orders this thread's non-temporal stores before anything after it (the end
+// of the parallel region, another thread's reads).
+inline void FlushStreams() { hwy::FlushStream(); }
 
 // Runs body(thread, num_threads) on a team of up to num_threads threads; the
 // body may use `#pragma omp barrier`. One thread runs inline.

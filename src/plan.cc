@@ -52,16 +52,16 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
 
   const int64_t fold = kFoldLanes / Gcd(p.channels, kFoldLanes);
   const int64_t max_width = static_cast<int64_t>(kMaxRowWidth);
-  p.fold = (p.channels <= max_width && p.channels * fold <= max_width && p.outer >= fold) ? fold : 1;
+  p.fold =
+      (p.channels <= max_width && p.channels * fold <= max_width && p.outer >= fold) ? fold : 1;
   p.width = p.channels * p.fold;
   p.folded_rows = p.outer / p.fold;
   p.tail_width = (p.outer % p.fold) * p.channels;
   p.block_width = std::min<int64_t>(p.width, kMaxRowWidth);
   p.num_blocks = CeilDiv(p.width, p.block_width);
-  const int64_t max_chunks =
-      std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
-  p.rows_per_chunk = std::max({int64_t{1}, CeilDiv(kChunkValues, p.width),
-                               CeilDiv(p.folded_rows, max_chunks)});
+  const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
+  p.rows_per_chunk =
+      std::max({int64_t{1}, CeilDiv(kChunkValues, p.width), CeilDiv(p.folded_rows, max_chunks)});
   p.num_chunks = std::max<int64_t>(1, CeilDiv(p.folded_rows, p.rows_per_chunk));
   return p;
 }

@@ -12,6 +12,7 @@
 //   Finish(c, sums)                  per-channel coefficients from the sums
 //   ElementwiseChannel(c)            the elementwise pass of one channel
 //   ElementwiseShare(t, nt)          thread t's share of the elementwise pass
+//   ElementwiseDone()                after a thread's last ElementwiseChannel
 #ifndef BNORM_SRC_REDUCE_DRIVER_H_
 #define BNORM_SRC_REDUCE_DRIVER_H_
 
@@ -107,6 +108,7 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
         ops.Finish(c, total);
         ops.ElementwiseChannel(c);
       }
+      ops.ElementwiseDone();
       return;
     }
     for (int64_t c = channels.begin; c < channels.end; ++c) ops.Prepare(c);

@@ -32,12 +32,22 @@ ChannelArrays CarveChannelArrays(const Plan& p, void* scratch) {
 
 class TrainingOps {
  public:
-  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays,
-              const float* x, float* y, const float* gamma, const float* beta,
-              float* running_mean, float* running_var, float* save_mean, float* save_invstd)
-      : pr_(pr), p_(pr.plan), k_(k), a_(arrays), x_(x), y_(y), gamma_(gamma), beta_(beta),
-        running_mean_(running_mean), running_var_(running_var), save_mean_(save_mean),
-        save_invstd_(save_invstd) {}
+  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays, const float* x,
+              float* y, const float* gamma, const float* beta, float* running_mean,
+              float* running_var, float* save_mean, float* save_invstd)
+      : pr_(pr),
+        p_(pr.plan),
+        k_(k),
+        a_(arrays),
+        x_(x),
+        y_(y),
+        gamma_(gamma),
+        beta_(beta),
+        running_mean_(running_mean),
+        running_var_(running_var),
+        save_mean_(save_mean),
+        save_invstd_(save_invstd),
+        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)} {}
 
   void Prepare(int64_t c) {
     // The channel's first values: a few of its first segment (channels-first)
@@ -88,13 +98,17 @@ class TrainingOps {
   void ElementwiseChannel(int64_t c) {
     for (int64_t n = 0; n < p_.outer; ++n) {
       const int64_t offset = (n * p_.channels + c) * p_.inner;
-      k_.normalize_span(x_ + offset, y_ + offset, p_.inner, a_.center[c], a_.scale[c],
-                        a_.shift[c], pr_.relu);
+      k_.normalize_span(x_ + offset, y_ + offset, p_.inner, a_.center[c], a_.scale[c], a_.shift[c],
+                        options_);
     }
   }
 
+  void ElementwiseDone() {
+    if (options_.stream) FlushStreams();
+  }
+
   void ElementwiseShare(int t, int nt) {
-    NormalizeShare(p_, k_, x_, y_, pr_.relu, t, nt,
+    NormalizeShare(p_, k_, x_, y_, options_, t, nt,
                    [this](int64_t c, float* center, float* scale, float* shift) {
                      *center = a_.center[c];
                      *scale = a_.scale[c];
@@ -115,6 +129,7 @@ class TrainingOps {
   float* running_var_;
   float* save_mean_;
   float* save_invstd_;
+  const Elementwise options_;
 };
 
 }  // namespace

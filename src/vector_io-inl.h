@@ -9,6 +9,9 @@
 #endif
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <type_traits>
 
 #include "hwy/highway.h"
 
@@ -27,18 +30,69 @@ HWY_INLINE void StoreElements(hn::Vec<D> v, D d, float* p) {
   hn::StoreU(v, d, p);
 }
 
-// Calls body(d, i) on whole vectors, then on single lanes for the rest, so
-// every kernel handles any count without reading or writing past its end
-// (a masked store could be emulated by a read-modify-write of the next row,
-// which another thread may be writing).
+// Stores an output vector; with kStream, whole vectors bypass the cache
+// (non-temporal), which saves reading the destination lines first when the
+// output will not be read again soon. Streamed pointers must be aligned to
+// the vector size; single lanes are stored normally.
+template <bool kStream, class D>
+HWY_INLINE void StoreOutput(hn::Vec<D> v, D d, float* p) {
+  if (kStream && std::is_same<D, hn::ScalableTag<float>>::value) {
+    hn::Stream(v, d, p);
+  } else {
+    StoreElements(v, d, p);
+  }
+}
+
+// Elements before p reaches a whole-vector boundary.
+template <typename T>
+HWY_INLINE size_t ElementsToAlignment(const T* p) {
+  const size_t vector_bytes = hn::Lanes(hn::ScalableTag<float>()) * sizeof(float);
+  const size_t misalignment = reinterpret_cast<uintptr_t>(p) % vector_bytes;
+  return misalignment == 0 ? 0 : (vector_bytes - misalignment) / sizeof(T);
+}
+
+// Calls body(d, i) on single lanes for the first `peel` elements, then on
+// whole vectors, then on single lanes for the rest, so every kernel handles
+// any count without reading or writing past its end (a masked store could be
+// emulated by a read-modify-write of the next row, which another thread may
+// be writing).
 template <class Body>
-HWY_INLINE void ForEachVector(size_t count, const Body& body) {
+HWY_INLINE void ForEachVector(size_t count, size_t peel, const Body& body) {
   const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;
+  for (; i < peel && i < count; ++i) body(d1, i);
   for (; i + lanes <= count; i += lanes) body(d, i);
-  const hn::CappedTag<float, 1> d1;
   for (; i < count; ++i) body(d1, i);
+}
+
+template <class Body>
+HWY_INLINE void ForEachVector(size_t count, const Body& body) {
+  ForEachVector(count, 0, body);
+}
+
+// Turns runtime choices into a specialised loop, once per call:
+// DispatchOptions<Loops>(f, a, b) calls f(Loops<a, b>()).
+template <template <bool...> class Loops, bool... kChosen>
+struct OptionDispatch {
+  template <class F>
+  static HWY_INLINE void Run(const F& f) {
+    f(Loops<kChosen...>());
+  }
+  template <class F, class... Rest>
+  static HWY_INLINE void Run(const F& f, bool first, Rest... rest) {
+    if (first) {
+      OptionDispatch<Loops, kChosen..., true>::Run(f, rest...);
+    } else {
+      OptionDispatch<Loops, kChosen..., false>::Run(f, rest...);
+    }
+  }
+};
+
+template <template <bool...> class Loops, class F, class... Options>
+HWY_INLINE void DispatchOptions(const F& f, Options... options) {
+  OptionDispatch<Loops>::Run(f, options...);
 }
 
 // max(v, 0) that keeps NaN, as torch.relu does.

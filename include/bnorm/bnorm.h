@@ -112,14 +112,14 @@ typedef enum bnorm_dtype {
 /* A batch-norm layer's fixed configuration. Initialise it with
  * bnorm_desc_init, then change fields as needed. */
 typedef struct bnorm_desc {
-  uint32_t struct_size;  /* sizeof(bnorm_desc) as the caller compiled it */
-  int64_t num_features;  /* C: the layer's channel count */
-  float eps;             /* > 0 and finite; default 1e-5 */
-  float momentum;        /* in [0, 1]; default 0.1; running = (1-m)*running + m*batch */
-  uint32_t flags;        /* BNORM_FLAG_*; default AFFINE | TRACK_RUNNING_STATS */
-  bnorm_layout layout;   /* default BNORM_LAYOUT_NCHW */
-  bnorm_dtype dtype;     /* dtype of x, y, dy, dx; default F32. Per-channel vectors are float */
-  int32_t num_threads;   /* 0: OpenMP's default; n > 0: at most n threads */
+  uint32_t struct_size; /* sizeof(bnorm_desc) as the caller compiled it */
+  int64_t num_features; /* C: the layer's channel count */
+  float eps;            /* > 0 and finite; default 1e-5 */
+  float momentum;       /* in [0, 1]; default 0.1; running = (1-m)*running + m*batch */
+  uint32_t flags;       /* BNORM_FLAG_*; default AFFINE | TRACK_RUNNING_STATS */
+  bnorm_layout layout;  /* default BNORM_LAYOUT_NCHW */
+  bnorm_dtype dtype;    /* dtype of x, y, dy, dx; default F32. Per-channel vectors are float */
+  int32_t num_threads;  /* 0: OpenMP's default; n > 0: at most n threads */
 } bnorm_desc;
 
 /* Sets every field to its default, struct_size to sizeof(bnorm_desc) and
