@@ -85,29 +85,57 @@ HWY_INLINE void AccumulateSpan(size_t count, const Term& term, SumPair* sums) {
   }
 }
 
+// Sums columns [i, i + kVectors * Lanes(d)) of rows [r0, r1) in registers,
+// then adds them per position into first[] and second[].
+template <size_t kVectors, class D, class Term>
+HWY_INLINE void AccumulateColumns(D d, size_t r0, size_t r1, size_t stride, size_t i,
+                                  const Term& term, double* first, double* second) {
+  const size_t lanes = hn::Lanes(d);
+  hn::Vec<D> sum_first[kVectors], sum_second[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    sum_first[v] = hn::Zero(d);
+    sum_second[v] = hn::Zero(d);
+  }
+  for (size_t r = r0; r < r1; ++r) {
+    for (size_t v = 0; v < kVectors; ++v) {
+      auto a = hn::Zero(d), b = hn::Zero(d);
+      term(d, r * stride, i + v * lanes, a, b);
+      sum_first[v] = hn::Add(sum_first[v], a);
+      sum_second[v] = hn::MulAdd(a, b, sum_second[v]);
+    }
+  }
+  HWY_ALIGN float block_first[kVectors * hn::MaxLanes(d)];
+  HWY_ALIGN float block_second[kVectors * hn::MaxLanes(d)];
+  for (size_t v = 0; v < kVectors; ++v) {
+    hn::Store(sum_first[v], d, block_first + v * lanes);
+    hn::Store(sum_second[v], d, block_second + v * lanes);
+  }
+  for (size_t k = 0; k < kVectors * lanes; ++k) {
+    first[i + k] += block_first[k];
+    second[i + k] += block_second[k];
+  }
+}
+
 // term(d, offset, i, a, b) sets a and b for row elements [offset + i, ...),
-// position i. Adds per position into first[0, width) and second[0, width).
+// positions [i, ...). Adds per position into first[0, width) and second[0,
+// width). Rows are taken kRowBlock at a time, columns four vectors at a time,
+// so the partial sums stay in registers.
 template <class Term>
 HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
-  HWY_ALIGN float block_first[kMaxRowWidth];
-  HWY_ALIGN float block_second[kMaxRowWidth];
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const size_t lanes = hn::Lanes(d);
   for (size_t r0 = 0; r0 < rows.rows; r0 += kRowBlock) {
-    std::fill_n(block_first, rows.width, 0.0f);
-    std::fill_n(block_second, rows.width, 0.0f);
     const size_t r1 = std::min(rows.rows, r0 + kRowBlock);
-    for (size_t r = r0; r < r1; ++r) {
-      const size_t offset = r * rows.stride;
-      ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
-        auto a = hn::Zero(d), b = hn::Zero(d);
-        term(d, offset, i, a, b);
-        hn::StoreU(hn::Add(hn::LoadU(d, block_first + i), a), d, block_first + i);
-        hn::StoreU(hn::MulAdd(a, b, hn::LoadU(d, block_second + i)), d, block_second + i);
-      });
+    size_t i = 0;
+    for (; i + 4 * lanes <= rows.width; i += 4 * lanes) {
+      AccumulateColumns<4>(d, r0, r1, rows.stride, i, term, first, second);
     }
-    for (size_t i = 0; i < rows.width; ++i) {
-      first[i] += block_first[i];
-      second[i] += block_second[i];
+    for (; i + lanes <= rows.width; i += lanes) {
+      AccumulateColumns<1>(d, r0, r1, rows.stride, i, term, first, second);
     }
+    for (; i < rows.width; ++i)
+      AccumulateColumns<1>(d1, r0, r1, rows.stride, i, term, first, second);
   }
 }
 
