@@ -1,0 +1,238 @@
+// bnorm's benchmark: bnorm beside oneDNN, a naive scalar loop and the
+// memory-bandwidth roof, over a fixed shape table.
+//
+// Row names: <impl>/<shape>/<layout>/<mode>/t<threads>/<policy>, e.g.
+//   bnorm/32x256x56x56/nhwc/train/t2/cold
+// impl:   bnorm, onednn, naive (1 thread only), roof_plain, roof_stream,
+//         bnorm@<TARGET> (SIMD target capped, a few hot rows)
+// mode:   infer, train, bwd; the roof rows' layout is "any" and their mode is
+//         "fwd" (copy: serves infer and train) or "bwd" (2-in-1-out add).
+// policy: cold (ring of buffers > 2 x LLC) or hot (same buffers; registered
+//         only where a call's data fits in the LLC, otherwise hot == cold).
+// bench/compare.py parses these names; keep them in step.
+//
+// Extra flag: --check runs the peer correctness check instead of benchmarks.
+#include <benchmark/benchmark.h>
+#include <bnorm/bnorm.h>
+
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bnorm_call.h"
+#include "buffers.h"
+#include "naive.h"
+#include "peer_check.h"
+#include "roof.h"
+#include "shapes.h"
+#ifdef BNORM_BENCH_HAVE_DNNL
+#include "onednn_peer.h"
+#endif
+
+namespace bnorm_bench {
+namespace {
+
+constexpr int kThreadCounts[] = {1, 2};
+// Shapes that also get one row per SIMD target: one from DRAM, one in cache.
+const char* const kPerTargetShapes[] = {"32x256x56x56", "1x256x56x56"};
+
+struct Row {
+  LogicalShape shape;
+  Layout layout;
+  Mode mode;
+  int threads;
+  Policy policy;
+};
+
+std::string RowName(const std::string& impl, const Row& row) {
+  return impl + "/" + row.shape.Name() + "/" + LayoutName(row.layout) + "/" + ModeName(row.mode) +
+         "/t" + std::to_string(row.threads) + "/" + PolicyName(row.policy);
+}
+
+// Times `call(tensors, channels)` once per iteration on the row's data policy.
+// `call` returns false after reporting an error with SkipWithError.
+template <class Call>
+void TimeRow(benchmark::State& state, const Row& row, Call&& call) {
+  BufferRing& ring = RingFor(row.shape);  // allocated outside the timed loop
+  for (auto _ : state) {
+    if (!call(ring.Next(row.policy), ring.channels())) break;
+  }
+  // bytes_per_second counts the minimal traffic, not what the kernel moves.
+  state.SetBytesProcessed(state.iterations() * MinimalBytes(row.shape, row.mode));
+}
+
+void Register(const std::string& name, std::function<void(benchmark::State&)> fn) {
+  benchmark::RegisterBenchmark(name.c_str(), std::move(fn))
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+void TimeBnorm(benchmark::State& state, const Row& row) {
+  const BnormCall call(row.shape, row.layout, row.mode, row.threads);
+  TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+    if (call.Run(t, ch) == BNORM_OK) return true;
+    state.SkipWithError(bnorm_last_error());
+    return false;
+  });
+  state.SetLabel(bnorm_active_target());
+}
+
+void RegisterBnorm(const Row& row) {
+  Register(RowName("bnorm", row), [row](benchmark::State& state) { TimeBnorm(state, row); });
+}
+
+// bnorm capped at one SIMD target; the cap is lifted again afterwards.
+void RegisterBnormTarget(const Row& row, const std::string& target) {
+  Register(RowName("bnorm@" + target, row), [row, target](benchmark::State& state) {
+    if (bnorm_set_max_target(target.c_str()) != BNORM_OK) {
+      state.SkipWithError(bnorm_last_error());
+      return;
+    }
+    TimeBnorm(state, row);
+    bnorm_set_max_target(nullptr);
+  });
+}
+
+void RegisterNaive(const Row& row) {
+  Register(RowName("naive", row), [row](benchmark::State& state) {
+    const LogicalShape& s = row.shape;
+    TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+      switch (row.mode) {
+        case Mode::kInference:
+          NaiveInference(s, row.layout, t.x.get(), t.y.get(), ch.mean.data(), ch.var.data(),
+                         ch.gamma.data(), ch.beta.data(), kEps);
+          break;
+        case Mode::kTraining:
+          NaiveTraining(s, row.layout, t.x.get(), t.y.get(), ch.gamma.data(), ch.beta.data(), kEps,
+                        0.1f, ch.running_mean.data(), ch.running_var.data(), ch.save_mean.data(),
+                        ch.save_var.data(), ch.save_invstd.data());
+          break;
+        case Mode::kBackward:
+          NaiveBackward(s, row.layout, t.x.get(), t.dy.get(), ch.gamma.data(), ch.save_mean.data(),
+                        ch.save_invstd.data(), t.dx.get(), ch.dgamma.data(), ch.dbeta.data());
+          break;
+      }
+      return true;
+    });
+  });
+}
+
+#ifdef BNORM_BENCH_HAVE_DNNL
+void RegisterOneDnn(const Row& row) {
+  Register(RowName("onednn", row), [row](benchmark::State& state) {
+    try {
+      OneDnnBatchNorm bn(row.shape, row.layout, row.mode, kEps);  // not timed
+      state.SetLabel(bn.ImplName());
+      TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+        bn.Run(t, ch, row.threads);
+        return true;
+      });
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
+  });
+}
+#endif
+
+// The roof only depends on the traffic, so one row per shape, traffic kind
+// (forward copy or backward add), threads and policy serves every layout/mode.
+void RegisterRoof(const LogicalShape& shape, bool backward, int threads, Policy policy) {
+  for (Store store : {Store::kPlain, Store::kStreaming}) {
+    const std::string name = std::string("roof_") + StoreName(store) + "/" + shape.Name() +
+                             "/any/" + (backward ? "bwd" : "fwd") + "/t" + std::to_string(threads) +
+                             "/" + PolicyName(policy);
+    const Row row{shape, Layout::kNCHW, backward ? Mode::kBackward : Mode::kInference, threads,
+                  policy};
+    Register(name, [row, store](benchmark::State& state) {
+      const int64_t n = row.shape.Elements();
+      TimeRow(state, row, [&](TensorSet& t, ChannelVectors&) {
+        if (row.mode == Mode::kBackward) {
+          RoofAdd(t.x.get(), t.dy.get(), t.dx.get(), n, row.threads, store);
+        } else {
+          RoofCopy(t.x.get(), t.y.get(), n, row.threads, store);
+        }
+        return true;
+      });
+      state.SetLabel(RoofIsa());
+    });
+  }
+}
+
+std::vector<Policy> PoliciesFor(const LogicalShape& shape, Mode mode) {
+  if (HotFitsInCache(shape, mode)) return {Policy::kCold, Policy::kHot};
+  return {Policy::kCold};
+}
+
+// Shape by shape, so the rows of one shape share one buffer ring.
+void RegisterAll() {
+  for (const LogicalShape& shape : ShapeTable()) {
+    for (int threads : kThreadCounts) {
+      for (bool backward : {false, true}) {
+        for (Policy policy : PoliciesFor(shape, backward ? Mode::kBackward : Mode::kInference)) {
+          RegisterRoof(shape, backward, threads, policy);
+        }
+      }
+    }
+    for (Layout layout : {Layout::kNCHW, Layout::kNHWC}) {
+      for (Mode mode : {Mode::kInference, Mode::kTraining, Mode::kBackward}) {
+        for (int threads : kThreadCounts) {
+          for (Policy policy : PoliciesFor(shape, mode)) {
+            const Row row{shape, layout, mode, threads, policy};
+            RegisterBnorm(row);
+#ifdef BNORM_BENCH_HAVE_DNNL
+            RegisterOneDnn(row);
+#endif
+            if (threads == 1) RegisterNaive(row);  // the naive loop has no threads
+          }
+        }
+      }
+    }
+    for (const char* name : kPerTargetShapes) {
+      if (shape.Name() != name) continue;
+      for (int32_t i = 0; i < bnorm_target_count(); ++i) {
+        for (Mode mode : {Mode::kInference, Mode::kTraining}) {
+          RegisterBnormTarget({shape, Layout::kNCHW, mode, 1, Policy::kHot}, bnorm_target_name(i));
+        }
+      }
+    }
+  }
+}
+
+void AddContext() {
+  benchmark::AddCustomContext("bnorm_version", bnorm_version_string());
+  benchmark::AddCustomContext("bnorm_target", bnorm_active_target());
+  benchmark::AddCustomContext("llc_bytes", std::to_string(LastLevelCacheBytes()));
+  benchmark::AddCustomContext("roof_isa", RoofIsa());
+#ifdef BNORM_BENCH_HAVE_DNNL
+  benchmark::AddCustomContext("onednn_version", OneDnnVersion());
+#else
+  benchmark::AddCustomContext("onednn_version", "not built");
+#endif
+}
+
+}  // namespace
+}  // namespace bnorm_bench
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--check") == 0) return bnorm_bench::RunPeerCheck() == 0 ? 0 : 1;
+  }
+  // Defaults placed before the user's flags, so the user's win: medians of 5
+  // repetitions, each at least 50 ms, which keeps the full table to minutes.
+  static char reps[] = "--benchmark_repetitions=5";
+  static char min_time[] = "--benchmark_min_time=0.05";
+  static char aggregates[] = "--benchmark_report_aggregates_only=true";
+  std::vector<char*> args = {argv[0], reps, min_time, aggregates};
+  args.insert(args.end(), argv + 1, argv + argc);
+  int args_count = static_cast<int>(args.size());
+  benchmark::Initialize(&args_count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
+  bnorm_bench::AddContext();
+  bnorm_bench::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,88 @@
+// Buffers the benchmark rows run on, and the cold/hot data policy.
+//
+// Cold: a ring of buffer sets whose total exceeds the last-level cache
+// several times over; each iteration takes the next set, so its data comes
+// from DRAM, as it does between layers of a real network.
+// Hot: the same set every iteration, so data that fits stays in cache.
+//
+// Every row of one shape (bnorm and its peers) runs on the same ring, so they
+// see the same pages, alignment and cache state.
+#ifndef BNORM_BENCH_BUFFERS_H_
+#define BNORM_BENCH_BUFFERS_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "shapes.h"
+
+namespace bnorm_bench {
+
+// Frees memory from AlignedAlloc.
+struct FreeDeleter {
+  void operator()(float* p) const;
+};
+using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
+// 64-byte aligned (a cache line; also what streaming stores need), uninitialised.
+AlignedFloats AlignedAlloc(int64_t count);
+
+// One iteration's tensors, each Elements() floats. Forward reads x and writes
+// y; backward reads x and dy and writes dx.
+struct TensorSet {
+  AlignedFloats x, y, dy, dx;
+};
+
+// Per-channel float[C] vectors, shared by all sets of a ring: they are tiny
+// and stay in cache in real use too.
+struct ChannelVectors {
+  std::vector<float> mean, var;  // inference statistics (running stats of a trained layer)
+  std::vector<float> gamma, beta;
+  std::vector<float> running_mean, running_var;         // updated by bnorm's training forward
+  std::vector<float> save_mean, save_var, save_invstd;  // training outputs / backward inputs
+  std::vector<float> dgamma, dbeta;
+};
+
+// The epsilon every implementation is given.
+constexpr float kEps = 1e-5f;
+
+class BufferRing {
+ public:
+  BufferRing(const LogicalShape& shape, int64_t num_sets);
+
+  const LogicalShape& shape() const { return shape_; }
+  int64_t num_sets() const { return static_cast<int64_t>(sets_.size()); }
+  TensorSet& set(int64_t i) { return sets_[i]; }
+  ChannelVectors& channels() { return channels_; }
+
+  // The set the next iteration uses. Cold: cycles through the ring, and keeps
+  // cycling across benchmark runs, so a run never starts on a set that the
+  // previous run left in cache. Hot: always set 0.
+  TensorSet& Next(Policy policy);
+
+ private:
+  LogicalShape shape_;
+  std::vector<TensorSet> sets_;
+  ChannelVectors channels_;
+  int64_t cursor_ = 0;
+};
+
+// Bytes of last-level cache the cold policy must defeat: 32 MiB, or env
+// BNORM_BENCH_LLC_BYTES. (Not sysconf: in this VM it reports the host's 256 MiB.)
+int64_t LastLevelCacheBytes();
+
+// True when the hot policy means something for this shape and mode: the data
+// a call touches fits in the LLC. Otherwise hot is the same as cold.
+bool HotFitsInCache(const LogicalShape& shape, Mode mode);
+
+// The ring for `shape`, sized for the cold policy (at least 2 x LLC for the
+// forward modes' footprint, at least 2 sets). Only the most recent shape's ring
+// is kept, so register rows shape by shape.
+BufferRing& RingFor(const LogicalShape& shape);
+
+// Deterministic pseudo-random floats in [-1, 1), cheap enough to fill
+// gigabytes: index-hashed, so the fill can run in parallel.
+void FillUniform(float* data, int64_t count, uint64_t seed);
+
+}  // namespace bnorm_bench
+
+#endif  // BNORM_BENCH_BUFFERS_H_

@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""Runs bnorm_bench and torch_bench.py and prints one comparison table.
+
+Per row (shape, layout, mode, threads, policy): bnorm's median time, oneDNN's
+and PyTorch's with their ratio to bnorm (peer time / bnorm time: above 1 means
+bnorm is faster), the memory-bandwidth roof time and bnorm's fraction of it
+(roof time / bnorm time: 100% means bnorm moves its minimal bytes as fast as a
+plain copy), the naive loop's ratio where measured, and geometric means.
+
+PyTorch's ratios come from torch_bench.py, which times bnorm in the same
+process; "pt" lets freed blocks be reused (MALLOC_MMAP_MAX_=0), "pt+mmap" runs
+with glibc's defaults, where each large output is fresh pages.
+
+Default: two shapes, 3 repetitions (about 40 s on the 2-core dev machine).
+--full: the whole table, the naive baseline and the per-SIMD-target rows,
+5 repetitions (about 7.5 minutes there).
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The default run: one ResNet-50 layer from DRAM and one that fits in cache.
+QUICK_SHAPES = ["32x1024x14x14", "1x256x56x56"]
+# In the quick run, only the rows the table compares.
+QUICK_IMPLS = ["bnorm", "onednn", "roof_plain", "roof_stream"]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true",
+                        help="every shape, plus the naive and per-SIMD-target rows")
+    parser.add_argument("--build-dir", default=os.environ.get("BNORM_BUILD_DIR",
+                                                              "/work/main/build"))
+    parser.add_argument("--shapes", help="comma-separated shape names instead of the default")
+    parser.add_argument("--reps", type=int, help="repetitions (medians); default 5 (quick: 3)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    parser.add_argument("--json-out", help="write the merged rows here (default: in the build dir)")
+    return parser.parse_args()
+
+
+def fail(message):
+    print("compare: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def run_peer_check(binary):
+    result = subprocess.run([binary, "--check"], capture_output=True, text=True)
+    summary = result.stdout.strip().splitlines()[-1:] or ["no output"]
+    if result.returncode != 0:
+        print(result.stdout + result.stderr, file=sys.stderr)
+        fail("the benchmark's peer check failed (%s); its rows would be wrong" % summary[0])
+    print("peer check: " + summary[0])
+
+
+def run_bench(binary, shapes, full, reps, out_path):
+    """Runs bnorm_bench, returns {(impl, shape, layout, mode, threads, policy): entry}."""
+    argv = [binary, "--benchmark_format=json", "--benchmark_out_format=json",
+            "--benchmark_out=" + out_path]
+    if shapes or not full:
+        impls = ".*" if full else "|".join(QUICK_IMPLS)
+        names = "|".join(re.escape(s) for s in (shapes or QUICK_SHAPES))
+        argv.append("--benchmark_filter=^(%s)/(%s)/" % (impls, names))
+    if reps:
+        argv.append("--benchmark_repetitions=%d" % reps)
+    count = len(subprocess.run(argv + ["--benchmark_list_tests"], capture_output=True,
+                               text=True, check=True).stdout.split())
+    print("bnorm_bench: %d benchmarks ..." % count, flush=True)
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+    with open(out_path) as f:
+        report = json.load(f)
+    rows = {}
+    for b in report["benchmarks"]:
+        parts = b["run_name"].split("/")
+        if len(parts) < 6:
+            continue
+        impl, shape, layout, mode, threads, policy = parts[:6]
+        key = (impl, shape, layout, mode, int(threads[1:]), policy)
+        if b.get("error_occurred"):
+            rows[key] = {"error": b.get("error_message", "error")}
+        elif b.get("aggregate_name") == "median":
+            scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b["time_unit"]]
+            rows[key] = {"us": b["real_time"] * scale, "label": b.get("label", ""),
+                         "bytes_per_second": b.get("bytes_per_second")}
+    return rows, report["context"]
+
+
+def run_torch(lib, shapes, reps, out_path):
+    """Runs torch_bench.py (both allocator settings); returns
+    ({(shape, layout, mode, threads, policy, alloc): row}, info), or None if it failed."""
+    argv = [sys.executable, os.path.join(HERE, "torch_bench.py"), "--shapes", ",".join(shapes),
+            "--json", out_path, "--quiet", "--lib", lib]
+    if reps:
+        argv += ["--reps", str(reps)]
+    print("torch_bench.py: %d shapes x 2 allocator settings ..." % len(shapes), flush=True)
+    if subprocess.run(argv).returncode != 0:
+        print("compare: torch_bench.py failed; no PyTorch columns", file=sys.stderr)
+        return None, {}
+    with open(out_path) as f:
+        report = json.load(f)
+    rows = {(r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"]): r
+            for r in report["rows"]}
+    return rows, report["info"]
+
+
+class OtherLoad:
+    """CPU time other processes used while we ran: /proc/stat's busy time minus
+    our own and our children's. On this 2-core machine one busy neighbour is
+    enough to stall every 2-thread parallel region for whole time slices."""
+
+    def __enter__(self):
+        self.start = (self.busy_seconds(), self.own_seconds(), time.time())
+        return self
+
+    def __exit__(self, *exc):
+        busy, own, now = self.busy_seconds(), self.own_seconds(), time.time()
+        other = (busy - self.start[0]) - (own - self.start[1])
+        self.cpus = max(0.0, other / max(now - self.start[2], 1e-9))
+
+    @staticmethod
+    def busy_seconds():
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+    @staticmethod
+    def own_seconds():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+
+def geomean(values):
+    values = [v for v in values if v is not None and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values)), len(values)
+
+
+def fmt_us(v):
+    if v is None:
+        return "-"
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
+def fmt_ratio(v):
+    return "-" if v is None else "%.2f" % v
+
+
+def fmt_pct(v):
+    return "-" if v is None else "%.0f%%" % (100 * v)
+
+
+def build_table(bench, torch_rows):
+    """Joins the results into one list of dicts, one per bnorm row."""
+    table = []
+    for key, entry in bench.items():  # registration order: shape table, layout, mode, ...
+        impl, shape, layout, mode, threads, policy = key
+        if impl != "bnorm":
+            continue
+        row = {"shape": shape, "layout": layout, "mode": mode, "threads": threads,
+               "policy": policy, "bnorm_us": entry.get("us"), "error": entry.get("error"),
+               "target": entry.get("label")}
+        bn = row["bnorm_us"]
+
+        def peer(name):
+            e = bench.get((name,) + key[1:], {})
+            return e.get("us")
+
+        row["onednn_us"] = peer("onednn")
+        row["onednn_impl"] = bench.get(("onednn",) + key[1:], {}).get("label")
+        row["naive_us"] = peer("naive")
+        roof_key = (shape, "any", "bwd" if mode == "bwd" else "fwd", threads, policy)
+        roofs = [bench.get((r,) + roof_key, {}).get("us") for r in ("roof_plain", "roof_stream")]
+        roofs = [r for r in roofs if r is not None]
+        row["roof_us"] = min(roofs) if roofs else None
+        for alloc, name in (("reuse", "torch"), ("default", "torch_mmap")):
+            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc))
+            row[name + "_us"] = t["torch_us"] if t else None
+            # Measured against bnorm in the same process.
+            row[name + "_ratio"] = t["torch_over_bnorm"] if t else None
+        ok = bn is not None and bn > 0
+        row["onednn_ratio"] = row["onednn_us"] / bn if ok and row["onednn_us"] else None
+        row["naive_ratio"] = row["naive_us"] / bn if ok and row["naive_us"] else None
+        row["roof_fraction"] = row["roof_us"] / bn if ok and row["roof_us"] else None
+        peers = [r for r in (row["onednn_ratio"], row["torch_ratio"]) if r is not None]
+        row["best_peer_ratio"] = min(peers) if peers else None
+        table.append(row)
+    return table
+
+
+def print_table(table):
+    header = ("%-14s %-4s %-5s %2s %-4s %9s | %9s %5s | %9s %5s %7s | %8s %5s | %5s" %
+              ("shape", "lay", "mode", "t", "pol", "bnorm_us", "onednn_us", "x", "pt_us", "x",
+               "x+mmap", "roof_us", "roof", "naive"))
+    print(header)
+    print("-" * len(header))
+    for r in table:
+        if r["error"]:
+            print("%-14s %-4s %-5s %2d %-4s bnorm error: %s" %
+                  (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["error"]))
+            continue
+        print("%-14s %-4s %-5s %2d %-4s %9s | %9s %5s | %9s %5s %7s | %8s %5s | %5s" % (
+            r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], fmt_us(r["bnorm_us"]),
+            fmt_us(r["onednn_us"]), fmt_ratio(r["onednn_ratio"]), fmt_us(r["torch_us"]),
+            fmt_ratio(r["torch_ratio"]), fmt_ratio(r["torch_mmap_ratio"]), fmt_us(r["roof_us"]),
+            fmt_pct(r["roof_fraction"]), fmt_ratio(r["naive_ratio"])))
+    print("x = peer time / bnorm time (above 1: bnorm faster). PyTorch's x are measured against "
+          "bnorm in\nthe same Python process; pt = PyTorch with freed blocks reused, x+mmap = with "
+          "glibc's default\nallocator (fresh pages for each output). roof = roof time / bnorm "
+          "time (the faster of plain\nand streaming stores). naive: 1 thread only, --full.")
+
+
+def print_geomeans(table):
+    print("\nGeometric means (peer time / bnorm time; roof: roof time / bnorm time):")
+    groups = [("all", table)] + [(m, [r for r in table if r["mode"] == m])
+                                 for m in ("infer", "train", "bwd")]
+    groups += [(p, [r for r in table if r["policy"] == p]) for p in ("cold", "hot")]
+    columns = [("faster peer", "best_peer_ratio"), ("oneDNN", "onednn_ratio"),
+               ("PyTorch", "torch_ratio"), ("PyTorch+mmap", "torch_mmap_ratio"),
+               ("naive", "naive_ratio"), ("roof", "roof_fraction")]
+    print("%-6s" % "" + "".join("%14s" % c for c, _ in columns))
+    for name, rows in groups:
+        cells = []
+        for _, field in columns:
+            g = geomean([r[field] for r in rows])
+            cells.append("-" if g is None else "%.2f (%d)" % g)
+        print("%-6s" % name + "".join("%14s" % c for c in cells))
+
+
+def print_targets(bench):
+    rows = [(k, v) for k, v in bench.items() if k[0].startswith("bnorm@")]
+    if not rows:
+        return
+    print("\nPer SIMD target (bnorm capped with bnorm_set_max_target; speed-up over SCALAR):")
+    for shape, mode in sorted({(k[1], k[3]) for k, _ in rows}):
+        line = [(k[0][len("bnorm@"):], v.get("us")) for k, v in rows
+                if k[1] == shape and k[3] == mode]
+        scalar = dict(line).get("SCALAR")
+        cells = ["%s %s us%s" % (t, fmt_us(us), " (x%.1f)" % (scalar / us) if scalar and us else "")
+                 for t, us in line]
+        print("  %-14s nchw %-5s t1 hot: %s" % (shape, mode, ", ".join(cells)))
+
+
+def main():
+    args = parse_args()
+    binary = os.path.join(args.build_dir, "bench", "bnorm_bench")
+    lib = os.environ.get("BNORM_LIB") or os.path.join(args.build_dir, "libbnorm.so")
+    for path in (binary, lib):
+        if not os.path.exists(path):
+            fail("%s not found: build first (scripts/run.sh, or cmake --build %s), or set "
+                 "BNORM_BUILD_DIR" % (path, args.build_dir))
+    shapes = args.shapes.split(",") if args.shapes else (None if args.full else QUICK_SHAPES)
+    reps = args.reps or (None if args.full else 3)
+    start = time.time()
+    run_peer_check(binary)
+    with tempfile.TemporaryDirectory() as tmp, OtherLoad() as load:
+        bench, context = run_bench(binary, shapes, args.full, reps,
+                                   os.path.join(tmp, "bench.json"))
+        torch_rows, torch_info = None, {}
+        if not args.no_torch:
+            torch_shapes = shapes or sorted({k[1] for k in bench if k[0] == "bnorm"})
+            torch_rows, torch_info = run_torch(lib, torch_shapes, reps,
+                                               os.path.join(tmp, "torch.json"))
+    table = build_table(bench, torch_rows)
+    print("\nbnorm %s (%s), oneDNN %s, PyTorch %s, LLC %d MiB, %s\n" % (
+        context.get("bnorm_version"), context.get("bnorm_target"),
+        context.get("onednn_version"), torch_info.get("torch", "-"),
+        int(context.get("llc_bytes", 0)) >> 20, time.strftime("%Y-%m-%d %H:%M")))
+    print_table(table)
+    print_geomeans(table)
+    print_targets(bench)
+    print("\nOther processes kept %.2f of %d CPUs busy during the run%s" % (
+        load.cpus, os.cpu_count(), ": timings (2-thread rows above all) are unreliable; rerun "
+        "on a quiet machine" if load.cpus > 0.1 else "."))
+    out = args.json_out or os.path.join(args.build_dir, "bench", "compare_results.json")
+    with open(out, "w") as f:
+        json.dump({"context": context, "other_load_cpus": load.cpus, "rows": table}, f,
+                  indent=1)
+    print("\nrows written to %s; took %.0f s" % (out, time.time() - start))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+#!/bin/bash
+# bnorm vs oneDNN vs PyTorch vs the memory-bandwidth roof, as one table.
+#
+#   bench/compare.sh          two shapes, about 40 s
+#   bench/compare.sh --full   the whole shape table, naive and per-target rows (~7.5 min)
+#
+# Uses the build in $BNORM_BUILD_DIR (default /work/main/build); it does not
+# build (scripts/run.sh does). Other options: bench/compare.py --help.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build_dir="${BNORM_BUILD_DIR:-/work/main/build}"
+if [[ ! -x "$build_dir/bench/bnorm_bench" ]]; then
+  echo "compare.sh: $build_dir/bench/bnorm_bench not found: build first" \
+       "(scripts/run.sh), or point BNORM_BUILD_DIR at a build" >&2
+  exit 1
+fi
+exec /usr/bin/python3 "$here/compare.py" --build-dir "$build_dir" "$@"

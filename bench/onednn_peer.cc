@@ -1,0 +1,136 @@
+#include "onednn_peer.h"
+
+#include <omp.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+
+namespace bnorm_bench {
+
+using dnnl::memory;
+using dnnl::normalization_flags;
+using dnnl::prop_kind;
+
+struct OneDnnBatchNorm::State {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  Mode mode;
+  dnnl::primitive primitive;
+  std::string impl;
+  // Memory objects created once without data; Run points them at buffers.
+  memory src, dst, diff_dst, diff_src;
+  memory mean, var, scale, shift, diff_scale, diff_shift;
+  std::unordered_map<int, memory> args;
+};
+
+namespace {
+
+memory::desc DataDesc(const LogicalShape& s, Layout layout) {
+  // Rank 2 (N, C) as (N, C, 1, 1) channels last: the same memory as the nc tag,
+  // but oneDNN 2.6 runs nc on its generic ncsp kernel, 10-40x slower than the
+  // jit kernel it picks for nhwc, which would flatter bnorm.
+  if (s.rank == 2) {
+    return memory::desc({s.n, s.c, 1, 1}, memory::data_type::f32, memory::format_tag::nhwc);
+  }
+  // oneDNN's dims are always logical (N, C, H, W); the tag gives the memory order.
+  const auto tag = layout == Layout::kNCHW ? memory::format_tag::nchw : memory::format_tag::nhwc;
+  return memory::desc({s.n, s.c, s.h, s.w}, memory::data_type::f32, tag);
+}
+
+}  // namespace
+
+OneDnnBatchNorm::OneDnnBatchNorm(const LogicalShape& shape, Layout layout, Mode mode, float eps)
+    : state_(std::make_unique<State>()) {
+  State& st = *state_;
+  st.mode = mode;
+  const memory::desc data_md = DataDesc(shape, layout);
+  const memory::desc channel_md({shape.c}, memory::data_type::f32, memory::format_tag::x);
+  auto make = [&](const memory::desc& md) { return memory(md, st.engine, DNNL_MEMORY_NONE); };
+  const auto scale_shift = normalization_flags::use_scale | normalization_flags::use_shift;
+
+  st.src = make(data_md);
+  st.mean = make(channel_md);
+  st.var = make(channel_md);
+  st.scale = make(channel_md);
+  st.shift = make(channel_md);  // backward asks for it too (oneDNN 2.6)
+  st.args = {{DNNL_ARG_SRC, st.src},
+             {DNNL_ARG_MEAN, st.mean},
+             {DNNL_ARG_VARIANCE, st.var},
+             {DNNL_ARG_SCALE, st.scale},
+             {DNNL_ARG_SHIFT, st.shift}};
+
+  if (mode == Mode::kBackward) {
+    // The backward primitive needs the forward-training primitive as a hint.
+    const dnnl::batch_normalization_forward::primitive_desc hint(
+        {prop_kind::forward_training, data_md, eps, scale_shift}, st.engine);
+    const dnnl::batch_normalization_backward::primitive_desc pd(
+        {prop_kind::backward, data_md, data_md, eps, scale_shift}, st.engine, hint);
+    st.primitive = dnnl::batch_normalization_backward(pd);
+    st.impl = pd.impl_info_str();
+    st.diff_dst = make(data_md);
+    st.diff_src = make(data_md);
+    st.diff_scale = make(channel_md);
+    st.diff_shift = make(channel_md);
+    st.args.insert({{DNNL_ARG_DIFF_DST, st.diff_dst},
+                    {DNNL_ARG_DIFF_SRC, st.diff_src},
+                    {DNNL_ARG_DIFF_SCALE, st.diff_scale},
+                    {DNNL_ARG_DIFF_SHIFT, st.diff_shift}});
+  } else {
+    // Inference: mean and variance are inputs (use_global_stats).
+    // Training: oneDNN computes them and writes them to the same arguments.
+    const bool inference = mode == Mode::kInference;
+    const auto flags =
+        inference ? scale_shift | normalization_flags::use_global_stats : scale_shift;
+    const dnnl::batch_normalization_forward::primitive_desc pd(
+        {inference ? prop_kind::forward_inference : prop_kind::forward_training, data_md, eps,
+         flags},
+        st.engine);
+    st.primitive = dnnl::batch_normalization_forward(pd);
+    st.impl = pd.impl_info_str();
+    st.dst = make(data_md);
+    st.args.insert({DNNL_ARG_DST, st.dst});
+  }
+}
+
+OneDnnBatchNorm::~OneDnnBatchNorm() = default;
+
+void OneDnnBatchNorm::Run(TensorSet& t, ChannelVectors& ch, int threads) {
+  State& st = *state_;
+  st.src.set_data_handle(t.x.get());
+  st.scale.set_data_handle(ch.gamma.data());
+  st.shift.set_data_handle(ch.beta.data());
+  switch (st.mode) {
+    case Mode::kInference:
+      st.dst.set_data_handle(t.y.get());
+      st.mean.set_data_handle(ch.mean.data());
+      st.var.set_data_handle(ch.var.data());
+      break;
+    case Mode::kTraining:
+      st.dst.set_data_handle(t.y.get());
+      st.mean.set_data_handle(ch.save_mean.data());
+      st.var.set_data_handle(ch.save_var.data());
+      break;
+    case Mode::kBackward:
+      st.diff_dst.set_data_handle(t.dy.get());
+      st.diff_src.set_data_handle(t.dx.get());
+      st.mean.set_data_handle(ch.save_mean.data());
+      st.var.set_data_handle(ch.save_var.data());
+      st.diff_scale.set_data_handle(ch.dgamma.data());
+      st.diff_shift.set_data_handle(ch.dbeta.data());
+      break;
+  }
+  // Debian's oneDNN runs on OpenMP and sizes its parallel regions by the
+  // calling thread's omp_get_max_threads().
+  omp_set_num_threads(threads);
+  st.primitive.execute(st.stream, st.args);
+  st.stream.wait();
+}
+
+std::string OneDnnBatchNorm::ImplName() const { return state_->impl; }
+
+std::string OneDnnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
+
+}  // namespace bnorm_bench

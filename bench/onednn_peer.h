@@ -1,0 +1,44 @@
+// oneDNN's batch_normalization primitive as a peer row. Built only when
+// oneDNN is found (BNORM_BENCH_HAVE_DNNL).
+//
+// The primitive is created in the constructor, outside any timed region; Run
+// only points its memory objects at the iteration's buffers and executes.
+#ifndef BNORM_BENCH_ONEDNN_PEER_H_
+#define BNORM_BENCH_ONEDNN_PEER_H_
+
+#include <memory>
+#include <string>
+
+#include "buffers.h"
+#include "shapes.h"
+
+namespace bnorm_bench {
+
+class OneDnnBatchNorm {
+ public:
+  // Flags match bnorm's rows: scale and shift on; inference uses the given
+  // statistics (use_global_stats); training computes them; backward is
+  // prop_kind::backward (dx, dscale, dshift). Memory format nchw / nhwc; rank 2
+  // as (N, C, 1, 1) nhwc, the same memory as nc (see DataDesc).
+  OneDnnBatchNorm(const LogicalShape& shape, Layout layout, Mode mode, float eps);
+  ~OneDnnBatchNorm();
+
+  // One call with `threads` OpenMP threads. Inputs and outputs as in bnorm's
+  // rows: x, y / x, dy, dx; per-channel mean/var, gamma/beta, save_mean/save_var
+  // (oneDNN takes variance, not invstd), dgamma/dbeta.
+  void Run(TensorSet& tensors, ChannelVectors& channels, int threads);
+
+  // The implementation oneDNN picked, e.g. "bnorm_tbb_jit:avx2" or "ncsp_bnorm:any".
+  std::string ImplName() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// "2.6.3"
+std::string OneDnnVersion();
+
+}  // namespace bnorm_bench
+
+#endif  // BNORM_BENCH_ONEDNN_PEER_H_

@@ -1,0 +1,31 @@
+// The memory-bandwidth roof: the fastest any kernel can move the bytes a batch
+// norm call must move. Forward modes read x and write y, so the roof is a copy;
+// backward reads x and dy and writes dx, so the roof is a 2-in-1-out add.
+//
+// Two store flavours, both timed; the faster one is the roof:
+// - plain stores: best when the data stays in cache (hot, small tensors);
+// - streaming (non-temporal) stores: best from DRAM, as they skip the read
+//   for ownership of the destination line.
+#ifndef BNORM_BENCH_ROOF_H_
+#define BNORM_BENCH_ROOF_H_
+
+#include <cstdint>
+
+namespace bnorm_bench {
+
+enum class Store { kPlain, kStreaming };
+
+const char* StoreName(Store store);  // "plain" / "stream"
+
+// The widest vector unit the roof kernels use on this CPU: "avx2" or "sse2".
+const char* RoofIsa();
+
+// y = x over n floats, with `threads` OpenMP threads. Pointers 64-byte aligned.
+void RoofCopy(const float* x, float* y, int64_t n, int threads, Store store);
+
+// out = a + b over n floats: the traffic of one backward call.
+void RoofAdd(const float* a, const float* b, float* out, int64_t n, int threads, Store store);
+
+}  // namespace bnorm_bench
+
+#endif  // BNORM_BENCH_ROOF_H_

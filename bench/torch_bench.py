@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""PyTorch's CPU batch norm beside bnorm, timed in one process.
+
+For each row (shape, layout, mode, threads, policy) it times
+torch.nn.functional.batch_norm (eval: mode "infer", training: "train") or
+torch.ops.aten.native_batch_norm_backward ("bwd"), and bnorm called through
+ctypes on the same input tensors, interleaving the two per repetition, and
+reports the median time per call of each and their ratio.
+
+PyTorch allocates its outputs on every call. With glibc's defaults, large
+blocks come from fresh mmap()ed pages that the kernel must zero and fault in,
+a cost a real training loop pays too; with MALLOC_MMAP_MAX_=0 and a large
+MALLOC_TRIM_THRESHOLD_, freed blocks are reused instead. By default
+(--alloc both) the script re-runs itself once per allocator setting and
+reports both ("default" and "reuse" rows). bnorm writes into preallocated
+outputs in both.
+
+Policies as in bnorm_bench: cold cycles through a ring of input tensors larger
+than 2 x LLC (inputs come from DRAM); hot reuses the same tensors and is run
+only where one call's data fits in the LLC.
+
+Python adds a few microseconds per call to both sides (torch's dispatcher,
+ctypes), which matters only for the smallest shapes.
+
+Usage: torch_bench.py [--shapes 32x256x56x56,...] [--json rows.json] [...]
+"""
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+import bnorm_ctypes
+
+# A copy of the table in bench/shapes.cc, (N, C, H, W) or (N, C); keep in step.
+SHAPES = [
+    (32, 64, 112, 112), (32, 256, 56, 56), (32, 512, 28, 28), (32, 1024, 14, 14),
+    (32, 2048, 7, 7),
+    (1, 64, 112, 112), (1, 256, 56, 56), (1, 2048, 7, 7),
+    (256, 1024), (4096, 512),
+    (8, 3, 224, 224),
+    (4, 32, 17, 17),
+]
+LAYOUTS = ["nchw", "nhwc"]
+MODES = ["infer", "train", "bwd"]
+EPS = 1e-5
+MOMENTUM = 0.1
+# Environment that makes glibc reuse freed blocks instead of unmapping them.
+REUSE_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
+
+
+def shape_name(shape):
+    return "x".join(str(d) for d in shape)
+
+
+def llc_bytes():
+    """Same rule as bench/buffers.cc: 32 MiB unless BNORM_BENCH_LLC_BYTES says otherwise."""
+    value = int(os.environ.get("BNORM_BENCH_LLC_BYTES", "0") or 0)
+    return value if value > 0 else 32 << 20
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def minimal_bytes(shape, mode):
+    """Forward reads x and writes y; backward reads x and dy and writes dx."""
+    return (3 if mode == "bwd" else 2) * 4 * numel(shape)
+
+
+def policies_for(shape, mode):
+    """Hot only where one call's data fits in the LLC; otherwise it equals cold."""
+    return ["cold", "hot"] if minimal_bytes(shape, mode) <= llc_bytes() else ["cold"]
+
+
+class RingData:
+    """Tensors for one shape and layout: a ring of input sets for the cold
+    policy (set 0 alone serves hot), bnorm's preallocated outputs, and the
+    per-channel vectors."""
+
+    def __init__(self, shape, layout):
+        self.shape, self.layout = shape, layout
+        channels_last = layout == "nhwc" and len(shape) == 4
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        set_bytes = minimal_bytes(shape, "infer")
+        count = max(2, -(-2 * llc_bytes() // set_bytes))
+        gen = torch.Generator().manual_seed(0)
+
+        def tensor():
+            return torch.empty(shape, memory_format=fmt).uniform_(-1, 1, generator=gen)
+
+        def zeros():  # written once, so no call pays for first-touch page faults
+            return torch.empty(shape, memory_format=fmt).zero_()
+
+        self.sets = [{"x": tensor(), "dy": tensor(), "y": zeros(), "dx": zeros()}
+                     for _ in range(count)]
+        c = shape[1]
+        self.weight = 0.5 + 0.1 * (torch.arange(c) % 7).float()
+        self.bias = -0.2 + 0.05 * (torch.arange(c) % 9).float()
+        self.running_mean = torch.zeros(c)
+        self.running_var = torch.full((c,), 1.0 / 3.0)
+        # Backward's saved statistics: those of set 0, from PyTorch's own forward.
+        _, self.save_mean, self.save_invstd = torch.ops.aten.native_batch_norm(
+            self.sets[0]["x"], self.weight, self.bias, None, None, True, MOMENTUM, EPS)
+        # bnorm's own per-channel outputs, so the two never share a buffer.
+        self.bn_running_mean = self.running_mean.clone()
+        self.bn_running_var = self.running_var.clone()
+        self.bn_save_mean = torch.empty(c)
+        self.bn_save_invstd = torch.empty(c)
+        self.bn_dgamma = torch.empty(c)
+        self.bn_dbeta = torch.empty(c)
+        self.cursor = 0
+
+    def next_index(self, policy):
+        """The set the next call uses: hot always set 0; cold cycles through the
+        ring with one cursor shared by every call on it (torch and bnorm alike,
+        across rows), so each call gets the least recently used set and neither
+        side reads what the other just brought into cache."""
+        if policy == "hot":
+            return 0
+        i = self.cursor
+        self.cursor = (i + 1) % len(self.sets)
+        return i
+
+    def bnorm_dims(self):
+        """bnorm's dims are in memory order: (N, H, W, C) for channels last."""
+        if len(self.shape) == 4 and self.layout == "nhwc":
+            n, c, h, w = self.shape
+            return (n, h, w, c)
+        return self.shape
+
+
+def torch_call(data, mode, policy):
+    """A zero-argument function doing one PyTorch call on the next set."""
+    sets, w, b = data.sets, data.weight, data.bias
+    rm, rv = data.running_mean, data.running_var
+    if mode in ("infer", "train"):
+        training = mode == "train"
+        return lambda: F.batch_norm(sets[data.next_index(policy)]["x"], rm, rv, w, b, training,
+                                    MOMENTUM, EPS)
+    backward = torch.ops.aten.native_batch_norm_backward
+    mean, invstd = data.save_mean, data.save_invstd
+
+    def call():
+        s = sets[data.next_index(policy)]
+        return backward(s["dy"], s["x"], w, rm, rv, mean, invstd, True, EPS, [True, True, True])
+
+    return call
+
+
+def bnorm_call(bn, data, mode, threads, policy):
+    """A zero-argument function doing one bnorm call on the next set. The
+    arguments are converted to ctypes objects once, outside the timing."""
+    layout = bnorm_ctypes.LAYOUT_NHWC if data.layout == "nhwc" else bnorm_ctypes.LAYOUT_NCHW
+    desc = ctypes.byref(bn.desc(data.shape[1], layout, threads, EPS, MOMENTUM))
+    shape = ctypes.byref(bn.shape(data.bnorm_dims()))
+
+    def p(t):
+        return ctypes.c_void_p(t.data_ptr())
+
+    lib, d = bn.lib, data
+    if mode == "infer":
+        fn = lib.bnorm_forward_inference
+        per_set = [(desc, shape, p(s["x"]), p(s["y"]), p(d.running_mean), p(d.running_var),
+                    p(d.weight), p(d.bias)) for s in d.sets]
+    elif mode == "train":
+        fn = lib.bnorm_forward_training
+        per_set = [(desc, shape, p(s["x"]), p(s["y"]), p(d.weight), p(d.bias),
+                    p(d.bn_running_mean), p(d.bn_running_var), p(d.bn_save_mean),
+                    p(d.bn_save_invstd)) for s in d.sets]
+    else:
+        fn = lib.bnorm_backward
+        per_set = [(desc, shape, p(s["x"]), p(s["dy"]), None, p(d.weight), p(d.save_mean),
+                    p(d.save_invstd), p(s["dx"]), p(d.bn_dgamma), p(d.bn_dbeta))
+                   for s in d.sets]
+    bn.check(fn(*per_set[0]), fn.__name__)  # fail loudly before any timing
+    # per_set keeps the ctypes objects alive as long as the closure.
+    return lambda: fn(*per_set[d.next_index(policy)])
+
+
+def check_against_torch(data, mode):
+    """Relative max difference of bnorm's output vs PyTorch's on set 0: a
+    plumbing check (layout, argument order), not an accuracy test."""
+    s = data.sets[0]
+    if mode == "bwd":
+        want = torch.ops.aten.native_batch_norm_backward(
+            s["dy"], s["x"], data.weight, None, None, data.save_mean, data.save_invstd, True,
+            EPS, [True, False, False])[0]
+        got = s["dx"]
+    else:
+        want = F.batch_norm(s["x"], data.running_mean.clone(), data.running_var.clone(),
+                            data.weight, data.bias, mode == "train", MOMENTUM, EPS)
+        got = s["y"]
+    return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
+
+
+def median_seconds_per_call(calls, reps, min_batch_seconds):
+    """calls: name -> zero-argument function. Each repetition times a batch of
+    each call in turn (order alternating), so slow drifts of the machine hit
+    both alike. Returns name -> median seconds per call."""
+    batch = {}
+    for name, fn in calls.items():
+        fn()  # warm up (first touch, caches, thread pool)
+        start = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-9)
+        batch[name] = max(1, int(min_batch_seconds / once))
+    samples = {name: [] for name in calls}
+    names = list(calls)
+    for rep in range(reps):
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            fn, k = calls[name], batch[name]
+            start = time.perf_counter_ns()
+            for _ in range(k):
+                fn()
+            samples[name].append((time.perf_counter_ns() - start) / k / 1e9)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def run_rows(args, alloc):
+    bn = bnorm_ctypes.Bnorm(args.lib)
+    rows = []
+    for shape in args.shapes:
+        for layout in args.layouts:
+            data = RingData(shape, layout)
+            for mode in args.modes:
+                for threads in args.threads:
+                    torch.set_num_threads(threads)
+                    for policy in policies_for(shape, mode):
+                        if policy not in args.policies:
+                            continue
+                        calls = {"torch": torch_call(data, mode, policy),
+                                 "bnorm": bnorm_call(bn, data, mode, threads, policy)}
+                        err = check_against_torch(data, mode)
+                        t = median_seconds_per_call(calls, args.reps, args.min_batch_ms / 1e3)
+                        rows.append({
+                            "shape": shape_name(shape), "layout": layout, "mode": mode,
+                            "threads": threads, "policy": policy, "alloc": alloc,
+                            "torch_us": t["torch"] * 1e6, "bnorm_us": t["bnorm"] * 1e6,
+                            "torch_over_bnorm": t["torch"] / t["bnorm"],
+                            "bnorm_vs_torch_max_rel_diff": err,
+                        })
+                        if not args.quiet:
+                            print_row(rows[-1])
+            del data
+            gc.collect()
+    return rows, {"torch": torch.__version__, "bnorm": bn.version, "bnorm_target": bn.target,
+                  "bnorm_lib": bn.path}
+
+
+def print_header():
+    print("%-16s %-6s %-5s %3s %-5s %-7s %12s %12s %8s %9s" %
+          ("shape", "layout", "mode", "thr", "pol", "alloc", "torch_us", "bnorm_us",
+           "torch/bn", "diff"), flush=True)
+
+
+def print_row(r):
+    print("%-16s %-6s %-5s %3d %-5s %-7s %12.1f %12.1f %8.2f %9.1e" %
+          (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"],
+           r["torch_us"], r["bnorm_us"], r["torch_over_bnorm"],
+           r["bnorm_vs_torch_max_rel_diff"]), flush=True)
+
+
+def child_argv(args, alloc, json_path):
+    """This script's command line for one allocator setting."""
+    return [sys.executable, os.path.abspath(__file__),
+            "--shapes", ",".join(shape_name(s) for s in args.shapes),
+            "--layouts", ",".join(args.layouts), "--modes", ",".join(args.modes),
+            "--threads", ",".join(str(t) for t in args.threads),
+            "--policies", ",".join(args.policies), "--reps", str(args.reps),
+            "--min-batch-ms", str(args.min_batch_ms), "--alloc", alloc, "--json", json_path,
+            "--no-header"] + (["--lib", args.lib] if args.lib else []) + \
+        (["--quiet"] if args.quiet else [])
+
+
+def run_both_allocators(args):
+    """Runs this script once per allocator setting, in fresh processes (glibc
+    reads its malloc settings at start), and merges their rows."""
+    rows, info = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for alloc in ("default", "reuse"):
+            env = {k: v for k, v in os.environ.items() if k not in REUSE_ENV}
+            if alloc == "reuse":
+                env.update(REUSE_ENV)
+            path = os.path.join(tmp, alloc + ".json")
+            subprocess.run(child_argv(args, alloc, path), env=env, check=True)
+            with open(path) as f:
+                result = json.load(f)
+            rows += result["rows"]
+            info = result["info"]
+    return rows, info
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="all",
+                        help="comma-separated, e.g. 32x256x56x56,256x1024; default: the table")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--policies", default="cold,hot")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions; medians are reported")
+    parser.add_argument("--min-batch-ms", type=float, default=20,
+                        help="each repetition times at least this long a batch of calls")
+    parser.add_argument("--alloc", choices=["both", "default", "reuse"], default="both",
+                        help="PyTorch output allocation: glibc defaults, reuse, or both")
+    parser.add_argument("--lib", help="libbnorm.so (default: $BNORM_LIB or the build dir)")
+    parser.add_argument("--json", help="write the rows here as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no table on stdout")
+    parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.shapes == "all":
+        args.shapes = SHAPES
+    else:
+        args.shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",") if s]
+    args.layouts = args.layouts.split(",")
+    args.modes = args.modes.split(",")
+    args.threads = [int(t) for t in args.threads.split(",")]
+    args.policies = args.policies.split(",")
+    return args
+
+
+def main():
+    args = parse_args()
+    if not args.quiet and not args.no_header:
+        print_header()
+    if args.alloc == "both":
+        rows, info = run_both_allocators(args)
+    else:
+        with torch.no_grad():
+            rows, info = run_rows(args, args.alloc)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
