@@ -54,7 +54,7 @@ class BackwardOps {
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float mean[kMaxRowWidth];
-    for (size_t i = 0; i < rows.width; ++i) mean[i] = mean_[(pos + i) % p_.channels];
+    ForEachPosition(p_, pos, rows.width, [&](int64_t i, int64_t c) { mean[i] = mean_[c]; });
     k_.grad_sums_rows(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, rows, mean, first,
                       second);
   }
@@ -93,7 +93,7 @@ class BackwardOps {
 
   void ElementwiseShare(int t, int nt) {
     if (dx_ == nullptr) return;
-    if (!p_.channels_last) {
+    if (!p_.by_rows) {
       const Range segments = ShareOf(p_.outer * p_.channels, t, nt);
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
@@ -103,18 +103,17 @@ class BackwardOps {
       ElementwiseDone();
       return;
     }
-    const Range rows = ShareOf(p_.folded_rows, t, nt);
+    const Range rows = ShareOf(p_.rows, t, nt);
     for (int64_t blk = 0; blk < p_.num_blocks; ++blk) {
       const int64_t pos = blk * p_.block_width;
       const int64_t n = std::min(p_.block_width, p_.width - pos);
       alignas(64) float center[kMaxRowWidth], a[kMaxRowWidth], b[kMaxRowWidth], c[kMaxRowWidth];
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t ch = (pos + i) % p_.channels;
+      ForEachPosition(p_, pos, n, [&](int64_t i, int64_t ch) {
         center[i] = mean_[ch];
         a[i] = coef_.a[ch];
         b[i] = coef_.b[ch];
         c[i] = coef_.c[ch];
-      }
+      });
       const GradArrays arrays{center, a, b, c};
       const size_t stride = static_cast<size_t>(p_.width);
       RowsGradient(rows.begin * p_.width + pos,
@@ -122,7 +121,7 @@ class BackwardOps {
                    arrays);
       const int64_t tail_n = std::min(n, p_.tail_width - pos);
       if (t == nt - 1 && tail_n > 0) {
-        RowsGradient(p_.folded_rows * p_.width + pos, Rows{1, static_cast<size_t>(tail_n), stride},
+        RowsGradient(p_.rows * p_.width + pos, Rows{1, static_cast<size_t>(tail_n), stride},
                      arrays);
       }
     }

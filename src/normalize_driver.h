@@ -20,11 +20,21 @@ struct AffineBlock {
   alignas(64) float scale[kMaxRowWidth];
   alignas(64) float shift[kMaxRowWidth];
 
+  // Channels [begin, begin + n).
   template <class ChannelAffine>
-  void Fill(int64_t begin, int64_t n, int64_t channels, const ChannelAffine& affine) {
-    for (int64_t i = 0; i < n; ++i) {
-      affine((begin + i) % channels, &center[i], &scale[i], &shift[i]);
-    }
+  void FillChannels(int64_t begin, int64_t n, const ChannelAffine& affine) {
+    for (int64_t i = 0; i < n; ++i) affine(begin + i, &center[i], &scale[i], &shift[i]);
+  }
+  // Row positions [begin, begin + n).
+  template <class ChannelAffine>
+  void FillPositions(const Plan& p, int64_t begin, int64_t n, const ChannelAffine& affine) {
+    // Once per channel run: the inference affine costs a square root.
+    ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
+      affine(c, &center[i_begin], &scale[i_begin], &shift[i_begin]);
+      std::fill(&center[i_begin + 1], &center[i_end], center[i_begin]);
+      std::fill(&scale[i_begin + 1], &scale[i_end], scale[i_begin]);
+      std::fill(&shift[i_begin + 1], &shift[i_end], shift[i_begin]);
+    });
   }
   AffineArrays arrays() const { return AffineArrays{center, scale, shift}; }
 };
@@ -42,7 +52,7 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
         block_begin < 0) {
       block_begin = c - c % static_cast<int64_t>(kMaxRowWidth);
       const int64_t n = std::min<int64_t>(kMaxRowWidth, p.channels - block_begin);
-      block.Fill(block_begin, n, p.channels, affine);
+      block.FillChannels(block_begin, n, affine);
     }
     const int64_t i = c - block_begin;
     k.normalize_span(x + s * p.inner, y + s * p.inner, p.inner, block.center[i], block.scale[i],
@@ -50,8 +60,8 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
   }
 }
 
-// Folded rows [begin, end) of a channels-last tensor, plus the partial folded
-// row at the end when `with_tail`.
+// Rows [begin, end) of the rows view, plus the partial last row when
+// `with_tail`.
 template <class ChannelAffine>
 void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
                        Elementwise options, Range rows, bool with_tail,
@@ -60,7 +70,7 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
   for (int64_t b = 0; b < p.num_blocks; ++b) {
     const int64_t first = b * p.block_width;
     const int64_t n = std::min(p.block_width, p.width - first);
-    block.Fill(first, n, p.channels, affine);
+    block.FillPositions(p, first, n, affine);
     const int64_t offset = rows.begin * p.width + first;
     k.normalize_rows(x + offset, y + offset,
                      Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n),
@@ -68,7 +78,7 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
                      block.arrays(), options);
     const int64_t tail_n = std::min(n, p.tail_width - first);
     if (with_tail && tail_n > 0) {
-      const int64_t tail_offset = p.folded_rows * p.width + first;
+      const int64_t tail_offset = p.rows * p.width + first;
       k.normalize_rows(x + tail_offset, y + tail_offset,
                        Rows{1, static_cast<size_t>(tail_n), static_cast<size_t>(p.width)},
                        block.arrays(), options);
@@ -80,8 +90,8 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
 template <class ChannelAffine>
 void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
                     Elementwise options, int t, int nt, const ChannelAffine& affine) {
-  if (p.channels_last) {
-    NormalizeRowRange(p, k, x, y, options, ShareOf(p.folded_rows, t, nt), t == nt - 1, affine);
+  if (p.by_rows) {
+    NormalizeRowRange(p, k, x, y, options, ShareOf(p.rows, t, nt), t == nt - 1, affine);
   } else {
     NormalizeSegments(p, k, x, y, options, ShareOf(p.outer * p.channels, t, nt), affine);
   }

@@ -10,11 +10,14 @@ namespace {
 // Values summed per reduction chunk: large enough that a chunk's fixed cost
 // is negligible, small enough to split a big channel across threads.
 constexpr int64_t kChunkValues = 32 * 1024;
-// Rows are folded until their width is a multiple of this many lanes (the
-// widest f32 vector, AVX-512), unless that would exceed kMaxRowWidth.
+// Channels-first segments shorter than this are walked as rows.
+constexpr int64_t kMinSpanValues = 512;
+constexpr int64_t kMinRowsForRowsView = 16;
+// Channels-last rows are folded until their width is a multiple of this many
+// lanes (the widest f32 vector, AVX-512), unless that exceeds kMaxRowWidth.
 constexpr int64_t kFoldLanes = 16;
-// Channels-last reductions keep double partials per chunk and position:
-// this bounds them to num_chunks * width <= 128K (2 MiB of scratch).
+// Row reductions keep double partials per chunk and position: this bounds
+// them to num_chunks * width <= 128K (2 MiB of scratch).
 constexpr int64_t kMaxPartialPositions = 128 * 1024;
 constexpr int64_t kMaxChunks = 64;
 
@@ -39,30 +42,42 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
   for (int i = 0; i < rank; ++i) {
     if (i != 0 && i != channel_dim) spatial *= dims[i];
   }
-  p.channels_last = nhwc || spatial == 1;
-  p.outer = p.channels_last ? dims[0] * spatial : dims[0];
-  p.inner = p.channels_last ? 1 : spatial;
   p.count = dims[0] * spatial;
+  const bool channels_last = nhwc || spatial == 1;
+  // Rows pay off for short segments when there are enough rows for the
+  // register tiles (kRowBlock rows) to amortise their flushes.
+  p.by_rows = channels_last || (spatial < kMinSpanValues && dims[0] >= kMinRowsForRowsView);
 
-  if (!p.channels_last) {
+  if (!p.by_rows) {
+    p.outer = dims[0];
+    p.inner = spatial;
     p.segments_per_chunk = std::max<int64_t>(1, kChunkValues / p.inner);
     p.chunks_per_channel = CeilDiv(p.outer, p.segments_per_chunk);
     return p;
   }
 
-  const int64_t fold = kFoldLanes / Gcd(p.channels, kFoldLanes);
   const int64_t max_width = static_cast<int64_t>(kMaxRowWidth);
-  p.fold =
-      (p.channels <= max_width && p.channels * fold <= max_width && p.outer >= fold) ? fold : 1;
-  p.width = p.channels * p.fold;
-  p.folded_rows = p.outer / p.fold;
-  p.tail_width = (p.outer % p.fold) * p.channels;
-  p.block_width = std::min<int64_t>(p.width, kMaxRowWidth);
+  if (channels_last) {
+    const int64_t rows = p.count;
+    const int64_t fold = kFoldLanes / Gcd(p.channels, kFoldLanes);
+    p.run = 1;
+    p.fold = (p.channels <= max_width && p.channels * fold <= max_width && rows >= fold) ? fold : 1;
+    p.width = p.channels * p.fold;
+    p.rows = rows / p.fold;
+    p.tail_width = (rows % p.fold) * p.channels;
+  } else {
+    p.run = spatial;
+    p.fold = 1;
+    p.width = p.channels * spatial;
+    p.rows = dims[0];
+    p.tail_width = 0;
+  }
+  p.block_width = std::min(p.width, max_width);
   p.num_blocks = CeilDiv(p.width, p.block_width);
   const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
   p.rows_per_chunk =
-      std::max({int64_t{1}, CeilDiv(kChunkValues, p.width), CeilDiv(p.folded_rows, max_chunks)});
-  p.num_chunks = std::max<int64_t>(1, CeilDiv(p.folded_rows, p.rows_per_chunk));
+      std::max({int64_t{1}, CeilDiv(kChunkValues, p.width), CeilDiv(p.rows, max_chunks)});
+  p.num_chunks = std::max<int64_t>(1, CeilDiv(p.rows, p.rows_per_chunk));
   return p;
 }
 

@@ -10,39 +10,70 @@
 namespace bnorm {
 
 struct Plan {
-  // Channels-last: rows of C channels (NHWC, and any shape whose spatial
-  // size is 1, which has the same memory order in both layouts).
-  // Channels-first: N segments of `inner` contiguous values per channel.
-  bool channels_last;
   int64_t channels;
-  int64_t outer;  // channels-first: N; channels-last: rows (N * spatial)
-  int64_t inner;  // channels-first: spatial size (> 1); channels-last: 1
-  int64_t count;  // values per channel: outer * inner
+  int64_t count;  // values per channel
 
-  // Channels-first reductions sum each channel in chunks of consecutive
+  // Two views of the tensor:
+  // - spans (channels-first with a large spatial size): each channel is
+  //   `outer` segments of `inner` contiguous values, C * inner apart, walked
+  //   one channel at a time;
+  // - rows (channels-last, or channels-first with a small spatial size):
+  //   rows of `width` positions, where `run` consecutive positions belong to
+  //   one channel and the channels repeat: position p is channel
+  //   (p / run) % C. Small segments would otherwise cost a call, a flush and
+  //   a partial cache line each.
+  bool by_rows;
+
+  // Spans view. Reductions sum each channel in chunks of consecutive
   // segments; the chunk partials are added in chunk order.
+  int64_t outer;
+  int64_t inner;
   int64_t segments_per_chunk;
   int64_t chunks_per_channel;
 
-  // Channels-last: `fold` consecutive rows are processed as one row of
-  // width = C * fold positions, so that few channels still fill vectors;
-  // position i belongs to channel i % C. Rows past the last whole folded row
-  // form a partial one of tail_width positions.
+  // Rows view. Channels-last folds `fold` rows into one so that few channels
+  // still fill vectors; rows left over form a partial last row of tail_width
+  // positions. Positions are processed in blocks of block_width (at most
+  // kMaxRowWidth). Reductions sum rows in chunks, whose partials are added in
+  // chunk order.
+  int64_t run;
   int64_t fold;
   int64_t width;
-  int64_t folded_rows;
+  int64_t rows;
   int64_t tail_width;
-  // Positions are processed in blocks of at most kMaxRowWidth (only when
-  // fold == 1 and C is large).
   int64_t block_width;
   int64_t num_blocks;
-  // Reductions sum folded rows in chunks; partials are added in chunk order.
   int64_t rows_per_chunk;
   int64_t num_chunks;
 };
 
 // dims in memory order; the caller has validated them.
 Plan MakePlan(bool nhwc, int rank, const int64_t* dims);
+
+// Calls f(i_begin, i_end, channel) for each run of the row positions
+// [begin, begin + n) that belong to one channel, with i counted from begin.
+// Walks the channel index instead of dividing once per position.
+template <class F>
+void ForEachRun(const Plan& p, int64_t begin, int64_t n, const F& f) {
+  int64_t c = (begin / p.run) % p.channels;
+  int64_t i = 0;
+  int64_t run_left = p.run - begin % p.run;
+  while (i < n) {
+    const int64_t end = i + run_left < n ? i + run_left : n;
+    f(i, end, c);
+    i = end;
+    run_left = p.run;
+    if (++c == p.channels) c = 0;
+  }
+}
+
+// Calls f(i, channel) for the row positions [begin, begin + n), i from 0.
+template <class F>
+void ForEachPosition(const Plan& p, int64_t begin, int64_t n, const F& f) {
+  ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
+    for (int64_t i = i_begin; i < i_end; ++i) f(i, c);
+  });
+}
 
 }  // namespace bnorm
 

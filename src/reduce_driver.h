@@ -31,7 +31,7 @@ namespace bnorm {
 // with an absurd channel count must fail to allocate, not wrap around.
 inline unsigned __int128 ReductionScratchBytes(const Plan& p) {
   using Wide = unsigned __int128;
-  if (p.channels_last) return Wide{2 * sizeof(double)} * p.num_chunks * p.width;
+  if (p.by_rows) return Wide{2 * sizeof(double)} * p.num_chunks * p.width;
   return Wide{sizeof(SumPair)} * p.channels * p.chunks_per_channel;
 }
 
@@ -54,7 +54,7 @@ inline void AddTo(SumPair* total, const SumPair& part) {
   total->second += part.second;
 }
 
-// Channels-last: partial sums of chunk j over position block b.
+// Rows view: partial sums of chunk j over position block b.
 template <class Ops>
 void RowChunkSums(const Plan& p, int64_t j, int64_t b, double* first, double* second, Ops& ops) {
   const int64_t pos = b * p.block_width;
@@ -64,7 +64,7 @@ void RowChunkSums(const Plan& p, int64_t j, int64_t b, double* first, double* se
   std::fill_n(f, n, 0.0);
   std::fill_n(s, n, 0.0);
   const int64_t row_begin = j * p.rows_per_chunk;
-  const int64_t row_end = std::min(p.folded_rows, row_begin + p.rows_per_chunk);
+  const int64_t row_end = std::min(p.rows, row_begin + p.rows_per_chunk);
   const size_t stride = static_cast<size_t>(p.width);
   if (row_end > row_begin) {
     ops.RowsSums(row_begin * p.width + pos,
@@ -73,20 +73,21 @@ void RowChunkSums(const Plan& p, int64_t j, int64_t b, double* first, double* se
   }
   const int64_t tail_n = std::min(n, p.tail_width - pos);
   if (j == p.num_chunks - 1 && tail_n > 0) {
-    ops.RowsSums(p.folded_rows * p.width + pos, Rows{1, static_cast<size_t>(tail_n), stride}, pos,
-                 f, s);
+    ops.RowsSums(p.rows * p.width + pos, Rows{1, static_cast<size_t>(tail_n), stride}, pos, f, s);
   }
 }
 
-// Channel c's total over the channels-last partials, in chunk then fold order.
+// Channel c's total over the row partials, in chunk, fold, then run order.
 inline SumPair MergeRowPartials(const Plan& p, int64_t c, const double* first,
                                 const double* second) {
   SumPair total;
   for (int64_t j = 0; j < p.num_chunks; ++j) {
     for (int64_t f = 0; f < p.fold; ++f) {
-      const int64_t i = j * p.width + f * p.channels + c;
-      total.first += first[i];
-      total.second += second[i];
+      const int64_t begin = j * p.width + (f * p.channels + c) * p.run;
+      for (int64_t i = begin; i < begin + p.run; ++i) {
+        total.first += first[i];
+        total.second += second[i];
+      }
     }
   }
   return total;
@@ -97,7 +98,7 @@ template <class Ops>
 void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& ops) {
   // One thread per channel, stats then the elementwise pass while the channel
   // is still in cache, when there are channels enough to keep threads busy.
-  const bool per_channel = !p.channels_last && (num_threads == 1 || p.channels >= 4 * num_threads);
+  const bool per_channel = !p.by_rows && (num_threads == 1 || p.channels >= 4 * num_threads);
   RunParallel(num_threads, [&](int t, int nt) {
     const Range channels = ShareOf(p.channels, t, nt);
     if (per_channel) {
@@ -113,7 +114,7 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
     }
     for (int64_t c = channels.begin; c < channels.end; ++c) ops.Prepare(c);
 #pragma omp barrier
-    if (p.channels_last) {
+    if (p.by_rows) {
       double* first = static_cast<double*>(scratch);
       double* second = first + p.num_chunks * p.width;
       const Range tasks = ShareOf(p.num_chunks * p.num_blocks, t, nt);

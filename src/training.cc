@@ -50,11 +50,13 @@ class TrainingOps {
         options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)} {}
 
   void Prepare(int64_t c) {
-    // The channel's first values: a few of its first segment (channels-first)
-    // or its value in the first rows (channels-last).
-    const int64_t n = std::min(kShiftSamples, p_.channels_last ? p_.outer : p_.inner);
-    const int64_t step = p_.channels_last ? p_.channels : 1;
-    const float* first = x_ + (p_.channels_last ? c : c * p_.inner);
+    // The channel's first values: its value in the first rows (channels-last)
+    // or the start of its first segment.
+    const bool strided = p_.by_rows && p_.run == 1;
+    const int64_t segment = p_.by_rows ? p_.run : p_.inner;
+    const int64_t n = std::min(kShiftSamples, strided ? p_.count : segment);
+    const int64_t step = strided ? p_.channels : 1;
+    const float* first = x_ + (strided ? c : c * segment);
     double sum = 0;
     for (int64_t i = 0; i < n; ++i) sum += first[i * step];
     a_.shift_estimate[c] = static_cast<float>(sum / n);
@@ -66,7 +68,8 @@ class TrainingOps {
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float shift[kMaxRowWidth];
-    for (size_t i = 0; i < rows.width; ++i) shift[i] = a_.shift_estimate[(pos + i) % p_.channels];
+    ForEachPosition(p_, pos, rows.width,
+                    [&](int64_t i, int64_t c) { shift[i] = a_.shift_estimate[c]; });
     k_.moments_rows(x_ + offset, rows, shift, first, second);
   }
 
