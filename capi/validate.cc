@@ -54,6 +54,17 @@ void FormatShape(const bnorm_shape* shape, char* out, size_t size) {
   if (used < size) snprintf(out + used, size - used, ")");
 }
 
+// The value a caller stored in an enum field, read without loading the enum
+// type: values outside the enumerators come from C callers, and loading them
+// as the C++ enum type is undefined behaviour.
+template <class Enum>
+int32_t StoredValue(const Enum& field) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are int-sized on supported ABIs");
+  int32_t value;
+  memcpy(&value, &field, sizeof(value));
+  return value;
+}
+
 bnorm_status ValidateFields(const bnorm_desc& d) {
   if (!(std::isfinite(d.eps) && d.eps > 0)) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT, "eps is %g; it must be finite and > 0", d.eps);
@@ -61,16 +72,18 @@ bnorm_status ValidateFields(const bnorm_desc& d) {
   if (!(d.momentum >= 0 && d.momentum <= 1)) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT, "momentum is %g; it must be in [0, 1]", d.momentum);
   }
-  if (d.layout != BNORM_LAYOUT_NCHW && d.layout != BNORM_LAYOUT_NHWC) {
+  const int32_t layout = StoredValue(d.layout);
+  if (layout != BNORM_LAYOUT_NCHW && layout != BNORM_LAYOUT_NHWC) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                "layout is %d; it must be BNORM_LAYOUT_NCHW (0) or BNORM_LAYOUT_NHWC (1)",
-                static_cast<int>(d.layout));
+                "layout is %" PRId32 "; it must be BNORM_LAYOUT_NCHW (0) or BNORM_LAYOUT_NHWC (1)",
+                layout);
   }
-  if (d.dtype != BNORM_DTYPE_F32 && d.dtype != BNORM_DTYPE_BF16 && d.dtype != BNORM_DTYPE_F16) {
+  const int32_t dtype = StoredValue(d.dtype);
+  if (dtype != BNORM_DTYPE_F32 && dtype != BNORM_DTYPE_BF16 && dtype != BNORM_DTYPE_F16) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                "dtype is %d; it must be BNORM_DTYPE_F32 (0), BNORM_DTYPE_BF16 (1) or "
-                "BNORM_DTYPE_F16 (2)",
-                static_cast<int>(d.dtype));
+                "dtype is %" PRId32
+                "; it must be BNORM_DTYPE_F32 (0), BNORM_DTYPE_BF16 (1) or BNORM_DTYPE_F16 (2)",
+                dtype);
   }
   if ((d.flags & ~kKnownFlags) != 0) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT, "flags 0x%" PRIx32 " has unknown bits 0x%" PRIx32,

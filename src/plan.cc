@@ -51,7 +51,9 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
   if (!p.by_rows) {
     p.outer = dims[0];
     p.inner = spatial;
-    p.segments_per_chunk = std::max<int64_t>(1, kChunkValues / p.inner);
+    // At most kMaxChunks partials per channel keeps scratch O(C) for any batch.
+    p.segments_per_chunk =
+        std::max({int64_t{1}, kChunkValues / p.inner, CeilDiv(p.outer, kMaxChunks)});
     p.chunks_per_channel = CeilDiv(p.outer, p.segments_per_chunk);
     return p;
   }
