@@ -33,10 +33,11 @@ class Shape(ctypes.Structure):
 
 
 def default_library_path():
-    """$BNORM_LIB, else libbnorm.so in $BNORM_BUILD_DIR (default /work/main/build)."""
+    """$BNORM_LIB, else libbnorm.so in $BNORM_BUILD_DIR (default build/release in the repository)."""
     if os.environ.get("BNORM_LIB"):
         return os.environ["BNORM_LIB"]
-    build_dir = os.environ.get("BNORM_BUILD_DIR", "/work/main/build")
+    build_dir = os.environ.get("BNORM_BUILD_DIR", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "build", "release"))
     return os.path.join(build_dir, "libbnorm.so")
 
 

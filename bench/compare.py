@@ -37,8 +37,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true",
                         help="every shape, plus the naive and per-SIMD-target rows")
-    parser.add_argument("--build-dir", default=os.environ.get("BNORM_BUILD_DIR",
-                                                              "/work/main/build"))
+    parser.add_argument("--build-dir", default=os.environ.get(
+        "BNORM_BUILD_DIR", os.path.join(HERE, "..", "build", "release")))
     parser.add_argument("--shapes", help="comma-separated shape names instead of the default")
     parser.add_argument("--reps", type=int, help="repetitions (medians); default 5 (quick: 3)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")

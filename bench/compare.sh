@@ -4,11 +4,11 @@
 #   bench/compare.sh          two shapes, about 40 s
 #   bench/compare.sh --full   the whole shape table, naive and per-target rows (~7.5 min)
 #
-# Uses the build in $BNORM_BUILD_DIR (default /work/main/build); it does not
+# Uses the build in $BNORM_BUILD_DIR (default build/release in the repository); it does not
 # build (scripts/run.sh does). Other options: bench/compare.py --help.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build_dir="${BNORM_BUILD_DIR:-/work/main/build}"
+build_dir="${BNORM_BUILD_DIR:-$here/../build/release}"
 if [[ ! -x "$build_dir/bench/bnorm_bench" ]]; then
   echo "compare.sh: $build_dir/bench/bnorm_bench not found: build first" \
        "(scripts/run.sh), or point BNORM_BUILD_DIR at a build" >&2
