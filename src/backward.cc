@@ -45,6 +45,7 @@ class BackwardOps {
   }
 
   void Prepare(int64_t) {}
+  void PrepareChannels(Range) {}
 
   void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
     const int64_t offset = segment * p_.inner;
@@ -54,7 +55,7 @@ class BackwardOps {
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float mean[kMaxRowWidth];
-    ForEachPosition(p_, pos, rows.width, [&](int64_t i, int64_t c) { mean[i] = mean_[c]; });
+    SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), mean_, mean);
     k_.grad_sums_rows(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, rows, mean, first,
                       second);
   }
@@ -108,12 +109,10 @@ class BackwardOps {
       const int64_t pos = blk * p_.block_width;
       const int64_t n = std::min(p_.block_width, p_.width - pos);
       alignas(64) float center[kMaxRowWidth], a[kMaxRowWidth], b[kMaxRowWidth], c[kMaxRowWidth];
-      ForEachPosition(p_, pos, n, [&](int64_t i, int64_t ch) {
-        center[i] = mean_[ch];
-        a[i] = coef_.a[ch];
-        b[i] = coef_.b[ch];
-        c[i] = coef_.c[ch];
-      });
+      SpreadToPositions(p_, pos, n, mean_, center);
+      SpreadToPositions(p_, pos, n, coef_.a, a);
+      SpreadToPositions(p_, pos, n, coef_.b, b);
+      SpreadToPositions(p_, pos, n, coef_.c, c);
       const GradArrays arrays{center, a, b, c};
       const size_t stride = static_cast<size_t>(p_.width);
       RowsGradient(rows.begin * p_.width + pos,

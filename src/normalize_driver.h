@@ -5,6 +5,8 @@
 #ifndef BNORM_SRC_NORMALIZE_DRIVER_H_
 #define BNORM_SRC_NORMALIZE_DRIVER_H_
 
+#include <string.h>
+
 #include <algorithm>
 
 #include "src/kernel_table.h"
@@ -12,6 +14,18 @@
 #include "src/plan.h"
 
 namespace bnorm {
+
+// Per-channel parameters computed beforehand for every channel (training).
+struct ChannelParams {
+  const float* center;
+  const float* scale;
+  const float* shift;
+  void operator()(int64_t c, float* center_c, float* scale_c, float* shift_c) const {
+    *center_c = center[c];
+    *scale_c = scale[c];
+    *shift_c = shift[c];
+  }
+};
 
 // Parameters of positions [begin, begin + n) of a channels-last row, or of
 // channels [begin, begin + n) (the same with C positions per row).
@@ -26,8 +40,24 @@ struct AffineBlock {
     for (int64_t i = 0; i < n; ++i) affine(begin + i, &center[i], &scale[i], &shift[i]);
   }
   // Row positions [begin, begin + n).
+  void FillPositions(const Plan& p, int64_t begin, int64_t n, const ChannelParams& params) {
+    SpreadToPositions(p, begin, n, params.center, center);
+    SpreadToPositions(p, begin, n, params.scale, scale);
+    SpreadToPositions(p, begin, n, params.shift, shift);
+  }
   template <class ChannelAffine>
   void FillPositions(const Plan& p, int64_t begin, int64_t n, const ChannelAffine& affine) {
+    if (p.run == 1 && n > p.channels) {
+      // Channels-last rows repeat the channels: compute each once, then copy.
+      FillPositions(p, begin, p.channels, affine);
+      for (int64_t i = p.channels; i < n; i += p.channels) {
+        const size_t bytes = static_cast<size_t>(std::min(p.channels, n - i)) * sizeof(float);
+        memcpy(&center[i], &center[i - p.channels], bytes);
+        memcpy(&scale[i], &scale[i - p.channels], bytes);
+        memcpy(&shift[i], &shift[i - p.channels], bytes);
+      }
+      return;
+    }
     // Once per channel run: the inference affine costs a square root.
     ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
       affine(c, &center[i_begin], &scale[i_begin], &shift[i_begin]);

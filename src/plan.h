@@ -6,6 +6,9 @@
 #define BNORM_SRC_PLAN_H_
 
 #include <stdint.h>
+#include <string.h>
+
+#include <algorithm>
 
 namespace bnorm {
 
@@ -73,6 +76,25 @@ void ForEachPosition(const Plan& p, int64_t begin, int64_t n, const F& f) {
   ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
     for (int64_t i = i_begin; i < i_end; ++i) f(i, c);
   });
+}
+
+// out[i] = per_channel[channel of row position begin + i], for i in [0, n).
+// Channels-last rows (run 1) hold the channels in order, so this is a few
+// block copies rather than a call per position.
+inline void SpreadToPositions(const Plan& p, int64_t begin, int64_t n, const float* per_channel,
+                              float* out) {
+  if (p.run != 1) {
+    ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
+      std::fill(out + i_begin, out + i_end, per_channel[c]);
+    });
+    return;
+  }
+  int64_t c = begin % p.channels;
+  for (int64_t i = 0; i < n; c = 0) {
+    const int64_t len = std::min(n - i, p.channels - c);
+    memcpy(out + i, per_channel + c, static_cast<size_t>(len) * sizeof(float));
+    i += len;
+  }
 }
 
 }  // namespace bnorm

@@ -6,6 +6,7 @@
 //
 // Ops provides:
 //   Prepare(c)                       per-channel set-up before any sum
+//   PrepareChannels(range)           the same for a range of channels
 //   SpanSums(c, segment, &sums)      adds one channels-first segment
 //   RowsSums(offset, rows, pos, f, s) adds channels-last rows, positions
 //                                    [pos, pos + rows.width), into f[], s[]
@@ -93,6 +94,43 @@ inline SumPair MergeRowPartials(const Plan& p, int64_t c, const double* first,
   return total;
 }
 
+// ops.Finish for channels [channels.begin, channels.end) of the rows view. With
+// one position per channel run (channels-last), a channel's partials sit at
+// the same offset of every chunk and fold, so blocks of channels are merged
+// with the channel innermost; each channel's additions keep the order of
+// MergeRowPartials, so the results are the same.
+template <class Ops>
+void FinishRowChannels(const Plan& p, Range channels, const double* first, const double* second,
+                       Ops& ops) {
+  if (p.run != 1) {
+    for (int64_t c = channels.begin; c < channels.end; ++c) {
+      ops.Finish(c, MergeRowPartials(p, c, first, second));
+    }
+    return;
+  }
+  constexpr int64_t kBlock = 256;
+  double sum_first[kBlock], sum_second[kBlock];
+  for (int64_t c0 = channels.begin; c0 < channels.end; c0 += kBlock) {
+    const int64_t n = std::min(kBlock, channels.end - c0);
+    std::fill_n(sum_first, n, 0.0);
+    std::fill_n(sum_second, n, 0.0);
+    for (int64_t j = 0; j < p.num_chunks; ++j) {
+      for (int64_t f = 0; f < p.fold; ++f) {
+        const int64_t base = j * p.width + f * p.channels + c0;
+        for (int64_t i = 0; i < n; ++i) {
+          sum_first[i] += first[base + i];
+          sum_second[i] += second[base + i];
+        }
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) ops.Finish(c0 + i, SumPair{sum_first[i], sum_second[i]});
+  }
+}
+
+// Channels-first channels smaller than this are processed kMaxGroup at a time.
+constexpr int64_t kGroupBytes = 16 * 1024;
+constexpr int64_t kMaxGroup = 16;
+
 // `scratch` holds ReductionScratchBytes(p).
 template <class Ops>
 void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& ops) {
@@ -102,17 +140,27 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
   RunParallel(num_threads, [&](int t, int nt) {
     const Range channels = ShareOf(p.channels, t, nt);
     if (per_channel) {
-      for (int64_t c = channels.begin; c < channels.end; ++c) {
-        ops.Prepare(c);
-        SumPair total;
-        for (int64_t j = 0; j < p.chunks_per_channel; ++j) AddTo(&total, ChunkSums(p, c, j, ops));
-        ops.Finish(c, total);
-        ops.ElementwiseChannel(c);
+      // Small channels go in groups, each step for the whole group: a
+      // channel's sums, coefficients and elementwise pass form one chain of
+      // dependent latencies, and independent channels side by side overlap
+      // them. The group stays within L1, so the second pass still hits cache.
+      const int64_t group = std::clamp<int64_t>(kGroupBytes / (p.count * 4), 1, kMaxGroup);
+      SumPair totals[kMaxGroup];
+      for (int64_t c0 = channels.begin; c0 < channels.end; c0 += group) {
+        const int64_t c_end = std::min(channels.end, c0 + group);
+        for (int64_t c = c0; c < c_end; ++c) {
+          ops.Prepare(c);
+          SumPair& total = totals[c - c0];
+          total = SumPair{};
+          for (int64_t j = 0; j < p.chunks_per_channel; ++j) AddTo(&total, ChunkSums(p, c, j, ops));
+        }
+        for (int64_t c = c0; c < c_end; ++c) ops.Finish(c, totals[c - c0]);
+        for (int64_t c = c0; c < c_end; ++c) ops.ElementwiseChannel(c);
       }
       ops.ElementwiseDone();
       return;
     }
-    for (int64_t c = channels.begin; c < channels.end; ++c) ops.Prepare(c);
+    ops.PrepareChannels(channels);
 #pragma omp barrier
     if (p.by_rows) {
       double* first = static_cast<double*>(scratch);
@@ -122,9 +170,7 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
         RowChunkSums(p, task / p.num_blocks, task % p.num_blocks, first, second, ops);
       }
 #pragma omp barrier
-      for (int64_t c = channels.begin; c < channels.end; ++c) {
-        ops.Finish(c, MergeRowPartials(p, c, first, second));
-      }
+      FinishRowChannels(p, channels, first, second, ops);
     } else {
       SumPair* partials = static_cast<SumPair*>(scratch);
       const Range tasks = ShareOf(p.channels * p.chunks_per_channel, t, nt);

@@ -50,16 +50,35 @@ class TrainingOps {
         options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)} {}
 
   void Prepare(int64_t c) {
-    // The channel's first values: its value in the first rows (channels-last)
-    // or the start of its first segment.
-    const bool strided = p_.by_rows && p_.run == 1;
-    const int64_t segment = p_.by_rows ? p_.run : p_.inner;
-    const int64_t n = std::min(kShiftSamples, strided ? p_.count : segment);
-    const int64_t step = strided ? p_.channels : 1;
-    const float* first = x_ + (strided ? c : c * segment);
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += first[i * step];
-    a_.shift_estimate[c] = static_cast<float>(sum / n);
+    // The start of the channel's first segment (or run of positions).
+    const int64_t n = std::min(kShiftSamples, p_.by_rows ? p_.run : p_.inner);
+    const float* first = x_ + c * (p_.by_rows ? p_.run : p_.inner);
+    // Four chains: one serial chain of double additions per channel would be
+    // the longest latency of a small channel's whole pass.
+    double sums[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < n; ++i) sums[i % 4] += first[i];
+    a_.shift_estimate[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
+  }
+
+  void PrepareChannels(Range channels) {
+    if (!(p_.by_rows && p_.run == 1)) {
+      for (int64_t c = channels.begin; c < channels.end; ++c) Prepare(c);
+      return;
+    }
+    // Channels-last: the channels' values in the first rows, summed a row at a
+    // time so that the loads are contiguous.
+    const int64_t n = std::min(kShiftSamples, p_.count);
+    constexpr int64_t kBlock = 256;
+    double sums[kBlock];
+    for (int64_t c0 = channels.begin; c0 < channels.end; c0 += kBlock) {
+      const int64_t m = std::min(kBlock, channels.end - c0);
+      std::fill_n(sums, m, 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = x_ + i * p_.channels + c0;
+        for (int64_t c = 0; c < m; ++c) sums[c] += row[c];
+      }
+      for (int64_t c = 0; c < m; ++c) a_.shift_estimate[c0 + c] = static_cast<float>(sums[c] / n);
+    }
   }
 
   void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
@@ -68,8 +87,7 @@ class TrainingOps {
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float shift[kMaxRowWidth];
-    ForEachPosition(p_, pos, rows.width,
-                    [&](int64_t i, int64_t c) { shift[i] = a_.shift_estimate[c]; });
+    SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), a_.shift_estimate, shift);
     k_.moments_rows(x_ + offset, rows, shift, first, second);
   }
 
@@ -111,12 +129,7 @@ class TrainingOps {
   }
 
   void ElementwiseShare(int t, int nt) {
-    NormalizeShare(p_, k_, x_, y_, options_, t, nt,
-                   [this](int64_t c, float* center, float* scale, float* shift) {
-                     *center = a_.center[c];
-                     *scale = a_.scale[c];
-                     *shift = a_.shift[c];
-                   });
+    NormalizeShare(p_, k_, x_, y_, options_, t, nt, ChannelParams{a_.center, a_.scale, a_.shift});
   }
 
  private:
