@@ -53,6 +53,10 @@ struct GradArrays {
 struct Elementwise {
   bool relu;    // y = max(y, 0), NaN kept
   bool stream;  // non-temporal stores: the output goes to memory, not cache
+  // Span kernels: if set, the same number of values from here are prefetched
+  // into L2 along the way (the next channel's segment, whose statistics come
+  // next), so that reading them from memory overlaps writing this output.
+  const void* prefetch = nullptr;
 };
 
 template <typename T>

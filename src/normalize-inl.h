@@ -21,13 +21,15 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 template <bool kRelu, bool kStream, typename T>
-void NormalizeSpanImpl(const T* x, T* y, size_t count, float center, float scale, float shift) {
+void NormalizeSpanImpl(const T* x, T* y, size_t count, float center, float scale, float shift,
+                       const T* prefetch) {
   const size_t peel = kStream ? ElementsToAlignment(y) : 0;
   ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
     auto v = hn::MulAdd(hn::Sub(LoadElements(d, x + i), hn::Set(d, center)), hn::Set(d, scale),
                         hn::Set(d, shift));
     if (kRelu) v = Relu(d, v);
     StoreOutput<kStream>(v, d, y + i);
+    PrefetchToL2(d, prefetch, i);
   });
 }
 
@@ -49,8 +51,9 @@ void NormalizeRowsImpl(const T* x, T* y, Rows rows, AffineArrays p) {
 template <bool kRelu, bool kStream>
 struct NormalizeLoops {
   template <typename T>
-  static void Span(const T* x, T* y, size_t count, float center, float scale, float shift) {
-    NormalizeSpanImpl<kRelu, kStream>(x, y, count, center, scale, shift);
+  static void Span(const T* x, T* y, size_t count, float center, float scale, float shift,
+                   const T* prefetch) {
+    NormalizeSpanImpl<kRelu, kStream>(x, y, count, center, scale, shift, prefetch);
   }
   template <typename T>
   static void Rows(const T* x, T* y, bnorm::Rows rows, AffineArrays params) {
@@ -62,7 +65,10 @@ template <typename T>
 void NormalizeSpan(const T* x, T* y, size_t count, float center, float scale, float shift,
                    Elementwise options) {
   DispatchOptions<NormalizeLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, y, count, center, scale, shift); },
+      [&](auto loops) HWY_ATTR {
+        decltype(loops)::Span(x, y, count, center, scale, shift,
+                              static_cast<const T*>(options.prefetch));
+      },
       options.relu, options.stream);
 }
 

@@ -5,6 +5,7 @@
 
 #include <omp.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -34,6 +35,15 @@ inline int ThreadsFor(int requested, double bytes,
 constexpr double kStreamMinBytes = 16.0 * 1024 * 1024;
 
 inline bool ShouldStream(double output_bytes) { return output_bytes >= kStreamMinBytes; }
+
+// The per-core L2 size, read once (512 KiB where the system does not say).
+inline double L2CacheBytes() {
+  static const double bytes = [] {
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return reported > 0 ? static_cast<double>(reported) : 512.0 * 1024;
+  }();
+  return bytes;
+}
 
 // Orders this thread's non-temporal stores before anything after it (the end
 // of the parallel region, another thread's reads).

@@ -11,7 +11,9 @@
 //   RowsSums(offset, rows, pos, f, s) adds channels-last rows, positions
 //                                    [pos, pos + rows.width), into f[], s[]
 //   Finish(c, sums)                  per-channel coefficients from the sums
-//   ElementwiseChannel(c)            the elementwise pass of one channel
+//   InputBytesPerChannel()           what the sums of one channel read
+//   ElementwiseChannel(c, next)      the elementwise pass of one channel,
+//                                    prefetching channel next (if >= 0)
 //   ElementwiseShare(t, nt)          thread t's share of the elementwise pass
 //   ElementwiseDone()                after a thread's last ElementwiseChannel
 #ifndef BNORM_SRC_REDUCE_DRIVER_H_
@@ -145,6 +147,7 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
       // dependent latencies, and independent channels side by side overlap
       // them. The group stays within L1, so the second pass still hits cache.
       const int64_t group = std::clamp<int64_t>(kGroupBytes / (p.count * 4), 1, kMaxGroup);
+      const bool channel_fits_l2 = 2 * ops.InputBytesPerChannel() <= L2CacheBytes();
       SumPair totals[kMaxGroup];
       for (int64_t c0 = channels.begin; c0 < channels.end; c0 += group) {
         const int64_t c_end = std::min(channels.end, c0 + group);
@@ -155,7 +158,10 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
           for (int64_t j = 0; j < p.chunks_per_channel; ++j) AddTo(&total, ChunkSums(p, c, j, ops));
         }
         for (int64_t c = c0; c < c_end; ++c) ops.Finish(c, totals[c - c0]);
-        for (int64_t c = c0; c < c_end; ++c) ops.ElementwiseChannel(c);
+        // While a channel that fits in L2 is written, the next one is
+        // prefetched, so its statistics read cache, not memory.
+        const bool prefetch = group == 1 && c_end < channels.end && channel_fits_l2;
+        for (int64_t c = c0; c < c_end; ++c) ops.ElementwiseChannel(c, prefetch ? c + 1 : -1);
       }
       ops.ElementwiseDone();
       return;

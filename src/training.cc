@@ -116,11 +116,16 @@ class TrainingOps {
     }
   }
 
-  void ElementwiseChannel(int64_t c) {
+  double InputBytesPerChannel() const { return 4.0 * p_.count; }
+
+  // `next`: the channel whose statistics come next, to prefetch, or -1.
+  void ElementwiseChannel(int64_t c, int64_t next) {
+    Elementwise options = options_;
     for (int64_t n = 0; n < p_.outer; ++n) {
       const int64_t offset = (n * p_.channels + c) * p_.inner;
+      if (next >= 0) options.prefetch = x_ + (n * p_.channels + next) * p_.inner;
       k_.normalize_span(x_ + offset, y_ + offset, p_.inner, a_.center[c], a_.scale[c], a_.shift[c],
-                        options_);
+                        options);
     }
   }
 

@@ -67,6 +67,13 @@ HWY_INLINE void ForEachVector(size_t count, size_t peel, const Body& body) {
   for (; i < count; ++i) body(d1, i);
 }
 
+// Prefetches base + i into L2 once per 16 values (a 64-byte line of floats)
+// for a loop stepping by d's lanes; a no-op without a base.
+template <class D, typename T>
+HWY_INLINE void PrefetchToL2(D d, const T* base, size_t i) {
+  if (base != nullptr && i % 16 < hn::Lanes(d)) __builtin_prefetch(base + i, 0, 2);
+}
+
 template <class Body>
 HWY_INLINE void ForEachVector(size_t count, const Body& body) {
   ForEachVector(count, 0, body);
