@@ -20,6 +20,7 @@ constexpr int64_t kFoldLanes = 16;
 // them to num_chunks * width <= 128K (2 MiB of scratch).
 constexpr int64_t kMaxPartialPositions = 128 * 1024;
 constexpr int64_t kMaxChunks = 64;
+constexpr int64_t kMinChunks = 8;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -77,8 +78,11 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
   p.block_width = std::min(p.width, max_width);
   p.num_blocks = CeilDiv(p.width, p.block_width);
   const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
+  // At least kMinChunks chunks where there are rows enough, so that a small
+  // tensor's reduction still splits evenly over a few threads.
   p.rows_per_chunk =
-      std::max({int64_t{1}, CeilDiv(kChunkValues, p.width), CeilDiv(p.rows, max_chunks)});
+      std::max({int64_t{1}, std::min(CeilDiv(kChunkValues, p.width), CeilDiv(p.rows, kMinChunks)),
+                CeilDiv(p.rows, max_chunks)});
   p.num_chunks = std::max<int64_t>(1, CeilDiv(p.rows, p.rows_per_chunk));
   return p;
 }
