@@ -21,6 +21,7 @@ constexpr int64_t kFoldLanes = 16;
 constexpr int64_t kMaxPartialPositions = 128 * 1024;
 constexpr int64_t kMaxChunks = 64;
 constexpr int64_t kMinChunks = 8;
+constexpr int64_t kMinSplitValues = 16 * 1024;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -79,9 +80,12 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
   p.num_blocks = CeilDiv(p.width, p.block_width);
   const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
   // At least kMinChunks chunks where there are rows enough, so that a small
-  // tensor's reduction still splits evenly over a few threads.
+  // tensor's reduction still splits evenly over a few threads; tensors too
+  // small for a second thread keep one chunk per kChunkValues.
+  const bool split = p.count * p.channels >= kMinSplitValues;
+  const int64_t chunk_rows = CeilDiv(kChunkValues, p.width);
   p.rows_per_chunk =
-      std::max({int64_t{1}, std::min(CeilDiv(kChunkValues, p.width), CeilDiv(p.rows, kMinChunks)),
+      std::max({int64_t{1}, split ? std::min(chunk_rows, CeilDiv(p.rows, kMinChunks)) : chunk_rows,
                 CeilDiv(p.rows, max_chunks)});
   p.num_chunks = std::max<int64_t>(1, CeilDiv(p.rows, p.rows_per_chunk));
   return p;
