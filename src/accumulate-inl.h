@@ -116,12 +116,10 @@ HWY_INLINE void AccumulateColumns(D d, size_t r0, size_t r1, size_t stride, size
   }
 }
 
-// term(d, offset, i, a, b) sets a and b for row elements [offset + i, ...),
-// positions [i, ...). Adds per position into first[0, width) and second[0,
-// width). Rows are taken kRowBlock at a time, columns four vectors at a time,
-// so the partial sums stay in registers.
+// AccumulateRows for wide rows: rows are taken kRowBlock at a time, columns
+// four vectors at a time, so the partial sums stay in registers.
 template <class Term>
-HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
+HWY_INLINE void AccumulateRowsTiled(Rows rows, const Term& term, double* first, double* second) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t lanes = hn::Lanes(d);
@@ -136,6 +134,47 @@ HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, doubl
     }
     for (; i < rows.width; ++i)
       AccumulateColumns<1>(d1, r0, r1, rows.stride, i, term, first, second);
+  }
+}
+
+// AccumulateRows for narrow rows, too narrow for the tiles' four vectors:
+// rows are read one after the other with the float sums in L1, so the
+// additions of successive vectors do not wait on each other.
+template <class Term>
+HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, double* second) {
+  HWY_ALIGN float block_first[kMaxRowWidth];
+  HWY_ALIGN float block_second[kMaxRowWidth];
+  for (size_t r0 = 0; r0 < rows.rows; r0 += kRowBlock) {
+    const size_t r1 = std::min(rows.rows, r0 + kRowBlock);
+    std::fill_n(block_first, rows.width, 0.0f);
+    std::fill_n(block_second, rows.width, 0.0f);
+    for (size_t r = r0; r < r1; ++r) {
+      ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
+        auto a = hn::Zero(d), b = hn::Zero(d);
+        term(d, r * rows.stride, i, a, b);
+        hn::Store(hn::Add(hn::Load(d, block_first + i), a), d, block_first + i);
+        hn::Store(hn::MulAdd(a, b, hn::Load(d, block_second + i)), d, block_second + i);
+      });
+    }
+    for (size_t i = 0; i < rows.width; ++i) {
+      first[i] += block_first[i];
+      second[i] += block_second[i];
+    }
+  }
+}
+
+// term(d, offset, i, a, b) sets a and b for row elements [offset + i, ...),
+// positions [i, ...). Adds per position into first[0, width) and second[0,
+// width). Each position sums kRowBlock rows in float, in row order, then
+// joins its double total; both ways below add in that same order, so which
+// one runs does not change the result.
+template <class Term>
+HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
+  const hn::ScalableTag<float> d;
+  if (rows.width < 8 * hn::Lanes(d)) {
+    AccumulateRowsInL1(rows, term, first, second);
+  } else {
+    AccumulateRowsTiled(rows, term, first, second);
   }
 }
 
