@@ -22,6 +22,10 @@ constexpr int64_t kMaxPartialPositions = 128 * 1024;
 constexpr int64_t kMaxChunks = 64;
 constexpr int64_t kMinChunks = 8;
 constexpr int64_t kMinSplitValues = 16 * 1024;
+// Rows views with fewer rows than this split positions rather than rows, in
+// blocks of at least kMinBlockWidth positions.
+constexpr int64_t kFewRows = 128;
+constexpr int64_t kMinBlockWidth = 256;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -77,7 +81,21 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
     p.tail_width = 0;
   }
   p.block_width = std::min(p.width, max_width);
+  // Few rows of many positions (few samples, many channels): split the
+  // positions into blocks, which share out over threads without the partial
+  // sums that splitting so few rows would take, and sum all rows at once.
+  const bool few_rows = p.rows < kFewRows && p.width >= 2 * kMinBlockWidth;
+  if (few_rows) {
+    p.block_width =
+        std::min(p.block_width,
+                 std::max(kMinBlockWidth, CeilDiv(p.width, kMinChunks * kFoldLanes) * kFoldLanes));
+  }
   p.num_blocks = CeilDiv(p.width, p.block_width);
+  if (few_rows) {
+    p.rows_per_chunk = std::max<int64_t>(1, p.rows);
+    p.num_chunks = 1;
+    return p;
+  }
   const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
   // At least kMinChunks chunks where there are rows enough, so that a small
   // tensor's reduction still splits evenly over a few threads; tensors too
