@@ -69,7 +69,8 @@ bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* 
                                      const float* gamma, const float* beta) {
   return GuardedCall([&]() -> bnorm_status {
     Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kElementwise, &r))
+      return s;
     const bool affine = r.problem.affine;
     const DataArg args[] = {
         {"x", x, true, false, bnorm::kAlways},
@@ -95,7 +96,8 @@ bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* s
                                     float* save_invstd) {
   return GuardedCall([&]() -> bnorm_status {
     Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
+      return s;
     const bool affine = r.problem.affine;
     const bool track = r.problem.track_running_stats;
     if (!track) running_mean = running_var = nullptr;
@@ -134,7 +136,8 @@ bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, co
                             float* dgamma, float* dbeta) {
   return GuardedCall([&]() -> bnorm_status {
     Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, &r)) return s;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
+      return s;
     const bool affine = r.problem.affine;
     const bool relu = r.problem.relu;
     if (!relu) y = nullptr;

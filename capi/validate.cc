@@ -154,7 +154,8 @@ bool SameName(const char* a, const char* b) {
 
 }  // namespace
 
-bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, Request* r) {
+bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, PlanKind kind,
+                             Request* r) {
   if (desc == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
   if (shape == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "shape is NULL");
   if (!IsKnownDescSize(desc->struct_size)) {
@@ -177,7 +178,7 @@ bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, R
   if (bnorm_status s = ValidateChannels(d, shape)) return s;
 
   Problem& pr = r->problem;
-  pr.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims);
+  pr.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims, kind);
   pr.eps = d.eps;
   pr.momentum = d.momentum;
   pr.affine = (d.flags & BNORM_FLAG_AFFINE) != 0;

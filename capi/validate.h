@@ -18,7 +18,8 @@ struct Request {
 };
 
 // desc or shape NULL; descriptor; descriptor fields; shape; channel mismatch.
-bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, Request* request);
+bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, PlanKind kind,
+                             Request* request);
 
 // A pointer argument of an entry point.
 struct DataArg {

@@ -12,6 +12,10 @@ namespace {
 constexpr int64_t kChunkValues = 32 * 1024;
 // Channels-first segments shorter than this are walked as rows.
 constexpr int64_t kMinSpanValues = 512;
+// The same for training and backward, measured on (32, 1024, 14, 14) and
+// (32, 2048, 7, 7): spans cut training time by a fifth and backward by a third
+// there, though inference is faster as rows.
+constexpr int64_t kMinReductionSpanValues = 32;
 constexpr int64_t kMinRowsForRowsView = 16;
 // Channels-last rows are folded until their width is a multiple of this many
 // lanes (the widest f32 vector, AVX-512), unless that exceeds kMaxRowWidth.
@@ -40,7 +44,7 @@ int64_t Gcd(int64_t a, int64_t b) {
 
 }  // namespace
 
-Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
+Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind) {
   Plan p{};
   const int channel_dim = nhwc ? rank - 1 : 1;
   p.channels = dims[channel_dim];
@@ -52,7 +56,10 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims) {
   const bool channels_last = nhwc || spatial == 1;
   // Rows pay off for short segments when there are enough rows for the
   // register tiles (kRowBlock rows) to amortise their flushes.
-  p.by_rows = channels_last || (spatial < kMinSpanValues && dims[0] >= kMinRowsForRowsView);
+  // A reduction walks channels first one channel at a time, so that its
+  // second pass reads cache; only very short segments make rows pay off.
+  const int64_t min_span = kind == PlanKind::kReduction ? kMinReductionSpanValues : kMinSpanValues;
+  p.by_rows = channels_last || (spatial < min_span && dims[0] >= kMinRowsForRowsView);
 
   if (!p.by_rows) {
     p.outer = dims[0];

@@ -50,8 +50,12 @@ struct Plan {
   int64_t num_chunks;
 };
 
+// What a plan is for: a single elementwise pass (inference), or sums over
+// each channel followed by an elementwise pass (training, backward).
+enum class PlanKind { kElementwise, kReduction };
+
 // dims in memory order; the caller has validated them.
-Plan MakePlan(bool nhwc, int rank, const int64_t* dims);
+Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind);
 
 // Calls f(i_begin, i_end, channel) for each run of the row positions
 // [begin, begin + n) that belong to one channel, with i counted from begin.
