@@ -179,14 +179,17 @@ HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, doubl
 }
 
 template <typename T>
-void MomentsSpan(const T* x, size_t count, float shift, SumPair* sums) {
-  AccumulateSpan(
-      count,
-      [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
-        a = hn::Sub(LoadElements(d, x + i), hn::Set(d, shift));
-        b = a;
-      },
-      sums);
+void MomentsSpan(const T* x, Spans spans, float shift, SumPair* sums) {
+  for (size_t s = 0; s < spans.segments; ++s) {
+    const T* seg_x = x + s * spans.stride;
+    AccumulateSpan(
+        spans.count,
+        [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
+          a = hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, shift));
+          b = a;
+        },
+        sums);
+  }
 }
 
 template <typename T>
@@ -201,24 +204,29 @@ void MomentsRows(const T* x, Rows rows, const float* shift, double* first, doubl
 }
 
 template <bool kRelu, typename T>
-void GradSumsSpanImpl(const T* x, const T* dy, const T* y, size_t count, float mean,
-                      SumPair* sums) {
-  AccumulateSpan(
-      count,
-      [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
-        a = LoadElements(d, dy + i);
-        if (kRelu) a = ReluGrad(d, a, LoadElements(d, y + i));
-        b = hn::Sub(LoadElements(d, x + i), hn::Set(d, mean));
-      },
-      sums);
+void GradSumsSpanImpl(const T* x, const T* dy, const T* y, Spans spans, float mean, SumPair* sums) {
+  for (size_t s = 0; s < spans.segments; ++s) {
+    const size_t o = s * spans.stride;
+    const T* seg_x = x + o;
+    const T* seg_dy = dy + o;
+    const T* seg_y = Offset(y, o);
+    AccumulateSpan(
+        spans.count,
+        [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
+          a = LoadElements(d, seg_dy + i);
+          if (kRelu) a = ReluGrad(d, a, LoadElements(d, seg_y + i));
+          b = hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, mean));
+        },
+        sums);
+  }
 }
 
 template <typename T>
-void GradSumsSpan(const T* x, const T* dy, const T* y, size_t count, float mean, SumPair* sums) {
+void GradSumsSpan(const T* x, const T* dy, const T* y, Spans spans, float mean, SumPair* sums) {
   if (y != nullptr) {
-    GradSumsSpanImpl<true>(x, dy, y, count, mean, sums);
+    GradSumsSpanImpl<true>(x, dy, y, spans, mean, sums);
   } else {
-    GradSumsSpanImpl<false>(x, dy, y, count, mean, sums);
+    GradSumsSpanImpl<false>(x, dy, y, spans, mean, sums);
   }
 }
 

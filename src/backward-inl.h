@@ -31,14 +31,21 @@ HWY_INLINE hn::Vec<D> InputGradient(D d, const T* x, const T* dy, const T* y, si
 template <bool kRelu, bool kUseX, bool kStream>
 struct BackwardLoops {
   template <typename T>
-  static void Span(const T* x, const T* dy, const T* y, T* dx, size_t count, float center, float a,
+  static void Span(const T* x, const T* dy, const T* y, T* dx, Spans spans, float center, float a,
                    float b, float c) {
-    const size_t peel = kStream ? ElementsToAlignment(dx) : 0;
-    ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
-      const auto v = InputGradient<kRelu, kUseX>(d, x, dy, y, i, hn::Set(d, center), hn::Set(d, a),
-                                                 hn::Set(d, b), hn::Set(d, c));
-      StoreOutput<kStream>(v, d, dx + i);
-    });
+    for (size_t s = 0; s < spans.segments; ++s) {
+      const size_t o = s * spans.stride;
+      const T* seg_x = Offset(x, o);
+      const T* seg_dy = dy + o;
+      const T* seg_y = Offset(y, o);
+      T* seg_dx = dx + o;
+      const size_t peel = kStream ? ElementsToAlignment(seg_dx) : 0;
+      ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
+        const auto v = InputGradient<kRelu, kUseX>(d, seg_x, seg_dy, seg_y, i, hn::Set(d, center),
+                                                   hn::Set(d, a), hn::Set(d, b), hn::Set(d, c));
+        StoreOutput<kStream>(v, d, seg_dx + i);
+      });
+    }
   }
 
   template <typename T>
@@ -57,10 +64,10 @@ struct BackwardLoops {
 };
 
 template <typename T>
-void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, size_t count, float center, float a,
+void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, Spans spans, float center, float a,
                   float b, float c, bool stream) {
   DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, count, center, a, b, c); },
+      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, spans, center, a, b, c); },
       y != nullptr, x != nullptr, stream);
 }
 

@@ -47,10 +47,10 @@ class BackwardOps {
   void Prepare(int64_t) {}
   void PrepareChannels(Range) {}
 
-  void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
+  void SpanSums(int64_t c, int64_t segment, int64_t n, SumPair* sums) {
     const int64_t offset = segment * p_.inner;
-    k_.grad_sums_span(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, p_.inner, mean_[c],
-                      sums);
+    k_.grad_sums_span(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, ChannelSpans(n),
+                      mean_[c], sums);
   }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
@@ -85,11 +85,9 @@ class BackwardOps {
   // (32, 512, 28, 28) and (1, 256, 56, 56)), so `next` is unused.
   void ElementwiseChannel(int64_t c, int64_t /*next*/) {
     if (dx_ == nullptr) return;
-    for (int64_t n = 0; n < p_.outer; ++n) {
-      const int64_t offset = (n * p_.channels + c) * p_.inner;
-      k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                       p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
-    }
+    const int64_t offset = c * p_.inner;
+    k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
+                     ChannelSpans(p_.outer), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
   }
 
   void ElementwiseDone() {
@@ -103,7 +101,7 @@ class BackwardOps {
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
         k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                         p_.inner, mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+                         ChannelSpans(1), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
       }
       ElementwiseDone();
       return;
@@ -132,6 +130,12 @@ class BackwardOps {
   }
 
  private:
+  // n segments of one channel, starting at a segment of it.
+  Spans ChannelSpans(int64_t n) const {
+    return Spans{static_cast<size_t>(p_.inner), static_cast<size_t>(n),
+                 static_cast<size_t>(p_.channels * p_.inner)};
+  }
+
   // Frozen statistics make dx independent of x: don't read it.
   const float* UsedX(int64_t offset) const { return pr_.global_stats ? nullptr : x_ + offset; }
 

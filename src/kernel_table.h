@@ -59,30 +59,45 @@ struct Elementwise {
   const void* prefetch = nullptr;
 };
 
+// One channel of a channels-first tensor: `segments` runs of `count` values,
+// the runs `stride` values apart (one run per sample). A kernel walks them
+// all, so short runs cost one call per channel, not one per run.
+struct Spans {
+  size_t count;
+  size_t segments;
+  size_t stride;
+};
+
+// p + offset, or null for null p (offsetting a null pointer is undefined).
+template <typename T>
+inline T* Offset(T* p, size_t offset) {
+  return p != nullptr ? p + offset : nullptr;
+}
+
 template <typename T>
 struct KernelTable {
   int64_t target;  // Highway target bit (HWY_AVX2, ...)
 
   // y = (x - center) * scale + shift, then max(., 0) if relu (NaN stays NaN).
-  void (*normalize_span)(const T* x, T* y, size_t count, float center, float scale, float shift,
+  void (*normalize_span)(const T* x, T* y, Spans spans, float center, float scale, float shift,
                          Elementwise options);
   void (*normalize_rows)(const T* x, T* y, Rows rows, AffineArrays params, Elementwise options);
 
   // Adds sum(x - shift) and sum((x - shift)^2) to *sums.
-  void (*moments_span)(const T* x, size_t count, float shift, SumPair* sums);
+  void (*moments_span)(const T* x, Spans spans, float shift, SumPair* sums);
   // Adds per position: first[i] += sum(x - shift[i]), second[i] += sum((x - shift[i])^2).
   void (*moments_rows)(const T* x, Rows rows, const float* shift, double* first, double* second);
 
   // Adds sum(g) and sum(g * (x - mean)), where g = dy, zeroed where y <= 0 if
   // y is not null (fused ReLU).
-  void (*grad_sums_span)(const T* x, const T* dy, const T* y, size_t count, float mean,
+  void (*grad_sums_span)(const T* x, const T* dy, const T* y, Spans spans, float mean,
                          SumPair* sums);
   void (*grad_sums_rows)(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                          double* first, double* second);
 
   // dx = g * a + (x - center) * b + c, with g as above. If x is null, the
   // (x - center) * b term is left out and x is not read. stream: as in Elementwise.
-  void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, size_t count, float center,
+  void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, Spans spans, float center,
                         float a, float b, float c, bool stream);
   void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays params,
                         bool stream);

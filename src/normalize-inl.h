@@ -21,16 +21,22 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 template <bool kRelu, bool kStream, typename T>
-void NormalizeSpanImpl(const T* x, T* y, size_t count, float center, float scale, float shift,
+void NormalizeSpanImpl(const T* x, T* y, Spans spans, float center, float scale, float shift,
                        const T* prefetch) {
-  const size_t peel = kStream ? ElementsToAlignment(y) : 0;
-  ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
-    auto v = hn::MulAdd(hn::Sub(LoadElements(d, x + i), hn::Set(d, center)), hn::Set(d, scale),
-                        hn::Set(d, shift));
-    if (kRelu) v = Relu(d, v);
-    StoreOutput<kStream>(v, d, y + i);
-    PrefetchToL2(d, prefetch, i);
-  });
+  for (size_t s = 0; s < spans.segments; ++s) {
+    const size_t o = s * spans.stride;
+    const T* seg_x = x + o;
+    T* seg_y = y + o;
+    const T* seg_prefetch = Offset(prefetch, o);
+    const size_t peel = kStream ? ElementsToAlignment(seg_y) : 0;
+    ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
+      auto v = hn::MulAdd(hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, center)),
+                          hn::Set(d, scale), hn::Set(d, shift));
+      if (kRelu) v = Relu(d, v);
+      StoreOutput<kStream>(v, d, seg_y + i);
+      PrefetchToL2(d, seg_prefetch, i);
+    });
+  }
 }
 
 template <bool kRelu, bool kStream, typename T>
@@ -51,9 +57,9 @@ void NormalizeRowsImpl(const T* x, T* y, Rows rows, AffineArrays p) {
 template <bool kRelu, bool kStream>
 struct NormalizeLoops {
   template <typename T>
-  static void Span(const T* x, T* y, size_t count, float center, float scale, float shift,
+  static void Span(const T* x, T* y, Spans spans, float center, float scale, float shift,
                    const T* prefetch) {
-    NormalizeSpanImpl<kRelu, kStream>(x, y, count, center, scale, shift, prefetch);
+    NormalizeSpanImpl<kRelu, kStream>(x, y, spans, center, scale, shift, prefetch);
   }
   template <typename T>
   static void Rows(const T* x, T* y, bnorm::Rows rows, AffineArrays params) {
@@ -62,11 +68,11 @@ struct NormalizeLoops {
 };
 
 template <typename T>
-void NormalizeSpan(const T* x, T* y, size_t count, float center, float scale, float shift,
+void NormalizeSpan(const T* x, T* y, Spans spans, float center, float scale, float shift,
                    Elementwise options) {
   DispatchOptions<NormalizeLoops>(
       [&](auto loops) HWY_ATTR {
-        decltype(loops)::Span(x, y, count, center, scale, shift,
+        decltype(loops)::Span(x, y, spans, center, scale, shift,
                               static_cast<const T*>(options.prefetch));
       },
       options.relu, options.stream);

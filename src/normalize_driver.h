@@ -85,8 +85,8 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
       block.FillChannels(block_begin, n, affine);
     }
     const int64_t i = c - block_begin;
-    k.normalize_span(x + s * p.inner, y + s * p.inner, p.inner, block.center[i], block.scale[i],
-                     block.shift[i], options);
+    k.normalize_span(x + s * p.inner, y + s * p.inner, Spans{static_cast<size_t>(p.inner), 1, 0},
+                     block.center[i], block.scale[i], block.shift[i], options);
   }
 }
 

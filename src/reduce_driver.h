@@ -7,7 +7,8 @@
 // Ops provides:
 //   Prepare(c)                       per-channel set-up before any sum
 //   PrepareChannels(range)           the same for a range of channels
-//   SpanSums(c, segment, &sums)      adds one channels-first segment
+//   SpanSums(c, segment, n, &sums)   adds channel c's channels-first segments
+//                                    segment, segment + C, ... (n of them)
 //   RowsSums(offset, rows, pos, f, s) adds channels-last rows, positions
 //                                    [pos, pos + rows.width), into f[], s[]
 //   Finish(c, sums)                  per-channel coefficients from the sums
@@ -48,7 +49,7 @@ SumPair ChunkSums(const Plan& p, int64_t c, int64_t chunk, Ops& ops) {
   SumPair sums;
   const int64_t first = chunk * p.segments_per_chunk;
   const int64_t last = std::min(p.outer, first + p.segments_per_chunk);
-  for (int64_t n = first; n < last; ++n) ops.SpanSums(c, n * p.channels + c, &sums);
+  if (last > first) ops.SpanSums(c, first * p.channels + c, last - first, &sums);
   return sums;
 }
 

@@ -81,8 +81,8 @@ class TrainingOps {
     }
   }
 
-  void SpanSums(int64_t c, int64_t segment, SumPair* sums) {
-    k_.moments_span(x_ + segment * p_.inner, p_.inner, a_.shift_estimate[c], sums);
+  void SpanSums(int64_t c, int64_t segment, int64_t n, SumPair* sums) {
+    k_.moments_span(x_ + segment * p_.inner, ChannelSpans(n), a_.shift_estimate[c], sums);
   }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
@@ -121,12 +121,10 @@ class TrainingOps {
   // `next`: the channel whose statistics come next, to prefetch, or -1.
   void ElementwiseChannel(int64_t c, int64_t next) {
     Elementwise options = options_;
-    for (int64_t n = 0; n < p_.outer; ++n) {
-      const int64_t offset = (n * p_.channels + c) * p_.inner;
-      if (next >= 0) options.prefetch = x_ + (n * p_.channels + next) * p_.inner;
-      k_.normalize_span(x_ + offset, y_ + offset, p_.inner, a_.center[c], a_.scale[c], a_.shift[c],
-                        options);
-    }
+    if (next >= 0) options.prefetch = x_ + next * p_.inner;
+    const int64_t offset = c * p_.inner;
+    k_.normalize_span(x_ + offset, y_ + offset, ChannelSpans(p_.outer), a_.center[c], a_.scale[c],
+                      a_.shift[c], options);
   }
 
   void ElementwiseDone() {
@@ -138,6 +136,12 @@ class TrainingOps {
   }
 
  private:
+  // n segments of one channel, starting at a segment of it.
+  Spans ChannelSpans(int64_t n) const {
+    return Spans{static_cast<size_t>(p_.inner), static_cast<size_t>(n),
+                 static_cast<size_t>(p_.channels * p_.inner)};
+  }
+
   const Problem& pr_;
   const Plan& p_;
   const KernelTable<float>& k_;
