@@ -44,20 +44,18 @@ class BackwardOps {
     coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
   }
 
-  void Prepare(int64_t) {}
   void PrepareChannels(Range) {}
 
   void SpanSums(int64_t c, int64_t segment, int64_t n, SumPair* sums) {
     const int64_t offset = segment * p_.inner;
-    k_.grad_sums_span(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, ChannelSpans(n),
-                      mean_[c], sums);
+    k_.grad_sums_span(x_ + offset, dy_ + offset, Offset(y_, offset), ChannelSpans(p_, n), mean_[c],
+                      sums);
   }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float mean[kMaxRowWidth];
     SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), mean_, mean);
-    k_.grad_sums_rows(x_ + offset, dy_ + offset, y_ ? y_ + offset : nullptr, rows, mean, first,
-                      second);
+    k_.grad_sums_rows(x_ + offset, dy_ + offset, Offset(y_, offset), rows, mean, first, second);
   }
 
   // sums.first = sum(g), sums.second = sum(g * (x - mean)).
@@ -79,15 +77,14 @@ class BackwardOps {
     }
   }
 
-  double InputBytesPerChannel() const { return (y_ ? 3.0 : 2.0) * 4 * p_.count; }
-
   // Prefetching the next channel's inputs here did not pay off (measured on
   // (32, 512, 28, 28) and (1, 256, 56, 56)), so `next` is unused.
   void ElementwiseChannel(int64_t c, int64_t /*next*/) {
     if (dx_ == nullptr) return;
     const int64_t offset = c * p_.inner;
-    k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                     ChannelSpans(p_.outer), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+    k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
+                     ChannelSpans(p_, p_.outer), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c],
+                     stream_);
   }
 
   void ElementwiseDone() {
@@ -100,8 +97,9 @@ class BackwardOps {
       const Range segments = ShareOf(p_.outer * p_.channels, t, nt);
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
-        k_.backward_span(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset,
-                         ChannelSpans(1), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+        k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
+                         ChannelSpans(p_, 1), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c],
+                         stream_);
       }
       ElementwiseDone();
       return;
@@ -130,18 +128,14 @@ class BackwardOps {
   }
 
  private:
-  // n segments of one channel, starting at a segment of it.
-  Spans ChannelSpans(int64_t n) const {
-    return Spans{static_cast<size_t>(p_.inner), static_cast<size_t>(n),
-                 static_cast<size_t>(p_.channels * p_.inner)};
+  // Frozen statistics make dx independent of x: don't read it.
+  const float* UsedX(int64_t offset) const {
+    return Offset(pr_.global_stats ? nullptr : x_, offset);
   }
 
-  // Frozen statistics make dx independent of x: don't read it.
-  const float* UsedX(int64_t offset) const { return pr_.global_stats ? nullptr : x_ + offset; }
-
   void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
-    k_.backward_rows(UsedX(offset), dy_ + offset, y_ ? y_ + offset : nullptr, dx_ + offset, rows,
-                     arrays, stream_);
+    k_.backward_rows(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset, rows, arrays,
+                     stream_);
   }
 
   const Problem& pr_;

@@ -24,7 +24,9 @@ constexpr int64_t kFoldLanes = 16;
 // them to num_chunks * width <= 128K (2 MiB of scratch).
 constexpr int64_t kMaxPartialPositions = 128 * 1024;
 constexpr int64_t kMaxChunks = 64;
-constexpr int64_t kMinChunks = 8;
+// Pieces of work a reduction is cut into at least, where the tensor is large
+// enough, so that it shares out evenly over a few threads.
+constexpr int64_t kMinParallelTasks = 8;
 constexpr int64_t kMinSplitValues = 16 * 1024;
 // Rows views with fewer rows than this split positions rather than rows, in
 // blocks of at least kMinBlockWidth positions.
@@ -93,9 +95,9 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind) {
   // sums that splitting so few rows would take, and sum all rows at once.
   const bool few_rows = p.rows < kFewRows && p.width >= 2 * kMinBlockWidth;
   if (few_rows) {
-    p.block_width =
-        std::min(p.block_width,
-                 std::max(kMinBlockWidth, CeilDiv(p.width, kMinChunks * kFoldLanes) * kFoldLanes));
+    p.block_width = std::min(
+        p.block_width,
+        std::max(kMinBlockWidth, CeilDiv(p.width, kMinParallelTasks * kFoldLanes) * kFoldLanes));
   }
   p.num_blocks = CeilDiv(p.width, p.block_width);
   if (few_rows) {
@@ -104,14 +106,13 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind) {
     return p;
   }
   const int64_t max_chunks = std::clamp<int64_t>(kMaxPartialPositions / p.width, 1, kMaxChunks);
-  // At least kMinChunks chunks where there are rows enough, so that a small
-  // tensor's reduction still splits evenly over a few threads; tensors too
-  // small for a second thread keep one chunk per kChunkValues.
+  // At least kMinParallelTasks chunks where there are rows enough; tensors
+  // too small for a second thread keep one chunk per kChunkValues.
   const bool split = p.count * p.channels >= kMinSplitValues;
   const int64_t chunk_rows = CeilDiv(kChunkValues, p.width);
-  p.rows_per_chunk =
-      std::max({int64_t{1}, split ? std::min(chunk_rows, CeilDiv(p.rows, kMinChunks)) : chunk_rows,
-                CeilDiv(p.rows, max_chunks)});
+  p.rows_per_chunk = std::max(
+      {int64_t{1}, split ? std::min(chunk_rows, CeilDiv(p.rows, kMinParallelTasks)) : chunk_rows,
+       CeilDiv(p.rows, max_chunks)});
   p.num_chunks = std::max<int64_t>(1, CeilDiv(p.rows, p.rows_per_chunk));
   return p;
 }

@@ -5,16 +5,15 @@
 // is spread over threads, so results do not depend on num_threads.
 //
 // Ops provides:
-//   Prepare(c)                       per-channel set-up before any sum
-//   PrepareChannels(range)           the same for a range of channels
+//   PrepareChannels(range)           per-channel set-up before any sum
 //   SpanSums(c, segment, n, &sums)   adds channel c's channels-first segments
 //                                    segment, segment + C, ... (n of them)
 //   RowsSums(offset, rows, pos, f, s) adds channels-last rows, positions
 //                                    [pos, pos + rows.width), into f[], s[]
 //   Finish(c, sums)                  per-channel coefficients from the sums
-//   InputBytesPerChannel()           what the sums of one channel read
-//   ElementwiseChannel(c, next)      the elementwise pass of one channel,
-//                                    prefetching channel next (if >= 0)
+//   ElementwiseChannel(c, next)      the elementwise pass of one channel;
+//                                    next (or -1) is the channel whose sums
+//                                    come next, for the ops to prefetch
 //   ElementwiseShare(t, nt)          thread t's share of the elementwise pass
 //   ElementwiseDone()                after a thread's last ElementwiseChannel
 #ifndef BNORM_SRC_REDUCE_DRIVER_H_
@@ -130,6 +129,12 @@ void FinishRowChannels(const Plan& p, Range channels, const double* first, const
   }
 }
 
+// n segments of one channel of the spans view, from one of its segments on.
+inline Spans ChannelSpans(const Plan& p, int64_t n) {
+  return Spans{static_cast<size_t>(p.inner), static_cast<size_t>(n),
+               static_cast<size_t>(p.channels * p.inner)};
+}
+
 // Channels-first channels smaller than this are processed kMaxGroup at a time.
 constexpr int64_t kGroupBytes = 16 * 1024;
 constexpr int64_t kMaxGroup = 16;
@@ -148,21 +153,20 @@ void ReduceThenElementwise(const Plan& p, int num_threads, void* scratch, Ops& o
       // dependent latencies, and independent channels side by side overlap
       // them. The group stays within L1, so the second pass still hits cache.
       const int64_t group = std::clamp<int64_t>(kGroupBytes / (p.count * 4), 1, kMaxGroup);
-      const bool channel_fits_l2 = 2 * ops.InputBytesPerChannel() <= L2CacheBytes();
       SumPair totals[kMaxGroup];
       for (int64_t c0 = channels.begin; c0 < channels.end; c0 += group) {
         const int64_t c_end = std::min(channels.end, c0 + group);
+        ops.PrepareChannels(Range{c0, c_end});
         for (int64_t c = c0; c < c_end; ++c) {
-          ops.Prepare(c);
           SumPair& total = totals[c - c0];
           total = SumPair{};
           for (int64_t j = 0; j < p.chunks_per_channel; ++j) AddTo(&total, ChunkSums(p, c, j, ops));
         }
         for (int64_t c = c0; c < c_end; ++c) ops.Finish(c, totals[c - c0]);
-        // While a channel that fits in L2 is written, the next one is
-        // prefetched, so its statistics read cache, not memory.
-        const bool prefetch = group == 1 && c_end < channels.end && channel_fits_l2;
-        for (int64_t c = c0; c < c_end; ++c) ops.ElementwiseChannel(c, prefetch ? c + 1 : -1);
+        // A group's channels were all just summed; one channel alone is
+        // followed by the next one's sums, which the ops may prefetch.
+        const bool has_next = group == 1 && c_end < channels.end;
+        for (int64_t c = c0; c < c_end; ++c) ops.ElementwiseChannel(c, has_next ? c + 1 : -1);
       }
       ops.ElementwiseDone();
       return;

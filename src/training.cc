@@ -47,42 +47,42 @@ class TrainingOps {
         running_var_(running_var),
         save_mean_(save_mean),
         save_invstd_(save_invstd),
-        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)} {}
-
-  void Prepare(int64_t c) {
-    // The start of the channel's first segment (or run of positions).
-    const int64_t n = std::min(kShiftSamples, p_.by_rows ? p_.run : p_.inner);
-    const float* first = x_ + c * (p_.by_rows ? p_.run : p_.inner);
-    // Four chains: one serial chain of double additions per channel would be
-    // the longest latency of a small channel's whole pass.
-    double sums[4] = {0, 0, 0, 0};
-    for (int64_t i = 0; i < n; ++i) sums[i % 4] += first[i];
-    a_.shift_estimate[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
-  }
+        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)},
+        prefetch_next_(2 * 4.0 * pr.plan.count <= L2CacheBytes()) {}
 
   void PrepareChannels(Range channels) {
-    if (!(p_.by_rows && p_.run == 1)) {
-      for (int64_t c = channels.begin; c < channels.end; ++c) Prepare(c);
+    if (p_.by_rows && p_.run == 1) {
+      // Channels-last: the channels' values in the first rows, summed a row at
+      // a time so that the loads are contiguous.
+      const int64_t n = std::min(kShiftSamples, p_.count);
+      constexpr int64_t kBlock = 256;
+      double sums[kBlock];
+      for (int64_t c0 = channels.begin; c0 < channels.end; c0 += kBlock) {
+        const int64_t m = std::min(kBlock, channels.end - c0);
+        std::fill_n(sums, m, 0.0);
+        for (int64_t i = 0; i < n; ++i) {
+          const float* row = x_ + i * p_.channels + c0;
+          for (int64_t c = 0; c < m; ++c) sums[c] += row[c];
+        }
+        for (int64_t c = 0; c < m; ++c) a_.shift_estimate[c0 + c] = static_cast<float>(sums[c] / n);
+      }
       return;
     }
-    // Channels-last: the channels' values in the first rows, summed a row at a
-    // time so that the loads are contiguous.
-    const int64_t n = std::min(kShiftSamples, p_.count);
-    constexpr int64_t kBlock = 256;
-    double sums[kBlock];
-    for (int64_t c0 = channels.begin; c0 < channels.end; c0 += kBlock) {
-      const int64_t m = std::min(kBlock, channels.end - c0);
-      std::fill_n(sums, m, 0.0);
-      for (int64_t i = 0; i < n; ++i) {
-        const float* row = x_ + i * p_.channels + c0;
-        for (int64_t c = 0; c < m; ++c) sums[c] += row[c];
-      }
-      for (int64_t c = 0; c < m; ++c) a_.shift_estimate[c0 + c] = static_cast<float>(sums[c] / n);
+    // Channels-first: the start of the channel's first segment (or run).
+    const int64_t segment = p_.by_rows ? p_.run : p_.inner;
+    const int64_t n = std::min(kShiftSamples, segment);
+    for (int64_t c = channels.begin; c < channels.end; ++c) {
+      const float* first = x_ + c * segment;
+      // Four chains: one serial chain of double additions per channel would
+      // be the longest latency of a small channel's whole pass.
+      double sums[4] = {0, 0, 0, 0};
+      for (int64_t i = 0; i < n; ++i) sums[i % 4] += first[i];
+      a_.shift_estimate[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
     }
   }
 
   void SpanSums(int64_t c, int64_t segment, int64_t n, SumPair* sums) {
-    k_.moments_span(x_ + segment * p_.inner, ChannelSpans(n), a_.shift_estimate[c], sums);
+    k_.moments_span(x_ + segment * p_.inner, ChannelSpans(p_, n), a_.shift_estimate[c], sums);
   }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
@@ -116,15 +116,14 @@ class TrainingOps {
     }
   }
 
-  double InputBytesPerChannel() const { return 4.0 * p_.count; }
-
-  // `next`: the channel whose statistics come next, to prefetch, or -1.
+  // While a channel that fits in L2 beside the next one is written, the next
+  // one is prefetched, so that its statistics read cache, not memory.
   void ElementwiseChannel(int64_t c, int64_t next) {
     Elementwise options = options_;
-    if (next >= 0) options.prefetch = x_ + next * p_.inner;
+    if (next >= 0 && prefetch_next_) options.prefetch = x_ + next * p_.inner;
     const int64_t offset = c * p_.inner;
-    k_.normalize_span(x_ + offset, y_ + offset, ChannelSpans(p_.outer), a_.center[c], a_.scale[c],
-                      a_.shift[c], options);
+    k_.normalize_span(x_ + offset, y_ + offset, ChannelSpans(p_, p_.outer), a_.center[c],
+                      a_.scale[c], a_.shift[c], options);
   }
 
   void ElementwiseDone() {
@@ -136,12 +135,6 @@ class TrainingOps {
   }
 
  private:
-  // n segments of one channel, starting at a segment of it.
-  Spans ChannelSpans(int64_t n) const {
-    return Spans{static_cast<size_t>(p_.inner), static_cast<size_t>(n),
-                 static_cast<size_t>(p_.channels * p_.inner)};
-  }
-
   const Problem& pr_;
   const Plan& p_;
   const KernelTable<float>& k_;
@@ -155,6 +148,7 @@ class TrainingOps {
   float* save_mean_;
   float* save_invstd_;
   const Elementwise options_;
+  const bool prefetch_next_;
 };
 
 }  // namespace
