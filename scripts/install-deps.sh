@@ -13,7 +13,16 @@ packages=(
   ocl-icd-opencl-dev    # OpenCL headers and libOpenCL.so: Debian's dnnl CMake config requires them
   python3 python3-numpy python3-pytest python3-torch
   clang-format
+  valgrind              # memcheck of the examples
+  abigail-tools         # abidw/abidiff: the ABI check against abi/libbnorm.so.1.abi
+  clang libclang-rt-14-dev libomp-14-dev  # libFuzzer harness (tests/fuzz), ThreadSanitizer
+  golang-go             # the Go binding
 )
+# The Rust binding builds with any cargo from 1.63 (Debian 12's) on: a rustup
+# toolchain already on the machine is used as it is.
+if ! command -v cargo >/dev/null && [[ ! -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+  packages+=(cargo)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # bnorm's full check, as README.md gives it and CI runs it (.ci/run):
 #
-#   1. install the Debian packages           (scripts/install-deps.sh)
-#   2. Release build in build/release        tests, examples and benchmark
-#   3. Release tests                         ctest: unit tests and examples
-#   4. sanitizer build in build/asan         ASan + UBSan, RelWithDebInfo
-#   5. sanitizer tests                       ctest with leak detection
-#   6. benchmark peer check                  bnorm and oneDNN vs a reference
-#   7. format check                          clang-format, no changes made
+#   install the Debian packages          scripts/install-deps.sh
+#   Release build and tests              build/release; ctest: unit tests, examples
+#                                        (also under valgrind), header and struct_size
+#   install and consume                  scripts/check-install.sh: CMake package and
+#                                        pkg-config, shared and static
+#   ABI                                  scripts/check-abi.sh: exports, abidiff vs abi/
+#   bindings                             Python, Rust, Go against build/prefix
+#   ASan/UBSan build and tests           build/asan
+#   ThreadSanitizer                      scripts/tsan.sh (build/tsan)
+#   fuzzing, 60 s                        scripts/fuzz.sh (build/fuzz)
+#   benchmark peer check                 bnorm and oneDNN vs a reference
+#   a tensor of 2^31+ values             when 12 GiB are free (BNORM_TEST_LARGE=1)
+#   format check                         clang-format, no changes made
 #
 # Works from any directory. A failing step does not stop the later ones that do
 # not depend on it, so one run shows every problem; the exit status is nonzero
@@ -31,7 +37,7 @@ asan_options=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBNORM_SANITIZE=ON -DBNORM_BUIL
 names=() results=() seconds=()
 failed=0
 step_number=0
-total_steps=7
+total_steps=16
 
 # run_step NAME FUNCTION: runs FUNCTION in a subshell with errexit in force and
 # records its result and duration.
@@ -128,6 +134,30 @@ asan_tests() {
     ctest --test-dir "$asan_dir" --output-on-failure --no-tests=error -j"$test_jobs"
 }
 
+install_check() { bash scripts/check-install.sh "$release_dir"; }
+abi_check() { bash scripts/check-abi.sh "$release_dir/libbnorm.so.1"; }
+
+# The bindings build and test against an installed library, as their users do.
+prefix_dir=build/prefix
+install_prefix() {
+  rm -rf "$prefix_dir"
+  cmake --install "$release_dir" --prefix "$prefix_dir" >/dev/null
+  echo "installed into $prefix_dir"
+}
+binding_tests() { BNORM_PREFIX="$root/$prefix_dir" bash "bindings/$1/test.sh"; }
+python_tests() { binding_tests python; }
+rust_tests() { binding_tests rust; }
+go_tests() { binding_tests go; }
+
+tsan_check() { bash scripts/tsan.sh; }
+fuzz_check() { bash scripts/fuzz.sh; }
+
+# 8 GiB a buffer: runs when the memory is free, else says why not.
+large_memory_kib=$((12 * 1024 * 1024))
+large_tensor() {
+  BNORM_TEST_LARGE=1 "$release_dir/tests/large/large_tensor_test"
+}
+
 peer_check() {
   "$release_dir/bench/bnorm_bench" --check
 }
@@ -144,10 +174,30 @@ if ! last_ok; then
 fi
 
 run_step "Release build ($release_dir)" release_build
+release_ok=0
 if last_ok; then
+  release_ok=1
   run_step "Release tests (ctest -j$test_jobs)" release_tests
 else
   skip_step "Release tests" "the Release build failed"
+fi
+
+if ((release_ok)); then
+  run_step "install and consume (CMake, pkg-config)" install_check
+  run_step "ABI: exports and abidiff" abi_check
+  run_step "install into $prefix_dir" install_prefix
+  if last_ok; then
+    run_step "Python binding (pytest)" python_tests
+    run_step "Rust binding (cargo test)" rust_tests
+    run_step "Go binding (go vet, go test)" go_tests
+  else
+    for b in Python Rust Go; do skip_step "$b binding" "the install into $prefix_dir failed"; done
+  fi
+else
+  for s in "install and consume" "ABI" "install into $prefix_dir" "Python binding" \
+           "Rust binding" "Go binding"; do
+    skip_step "$s" "the Release build failed"
+  done
 fi
 
 run_step "ASan/UBSan build ($asan_dir)" asan_build
@@ -161,6 +211,19 @@ if [[ -x $release_dir/bench/bnorm_bench ]]; then
   run_step "benchmark peer check (bnorm_bench --check)" peer_check
 else
   skip_step "benchmark peer check" "$release_dir/bench/bnorm_bench was not built"
+fi
+
+run_step "ThreadSanitizer (scripts/tsan.sh)" tsan_check
+run_step "fuzzing, 60 s (scripts/fuzz.sh)" fuzz_check
+
+available_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+if [[ ! -x $release_dir/tests/large/large_tensor_test ]]; then
+  skip_step "tensor of 2^31+ values" "the Release build failed"
+elif ((available_kib < large_memory_kib)); then
+  skip_step "tensor of 2^31+ values" \
+    "$((available_kib / 1024 / 1024)) GiB available, 12 needed (run it with BNORM_TEST_LARGE=1)"
+else
+  run_step "tensor of 2^31+ values (in place, 8 GiB)" large_tensor
 fi
 
 run_step "format check (clang-format)" format_check

@@ -130,7 +130,13 @@ typedef struct bnorm_desc {
  * A struct_size smaller than sizeof(bnorm_desc) that ends on a field boundary,
  * at least through num_features, is accepted by every call: the fields past it
  * take their defaults. This is how binaries built against an older header keep
- * working when the struct grows. Any other struct_size is rejected. */
+ * working when the struct grows. Any other struct_size is rejected.
+ *
+ * The bnorm_desc_init symbol writes exactly the fields above (sizeof(bnorm_desc)
+ * of version 1.0) in every 1.x library, so a binary built against this header
+ * is never written past its struct. Should a later 1.x header grow the struct,
+ * it will route the bnorm_desc_init name to a new initializer that takes the
+ * caller's sizeof, so source code stays the same. */
 BNORM_API bnorm_status bnorm_desc_init(bnorm_desc* d, int64_t num_features);
 
 /* ------------------------------------------------------------------ shape */

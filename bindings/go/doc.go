@@ -1,0 +1,25 @@
+// Package bnorm is the Go binding of bnorm, batch normalization kernels for
+// CPUs behind a stable C ABI (include/bnorm/bnorm.h).
+//
+// A layer is described once with NewDescriptor, which starts from the
+// library's defaults (PyTorch's: eps 1e-5, momentum 0.1, affine, tracking
+// running statistics, NCHW). Every call takes the tensor's Shape, dims in
+// memory order, so an input whose channel count differs from the layer's is
+// reported on every call instead of reading past the end of a vector.
+//
+// Tensors and per-channel vectors are []float32. A slice must hold exactly the
+// shape's element count (tensors) or NumFeatures values (per-channel vectors);
+// a nil or empty slice is passed to the library as NULL, which is how optional
+// arguments are left out. Whether an argument is required depends on the
+// flags, and the library decides: a missing required one is ErrNullPointer.
+//
+// Failures are returned as *Error values carrying the library's status and its
+// bnorm_last_error() message; use errors.Is with the Err* sentinels, or
+// errors.As with *Error. A slice of the wrong length is a *LengthError
+// (errors.Is(err, ErrLength)), found before the library is called but only
+// once the descriptor, shape and channel count are ones the library accepts,
+// so that a mismatched input is reported in the library's words. Nothing is
+// written to any output when a call fails.
+//
+// All functions are safe for concurrent use.
+package bnorm

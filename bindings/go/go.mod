@@ -1,0 +1,3 @@
+module bnorm
+
+go 1.19

@@ -1,0 +1,113 @@
+package bnorm
+
+/*
+#include <string.h>
+#include <bnorm/bnorm.h>
+
+// A call's status with bnorm_last_error() copied on the thread that made the
+// call: Go may run the next cgo call on another OS thread, whose thread-local
+// message belongs to someone else. 512 bytes is the library's own buffer size.
+typedef struct {
+  bnorm_status status;
+  char message[512];
+} gobnorm_result;
+
+static gobnorm_result gobnorm_finish(bnorm_status status) {
+  gobnorm_result r;
+  r.status = status;
+  r.message[0] = '\0';
+  if (status != BNORM_OK) {
+    strncpy(r.message, bnorm_last_error(), sizeof(r.message) - 1);
+    r.message[sizeof(r.message) - 1] = '\0';
+  }
+  return r;
+}
+
+static gobnorm_result gobnorm_forward_inference(const bnorm_desc* d, const bnorm_shape* s,
+                                                const float* x, float* y, const float* mean,
+                                                const float* var, const float* gamma,
+                                                const float* beta) {
+  return gobnorm_finish(bnorm_forward_inference(d, s, x, y, mean, var, gamma, beta));
+}
+
+static gobnorm_result gobnorm_forward_training(const bnorm_desc* d, const bnorm_shape* s,
+                                               const float* x, float* y, const float* gamma,
+                                               const float* beta, float* running_mean,
+                                               float* running_var, float* save_mean,
+                                               float* save_invstd) {
+  return gobnorm_finish(bnorm_forward_training(d, s, x, y, gamma, beta, running_mean, running_var,
+                                               save_mean, save_invstd));
+}
+
+static gobnorm_result gobnorm_backward(const bnorm_desc* d, const bnorm_shape* s, const float* x,
+                                       const float* dy, const float* y, const float* gamma,
+                                       const float* save_mean, const float* save_invstd,
+                                       float* dx, float* dgamma, float* dbeta) {
+  return gobnorm_finish(
+      bnorm_backward(d, s, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta));
+}
+*/
+import "C"
+
+// ForwardInference normalizes x with given statistics (eval mode):
+// y = (x - mean) / sqrt(variance + eps) * gamma + beta, then ReLU if fused.
+// gamma and beta are read only with Affine. y may be x itself (in place).
+func ForwardInference(d Descriptor, s Shape, x, y, mean, variance, gamma, beta []float32) error {
+	const op = "ForwardInference"
+	if err := checkLengths(op, &d, s, []arg{
+		{"x", x, true}, {"y", y, true}, {"mean", mean, false}, {"var", variance, false},
+		{"gamma", gamma, false}, {"beta", beta, false},
+	}); err != nil {
+		return err
+	}
+	cd, cs := d.c(), s.c()
+	return result(op, C.gobnorm_forward_inference(&cd, &cs, ptr(x), ptr(y), ptr(mean),
+		ptr(variance), ptr(gamma), ptr(beta)))
+}
+
+// ForwardTraining normalizes x with its own batch statistics (biased
+// variance), then ReLU if fused, like torch.nn.functional.batch_norm with
+// training=True. With TrackRunningStats, runningMean and runningVar are
+// updated with momentum (unbiased variance). saveMean and saveInvstd, for
+// Backward, are written when non-empty. y may be x itself (in place).
+func ForwardTraining(d Descriptor, s Shape, x, y, gamma, beta, runningMean, runningVar,
+	saveMean, saveInvstd []float32) error {
+	const op = "ForwardTraining"
+	if err := checkLengths(op, &d, s, []arg{
+		{"x", x, true}, {"y", y, true}, {"gamma", gamma, false}, {"beta", beta, false},
+		{"running_mean", runningMean, false}, {"running_var", runningVar, false},
+		{"save_mean", saveMean, false}, {"save_invstd", saveInvstd, false},
+	}); err != nil {
+		return err
+	}
+	cd, cs := d.c(), s.c()
+	return result(op, C.gobnorm_forward_training(&cd, &cs, ptr(x), ptr(y), ptr(gamma), ptr(beta),
+		ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvstd)))
+}
+
+// Backward computes the gradients, like PyTorch's native_batch_norm_backward.
+// In training mode saveMean and saveInvstd are those of ForwardTraining; with
+// UseGlobalStats they are the running mean and 1/sqrt(running_var + eps). y,
+// the forward output, is needed with FuseReLU only; gamma with Affine only.
+// Any of dx, dgamma, dbeta may be nil to skip it; dx may be dy itself.
+func Backward(d Descriptor, s Shape, x, dy, y, gamma, saveMean, saveInvstd, dx, dgamma,
+	dbeta []float32) error {
+	const op = "Backward"
+	if err := checkLengths(op, &d, s, []arg{
+		{"x", x, true}, {"dy", dy, true}, {"y", y, true}, {"gamma", gamma, false},
+		{"save_mean", saveMean, false}, {"save_invstd", saveInvstd, false},
+		{"dx", dx, true}, {"dgamma", dgamma, false}, {"dbeta", dbeta, false},
+	}); err != nil {
+		return err
+	}
+	cd, cs := d.c(), s.c()
+	return result(op, C.gobnorm_backward(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(gamma),
+		ptr(saveMean), ptr(saveInvstd), ptr(dx), ptr(dgamma), ptr(dbeta)))
+}
+
+func result(op string, r C.gobnorm_result) error {
+	if r.status == C.BNORM_OK {
+		return nil
+	}
+	return &Error{Op: op, Status: Status(r.status), Message: C.GoString(&r.message[0])}
+}

@@ -1,0 +1,199 @@
+"""Stateless batch normalization, shaped like torch.nn.functional.batch_norm.
+
+Every function here is one C call: arrays are checked and passed by address,
+results land in the caller's arrays (out=, running statistics, save_*) or in
+new ones, and a failing call raises before anything is written.
+"""
+
+import ctypes
+
+import numpy as np
+
+from . import _arrays, _lib
+from ._arrays import as_input, as_vector, ptr
+from .errors import InvalidArgumentError, InvalidShapeError
+
+_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+
+
+def _num_features(x, layout_value, vectors):
+    """C for the descriptor: the length of the first per-channel vector given,
+    as the layer's own statistics or parameters define it, so that an input
+    with another channel count is reported by the library. With no vector,
+    the input's channel dimension (the layer then fits by construction)."""
+    for name, obj in vectors:
+        if obj is not None:
+            view = _arrays._view(obj)
+            if view is not None and view.ndim == 1:
+                return view.shape[0], "num_features, the length of %s" % name
+    axis = _arrays.channel_axis(layout_value, x.ndim)
+    # A rank the library rejects has no channel axis; any value does, as the
+    # library checks the shape before the channel count.
+    if 0 < axis < x.ndim:
+        return x.shape[axis], "num_features, x's channel dimension"
+    return 1, "num_features"
+
+
+def _check_threads(num_threads):
+    if not _INT32[0] <= num_threads <= _INT32[1]:
+        raise InvalidArgumentError("num_threads is %d; it must fit in int32" % num_threads)
+
+
+def _affine_pair(weight, bias, num_features, origin, copy):
+    """(gamma, beta), or (None, None) without either. PyTorch applies whichever
+    of weight and bias is given; the C API takes both, so the other defaults
+    to the identity."""
+    if weight is None and bias is None:
+        return None, None
+    gamma = as_vector(weight, "weight", num_features, copy, origin=origin)
+    beta = as_vector(bias, "bias", num_features, copy, origin=origin)
+    if gamma is None:
+        gamma = np.ones(num_features, np.float32)
+    if beta is None:
+        beta = np.zeros(num_features, np.float32)
+    return gamma, beta
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, layout="NCHW", fuse_relu=False, num_threads=0, *,
+               out=None, save_mean=None, save_invstd=None, copy=False):
+    """Batch normalization of x (float32, C-contiguous, rank 2 to 5).
+
+    Semantics of torch.nn.functional.batch_norm: training=False normalizes with
+    running_mean/running_var; training=True with the batch statistics, and
+    updates running_mean/running_var in place (momentum) when they are given.
+    weight/bias None means no affine transform. fuse_relu applies ReLU.
+
+    layout: "NCHW" (channels at dim 1) or "NHWC" (channels last); x.shape is
+    the memory order either way. out: array to write y into (may be x itself).
+    save_mean/save_invstd: optional float32[C] arrays a training forward fills
+    with the batch mean and 1/sqrt(var + eps), for batch_norm_backward.
+    copy=True converts a non-contiguous or non-float32 x/weight/bias instead of
+    raising. Returns y (``out`` itself when given).
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(
+        xa, layout_value, (("running_mean", running_mean), ("running_var", running_var),
+                           ("weight", weight), ("bias", bias)))
+    return _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
+                    momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean,
+                    save_invstd, copy)
+
+
+def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
+             momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean, save_invstd,
+             copy):
+    """batch_norm once x is an array and num_features is settled (a layer
+    passes its own); origin says where it came from, for error messages."""
+    if momentum is None:
+        raise InvalidArgumentError(
+            "momentum is None; the cumulative average needs num_batches_tracked: use "
+            "bnorm.BatchNorm(momentum=None), or pass momentum=1/num_batches_tracked")
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    gamma, beta = _affine_pair(weight, bias, num_features, origin, copy)
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    if fuse_relu:
+        flags |= _lib.FLAG_FUSE_RELU
+
+    if training:
+        # Written in place, so never copies.
+        mean = as_vector(running_mean, "running_mean", num_features, writable=True,
+                         origin=origin)
+        var = as_vector(running_var, "running_var", num_features, writable=True, origin=origin)
+        if mean is not None or var is not None:
+            flags |= _lib.FLAG_TRACK_RUNNING_STATS
+        saved_mean = as_vector(save_mean, "save_mean", num_features, writable=True,
+                               origin=origin)
+        saved_invstd = as_vector(save_invstd, "save_invstd", num_features, writable=True,
+                                 origin=origin)
+    else:
+        if save_mean is not None or save_invstd is not None:
+            raise InvalidArgumentError(
+                "save_mean/save_invstd are written by a training forward only (training=False "
+                "uses the running statistics and computes none)")
+        mean = as_vector(running_mean, "running_mean", num_features, copy, origin=origin)
+        var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
+
+    y = _arrays.tensor_output(out, "out", xa)
+    desc = _lib.make_desc(num_features, eps, momentum, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    if training:
+        _lib.call("bnorm_forward_training", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
+                  ptr(y), ptr(gamma), ptr(beta), ptr(mean), ptr(var), ptr(saved_mean),
+                  ptr(saved_invstd))
+    else:
+        _lib.call("bnorm_forward_inference", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
+                  ptr(y), ptr(mean), ptr(var), ptr(gamma), ptr(beta))
+    return _arrays.returned(out, y)
+
+
+def invstd(running_var, eps=1e-5):
+    """1 / sqrt(running_var + eps) as float32, the save_invstd of frozen
+    statistics (computed in double, rounded once)."""
+    var = np.asarray(running_var, dtype=np.float64)
+    return (1.0 / np.sqrt(var + eps)).astype(np.float32)
+
+
+def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd=None, *,
+                        training=True, running_mean=None, running_var=None, eps=1e-5, y=None,
+                        fuse_relu=False, layout="NCHW", num_threads=0, out=None,
+                        output_mask=(True, True, True), copy=False):
+    """Gradients of batch_norm: (dx, dweight, dbias), like PyTorch's
+    native_batch_norm_backward.
+
+    training=True: the statistics depended on x; pass the save_mean and
+    save_invstd a training forward wrote. training=False: frozen statistics
+    (eval mode, dx = dy * weight * invstd); pass running_mean and running_var
+    (and the forward's eps), or the frozen mean and invstd as save_mean and
+    save_invstd. fuse_relu=True needs y, the forward's output. weight None
+    means the forward had no affine transform (gamma = 1); dweight and dbias
+    are still returned, as the gradients the parameters would have had.
+    out: array for dx (may be grad_output itself). output_mask: which of
+    (dx, dweight, dbias) to compute; the others are returned as None.
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    dy = as_input(grad_output, "grad_output", copy)
+    ya = as_input(y, "y", copy) if y is not None else None
+    for name, arr in (("grad_output", dy), ("y", ya)):
+        # One shape goes to C for all three tensors; it cannot compare them.
+        if arr is not None and (arr.shape != xa.shape or arr.dtype != xa.dtype):
+            raise InvalidShapeError("%s has shape %s and dtype %s but x has shape %s and "
+                                    "dtype %s" % (name, arr.shape, arr.dtype, xa.shape, xa.dtype))
+    _check_threads(num_threads)
+
+    frozen_from_running = not training and (running_mean is not None or running_var is not None)
+    if frozen_from_running:
+        vectors = (("running_mean", running_mean), ("running_var", running_var),
+                   ("weight", weight))
+    else:
+        vectors = (("save_mean", save_mean), ("save_invstd", save_invstd), ("weight", weight))
+    num_features, origin = _num_features(xa, layout_value, vectors)
+    shape = _arrays.shape_of(xa)
+
+    gamma = as_vector(weight, "weight", num_features, copy, origin=origin)
+    if frozen_from_running:
+        mean = as_vector(running_mean, "running_mean", num_features, copy, origin=origin)
+        var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
+        inv = invstd(var, eps) if var is not None else None
+    else:
+        mean = as_vector(save_mean, "save_mean", num_features, copy, origin=origin)
+        inv = as_vector(save_invstd, "save_invstd", num_features, copy, origin=origin)
+
+    want_dx, want_dgamma, want_dbeta = output_mask
+    dx = _arrays.tensor_output(out, "out", xa) if want_dx else None
+    dgamma = np.empty(num_features, np.float32) if want_dgamma else None
+    dbeta = np.empty(num_features, np.float32) if want_dbeta else None
+
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    if fuse_relu:
+        flags |= _lib.FLAG_FUSE_RELU
+    if not training:
+        flags |= _lib.FLAG_USE_GLOBAL_STATS
+    desc = _lib.make_desc(num_features, eps, 0.1, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_backward", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
+              ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dgamma), ptr(dbeta))
+    return (_arrays.returned(out, dx) if want_dx else None), dgamma, dbeta

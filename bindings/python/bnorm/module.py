@@ -1,0 +1,159 @@
+"""BatchNorm layers that own their parameters and statistics, like
+torch.nn.BatchNorm1d/2d/3d."""
+
+import numpy as np
+
+from . import _arrays, _lib
+from .errors import InvalidShapeError, NullPointerError
+from .functional import _forward, batch_norm_backward
+
+
+class BatchNorm:
+    """A batch-norm layer over C = num_features channels, for inputs of rank
+    2 to 5 (BatchNorm1d/2d/3d restrict the rank as PyTorch's do).
+
+    Owns ``weight``/``bias`` (with affine), ``running_mean``/``running_var``
+    and ``num_batches_tracked`` (with track_running_stats), all NumPy arrays
+    the C library updates in place. momentum=None means the cumulative average
+    (momentum = 1/num_batches_tracked). Starts in training mode; ``eval()``
+    switches to the running statistics. After a forward that used batch
+    statistics, ``save_mean``/``save_invstd`` hold them for ``backward``.
+    """
+
+    _ranks = (2, 3, 4, 5)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, *, layout="NCHW", fuse_relu=False, num_threads=0):
+        # The library is the judge of num_features (<= 0 is its
+        # InvalidDescriptorError), as it will be on every call.
+        _lib.make_desc(int(num_features), 1e-5, 0.1, 0, _lib.LAYOUT_NCHW, _lib.DTYPE_F32, 0)
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        self.layout = layout
+        self._layout_value = _arrays.layout_code(layout)
+        self.fuse_relu = fuse_relu
+        self.num_threads = num_threads
+        self.training = True
+        self.save_mean = None
+        self.save_invstd = None
+        if affine:
+            self.weight = np.ones(self.num_features, np.float32)
+            self.bias = np.zeros(self.num_features, np.float32)
+        else:
+            self.weight = self.bias = None
+        if track_running_stats:
+            self.running_mean = np.zeros(self.num_features, np.float32)
+            self.running_var = np.ones(self.num_features, np.float32)
+            self.num_batches_tracked = 0
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.fill(0.0)
+            self.running_var.fill(1.0)
+            self.num_batches_tracked = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.fill(1.0)
+            self.bias.fill(0.0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def uses_batch_stats(self):
+        """Whether forward normalizes with the batch's statistics: in training,
+        or always without running statistics (as in PyTorch)."""
+        return self.training or not self.track_running_stats
+
+    def _check_rank(self, x):
+        if x.ndim not in self._ranks:
+            raise InvalidShapeError(
+                "%s expects an input of rank %s, got rank %d (shape %s)"
+                % (type(self).__name__, " or ".join(map(str, self._ranks)), x.ndim, x.shape))
+
+    def forward(self, x, out=None, copy=False):
+        """y for input x (float32, C-contiguous); written into ``out`` when
+        given (``out=x`` normalizes in place)."""
+        xa = _arrays.as_input(x, "x", copy)
+        self._check_rank(xa)
+        batch_stats = self.uses_batch_stats
+        updates = self.training and self.track_running_stats
+        momentum = self.momentum
+        if updates and momentum is None:
+            momentum = 1.0 / (self.num_batches_tracked + 1)
+        if batch_stats:
+            save_mean = np.empty(self.num_features, np.float32)
+            save_invstd = np.empty(self.num_features, np.float32)
+        else:
+            save_mean = save_invstd = None
+        # Eval with running statistics reads them; training without tracking
+        # must not touch them (PyTorch passes None there too).
+        use_running = updates or not batch_stats
+        y = _forward(xa, self.num_features, "the layer's num_features",
+                     self.running_mean if use_running else None,
+                     self.running_var if use_running else None,
+                     self.weight, self.bias, batch_stats,
+                     momentum if momentum is not None else 0.0, self.eps, self._layout_value,
+                     self.fuse_relu, self.num_threads, out, save_mean, save_invstd, False)
+        # Only after success: a failed call changed nothing, nor should we.
+        if updates:
+            self.num_batches_tracked += 1
+        if batch_stats:
+            self.save_mean, self.save_invstd = save_mean, save_invstd
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad_output, x, y=None, out=None, copy=False):
+        """(dx, dweight, dbias) for the last forward on x. In batch-statistics
+        mode this uses save_mean/save_invstd from the last such forward; in
+        eval mode the running statistics, held fixed. With fuse_relu, y (the
+        forward's output) is required. dweight/dbias are None without affine.
+        """
+        xa = _arrays.as_input(x, "x", copy)
+        self._check_rank(xa)
+        mask = (True, self.affine, self.affine)
+        common = dict(y=y, fuse_relu=self.fuse_relu, layout=self.layout, eps=self.eps,
+                      num_threads=self.num_threads, out=out, output_mask=mask, copy=copy)
+        if self.uses_batch_stats:
+            if self.save_mean is None:
+                raise NullPointerError(
+                    "backward in batch-statistics mode needs save_mean/save_invstd from a "
+                    "forward in that mode first")
+            return batch_norm_backward(grad_output, xa, self.weight, self.save_mean,
+                                       self.save_invstd, training=True, **common)
+        return batch_norm_backward(grad_output, xa, self.weight, training=False,
+                                   running_mean=self.running_mean,
+                                   running_var=self.running_var, **common)
+
+    def __repr__(self):
+        return ("%s(%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s, layout=%r%s)"
+                % (type(self).__name__, self.num_features, self.eps, self.momentum, self.affine,
+                   self.track_running_stats, self.layout,
+                   ", fuse_relu=True" if self.fuse_relu else ""))
+
+
+class BatchNorm1d(BatchNorm):
+    """(N, C) or (N, C, L); (N, L, C) with layout="NHWC"."""
+    _ranks = (2, 3)
+
+
+class BatchNorm2d(BatchNorm):
+    """(N, C, H, W); (N, H, W, C) with layout="NHWC"."""
+    _ranks = (4,)
+
+
+class BatchNorm3d(BatchNorm):
+    """(N, C, D, H, W); (N, D, H, W, C) with layout="NHWC"."""
+    _ranks = (5,)
