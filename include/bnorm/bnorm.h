@@ -185,7 +185,10 @@ BNORM_API bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bno
  * are updated with momentum, the variance unbiased by count / (count - 1);
  * without it they are ignored and may be NULL. save_mean and
  * save_invstd = 1 / sqrt(var_biased + eps) are written when non-NULL, for
- * bnorm_backward. y == x (in place) is allowed. */
+ * bnorm_backward. y == x (in place) is allowed.
+ * Memory: one scratch block per call for the partial sums, at most
+ * 2 MiB + 8 KiB x num_features, freed before the call returns (the same for
+ * bnorm_backward). */
 BNORM_API bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape,
                                               const void* x, void* y, const float* gamma,
                                               const float* beta, float* running_mean,

@@ -1,0 +1,38 @@
+//! Safe Rust binding of bnorm, batch normalization kernels for CPUs with
+//! PyTorch's semantics, behind bnorm's stable C ABI (`bnorm/bnorm.h`).
+//!
+//! ```
+//! use bnorm::{Affine, Descriptor, Shape};
+//!
+//! // BatchNorm2d(3) on a 2x3x4x4 NCHW tensor, PyTorch's defaults.
+//! let layer = Descriptor::new(3)?;
+//! let shape = Shape::new(&[2, 3, 4, 4]);
+//! let x = vec![1.0f32; 2 * 3 * 4 * 4];
+//! let mut y = vec![0.0f32; x.len()];
+//! let (gamma, beta) = ([1.0f32; 3], [0.0f32; 3]);
+//! let (mean, var) = ([0.5f32; 3], [2.0f32; 3]);
+//! bnorm::forward_inference(&layer, &shape, &x, &mut y, &mean, &var,
+//!                          Some(Affine { gamma: &gamma, beta: &beta }))?;
+//! // (1 - 0.5) / sqrt(2 + 1e-5)
+//! assert!(y.iter().all(|&v| (v - 0.353_552).abs() < 1e-5));
+//! # Ok::<(), bnorm::Error>(())
+//! ```
+//!
+//! Every call is thread-safe. Errors carry the library's status and its
+//! `bnorm_last_error()` text, read on the calling thread.
+
+mod descriptor;
+mod error;
+mod info;
+mod ops;
+mod shape;
+pub mod sys;
+
+pub use descriptor::{Descriptor, Flags, Layout};
+pub use error::{Error, Status};
+pub use info::{active_target, set_max_target, targets, version, version_string};
+pub use ops::{
+    backward, backward_in_place, forward_inference, forward_inference_in_place, forward_training,
+    forward_training_in_place, Affine, BackwardInput, ParamGrads, RunningStats, SaveStats,
+};
+pub use shape::Shape;
