@@ -1,7 +1,9 @@
 #include "capi/error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 namespace bnorm {
 namespace {
@@ -33,7 +35,12 @@ extern "C" {
 const char* bnorm_last_error(void) { return bnorm::LastError(); }
 
 const char* bnorm_status_string(bnorm_status status) {
-  switch (status) {
+  // Any int may arrive from C, and loading an enum outside its values is
+  // undefined in C++: read the bits as an int.
+  int32_t code;
+  static_assert(sizeof(status) == sizeof(code), "C enums are int-sized on supported ABIs");
+  memcpy(&code, &status, sizeof(code));
+  switch (code) {
     case BNORM_OK:
       return "BNORM_OK: success";
     case BNORM_ERR_NULL_POINTER:

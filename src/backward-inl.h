@@ -55,7 +55,7 @@ struct BackwardLoops {
       const size_t peel = kStream ? ElementsToAlignment(dx + offset) : 0;
       ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto v = InputGradient<kRelu, kUseX>(
-            d, x + offset, dy + offset, y + offset, i, hn::LoadU(d, p.center + i),
+            d, Offset(x, offset), dy + offset, Offset(y, offset), i, hn::LoadU(d, p.center + i),
             hn::LoadU(d, p.a + i), hn::LoadU(d, p.b + i), hn::LoadU(d, p.c + i));
         StoreOutput<kStream>(v, d, dx + offset + i);
       });

@@ -1,0 +1,247 @@
+// Writes the seed corpus: one file per scenario, each a short call sequence
+// in the harness's input format. Usage (see README.md):
+//   bnorm_fuzz_seeds DIR
+// Seeds cover every entry point, both layouts, every rank, in-place calls,
+// the flags, larger shapes that use threads or streaming stores, and one call
+// per error kind.
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bnorm/bnorm.h"
+#include "input_format.h"
+
+namespace bnorm_fuzz {
+namespace {
+
+constexpr uint32_t kDefaultFlags = BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS;
+constexpr int kNchw = BNORM_LAYOUT_NCHW, kNhwc = BNORM_LAYOUT_NHWC;
+
+// Slot indices, per entry point (the argument order of bnorm.h).
+enum { kX = 0, kY = 1, kInfMean = 2, kInfVar = 3, kInfGamma = 4, kInfBeta = 5 };
+enum { kTrGamma = 2, kTrBeta = 3, kRunMean = 4, kRunVar = 5, kSaveMean = 6, kSaveInvstd = 7 };
+enum { kBwDy = 1, kBwY = 2, kBwGamma = 3, kDx = 6, kDgamma = 7, kDbeta = 8 };
+
+uint32_t next_seed = 1;
+
+// A call on a shape whose channel dimension matches num_features.
+CallSpec Compute(Op op, int layout, std::initializer_list<int64_t> dims,
+                 uint32_t flags = kDefaultFlags) {
+  CallSpec c;
+  c.op = op;
+  c.desc.layout = layout;
+  c.desc.flags = flags;
+  c.shape.rank = static_cast<int32_t>(dims.size());
+  int i = 0;
+  for (int64_t d : dims) c.shape.dims[i++] = d;
+  for (; i < 5; ++i) c.shape.dims[i] = 0;
+  c.desc.num_features = c.shape.dims[layout == kNhwc ? c.shape.rank - 1 : 1];
+  c.seed = next_seed++;
+  return c;
+}
+
+Placement Null() { return Placement{Placement::kNull, 0, 0, 0}; }
+Placement Same(uint8_t target) { return Placement{Placement::kSame, target, 0, 0}; }
+Placement Offset(uint8_t target, int16_t delta) {
+  return Placement{Placement::kOffset, target, delta, 0};
+}
+Placement Misaligned(uint8_t bytes) { return Placement{Placement::kMisaligned, 0, 0, bytes}; }
+
+template <class F>
+CallSpec With(CallSpec c, F change) {
+  change(c);
+  return c;
+}
+
+CallSpec Simple(Op op) {
+  CallSpec c;
+  c.op = op;
+  return c;
+}
+CallSpec Valued(Op op, int32_t value) {
+  CallSpec c = Simple(op);
+  c.value = value;
+  return c;
+}
+CallSpec DescInit(int64_t num_features, bool null = false) {
+  CallSpec c = Simple(Op::kDescInit);
+  c.desc.num_features = num_features;
+  c.desc.null = null;
+  return c;
+}
+CallSpec CapAt(CallSpec::NameKind kind, uint8_t index, const char* raw = "") {
+  CallSpec c = Simple(Op::kSetMaxTarget);
+  c.name_kind = kind;
+  c.name_index = index;
+  c.raw_name = raw;
+  return c;
+}
+
+using Seed = std::pair<std::string, std::vector<CallSpec>>;
+
+std::vector<Seed> Seeds() {
+  const Op kInf = Op::kInference, kTr = Op::kTraining, kBw = Op::kBackward;
+  const CallSpec inf = Compute(kInf, kNchw, {2, 3, 4, 5});
+  const CallSpec tr = Compute(kTr, kNchw, {2, 3, 4, 5});
+  const CallSpec bw = Compute(kBw, kNchw, {2, 3, 4, 5});
+  std::vector<Seed> seeds = {
+      {"desc_init", {DescInit(8), DescInit(0), DescInit(-5), DescInit(8, true)}},
+      {"queries",
+       {Simple(Op::kQueries), Valued(Op::kTargetName, 0), Valued(Op::kTargetName, -1),
+        Valued(Op::kTargetName, 99)}},
+      {"status_strings",
+       {Valued(Op::kStatusString, 0), Valued(Op::kStatusString, 7), Valued(Op::kStatusString, 10),
+        Valued(Op::kStatusString, 11), Valued(Op::kStatusString, -1),
+        Valued(Op::kStatusString, 1 << 20)}},
+      {"caps",
+       {CapAt(CallSpec::kListedName, 5), Simple(Op::kQueries), CapAt(CallSpec::kListedName, 3),
+        CapAt(CallSpec::kRawName, 0, "bogus"), CapAt(CallSpec::kListedName, 10),
+        Simple(Op::kQueries)}},
+      // Valid calls: every entry point in both layouts and every rank.
+      {"inference_nchw", {inf}},
+      {"inference_nhwc", {Compute(kInf, kNhwc, {2, 4, 5, 3})}},
+      {"training_nchw", {tr}},
+      {"training_nhwc", {Compute(kTr, kNhwc, {2, 4, 5, 3})}},
+      {"backward_nchw", {bw}},
+      {"backward_nhwc", {Compute(kBw, kNhwc, {2, 4, 5, 3})}},
+      {"rank2",
+       {Compute(kInf, kNchw, {5, 7}), Compute(kTr, kNhwc, {5, 7}), Compute(kBw, kNchw, {5, 7})}},
+      {"rank3",
+       {Compute(kInf, kNhwc, {2, 9, 6}), Compute(kTr, kNchw, {2, 6, 9}),
+        Compute(kBw, kNhwc, {2, 9, 6})}},
+      {"rank5",
+       {Compute(kInf, kNchw, {2, 3, 2, 3, 4}), Compute(kTr, kNhwc, {2, 2, 3, 4, 3}),
+        Compute(kBw, kNchw, {2, 3, 2, 3, 4})}},
+      // In place: the one pair each function allows.
+      {"inference_in_place", {With(inf, [](CallSpec& c) { c.slots[kY] = Same(kX); })}},
+      {"training_in_place",
+       {With(Compute(kTr, kNhwc, {3, 5, 17}), [](CallSpec& c) { c.slots[kY] = Same(kX); })}},
+      {"backward_in_place", {With(bw, [](CallSpec& c) { c.slots[kDx] = Same(kBwDy); })}},
+      // Flags and the pointers they make optional.
+      {"inference_plain_relu",
+       {With(Compute(kInf, kNhwc, {4, 3, 3, 16}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) { c.slots[kInfGamma] = c.slots[kInfBeta] = Null(); })}},
+      {"training_untracked",
+       {With(Compute(kTr, kNchw, {4, 8, 3}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) {
+               for (int s : {kTrGamma, kTrBeta, kRunMean, kRunVar, kSaveMean, kSaveInvstd}) {
+                 c.slots[s] = Null();
+               }
+             })}},
+      {"backward_relu", {Compute(kBw, kNhwc, {3, 7, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)}},
+      {"backward_global_stats",
+       {Compute(kBw, kNchw, {1, 6}, BNORM_FLAG_USE_GLOBAL_STATS),
+        With(Compute(kBw, kNhwc, {2, 3, 3, 6}, BNORM_FLAG_USE_GLOBAL_STATS | BNORM_FLAG_AFFINE),
+             [](CallSpec& c) { c.slots[kDgamma] = c.slots[kDbeta] = Null(); })}},
+      {"backward_no_outputs",
+       {With(bw, [](CallSpec& c) { c.slots[kDx] = c.slots[kDgamma] = c.slots[kDbeta] = Null(); })}},
+      {"read_only_overlap",
+       {With(inf, [](CallSpec& c) { c.slots[kInfVar] = Same(kInfMean); }),
+        With(bw, [](CallSpec& c) { c.slots[kBwDy] = Same(kX); })}},
+      {"older_struct_sizes",
+       {With(inf, [](CallSpec& c) { c.desc.struct_size = 16; }),
+        With(tr, [](CallSpec& c) { c.desc.struct_size = 28; }),
+        With(bw, [](CallSpec& c) { c.desc.struct_size = 36; })}},
+      // Larger shapes: several threads and reduction chunks.
+      {"large_training_nchw",
+       {With(Compute(kTr, kNchw, {4, 8, 32, 32}), [](CallSpec& c) { c.desc.num_threads = 2; })}},
+      {"large_backward_nhwc",
+       {With(Compute(kBw, kNhwc, {8, 16, 16, 16}), [](CallSpec& c) { c.desc.num_threads = 3; })}},
+      {"large_inference_nchw", {Compute(kInf, kNchw, {2, 16, 32, 32})}},
+      {"large_training_nhwc_many_rows", {Compute(kTr, kNhwc, {4096, 3})}},
+      // 16 MiB outputs, which the library writes with non-temporal stores:
+      // run with BNORM_FUZZ_MAX_ELEMENTS >= 4194304, else passed with x NULL.
+      {"streaming",
+       {Compute(kInf, kNchw, {1, 4, 1024, 1024}), Compute(kTr, kNhwc, {4096, 1024}),
+        Compute(kBw, kNchw, {16, 2, 512, 256})}},
+      // One call per error, in bnorm.h's order of precedence.
+      {"err_null_desc", {With(inf, [](CallSpec& c) { c.desc.null = true; })}},
+      {"err_null_shape", {With(tr, [](CallSpec& c) { c.shape.null = true; })}},
+      {"err_struct_size",
+       {With(bw, [](CallSpec& c) { c.desc.struct_size = 3; }),
+        With(inf, [](CallSpec& c) { c.desc.struct_size = 18; })}},
+      {"err_num_features", {With(tr, [](CallSpec& c) { c.desc.num_features = 0; })}},
+      {"err_eps", {With(inf, [](CallSpec& c) { c.desc.eps_bits = 0; })}},
+      {"err_momentum", {With(tr, [](CallSpec& c) { c.desc.momentum_bits = 0x7fc00000; })}},
+      {"err_layout", {With(inf, [](CallSpec& c) { c.desc.layout = 7; })}},
+      {"err_dtype", {With(bw, [](CallSpec& c) { c.desc.dtype = 9; })}},
+      {"err_flags", {With(tr, [](CallSpec& c) { c.desc.flags |= 0x10; })}},
+      {"err_threads", {With(inf, [](CallSpec& c) { c.desc.num_threads = -1; })}},
+      {"err_rank",
+       {With(inf, [](CallSpec& c) { c.shape.rank = 6; }),
+        With(tr, [](CallSpec& c) { c.shape.rank = 1; })}},
+      {"err_dims",
+       {With(inf, [](CallSpec& c) { c.shape.dims[2] = 0; }),
+        With(bw, [](CallSpec& c) { c.shape.dims[0] = -3; })}},
+      {"err_overflow",
+       {Compute(kInf, kNchw, {int64_t{1} << 40, 4, int64_t{1} << 40}),
+        Compute(kTr, kNhwc, {int64_t{1} << 61, 4})}},
+      {"huge_valid_shape",
+       {Compute(kInf, kNchw, {int64_t{1} << 40, 4}),
+        Compute(kBw, kNhwc, {int64_t{1} << 20, 1 << 20, 4})}},
+      {"err_feature_mismatch",
+       {With(Compute(kInf, kNhwc, {2, 4, 5, 3}), [](CallSpec& c) { c.desc.layout = kNchw; })}},
+      {"err_null_data",
+       {With(inf, [](CallSpec& c) { c.slots[kX] = Null(); }),
+        With(tr, [](CallSpec& c) { c.slots[kTrGamma] = Null(); }),
+        With(bw,
+             [](CallSpec& c) {
+               c.desc.flags |= BNORM_FLAG_FUSE_RELU;
+               c.slots[kBwY] = Null();
+             })}},
+      {"err_misaligned",
+       {With(inf, [](CallSpec& c) { c.slots[kY] = Misaligned(2); }),
+        With(tr, [](CallSpec& c) { c.slots[kRunVar] = Misaligned(1); })}},
+      {"err_aliasing",
+       {With(inf, [](CallSpec& c) { c.slots[kY] = Offset(kX, 4); }),
+        With(tr, [](CallSpec& c) { c.slots[kSaveMean] = Same(kRunMean); }),
+        With(bw, [](CallSpec& c) { c.slots[kDx] = Same(kX); })}},
+      {"err_too_few_values", {Compute(kTr, kNchw, {1, 5}), Compute(kBw, kNhwc, {1, 1, 1, 5})}},
+      {"err_unsupported",
+       {With(inf, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        With(bw, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; })}},
+  };
+  // Each target this machine may have, capped in turn.
+  for (uint8_t t = 0; t < 6; ++t) {
+    seeds.push_back(
+        {"target" + std::to_string(t),
+         {CapAt(CallSpec::kTargetIndex, t), Compute(kInf, kNhwc, {3, 5, 2, 19}),
+          Compute(kTr, kNchw, {3, 19, 5, 2}), Compute(kBw, kNhwc, {7, 33}), Simple(Op::kQueries)}});
+  }
+  return seeds;
+}
+
+}  // namespace
+}  // namespace bnorm_fuzz
+
+int main(int argc, char** argv) {
+  using namespace bnorm_fuzz;
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  mkdir(argv[1], 0755);
+  int n = 0;
+  for (const auto& [name, calls] : Seeds()) {
+    const std::vector<uint8_t> bytes = Encode(calls);
+    // The harness must read back exactly the calls meant here.
+    if (!(Decode(bytes.data(), bytes.size()) == calls)) {
+      fprintf(stderr, "seed %s does not decode to itself\n", name.c_str());
+      return 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%02d_%s", argv[1], n++, name.c_str());
+    FILE* f = fopen(path, "wb");
+    if (f == nullptr || fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() || fclose(f)) {
+      perror(path);
+      return 1;
+    }
+  }
+  printf("wrote %d seeds to %s\n", n, argv[1]);
+  return 0;
+}

@@ -1,0 +1,67 @@
+// What bnorm.h says a call must return, computed without the library, so the
+// harness knows before a call whether it may touch data (and so needs buffers
+// as large as the shape) or must be rejected (and may get tiny buffers).
+#ifndef BNORM_TESTS_FUZZ_ORACLE_H_
+#define BNORM_TESTS_FUZZ_ORACLE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnorm/bnorm.h"
+#include "input_format.h"
+
+namespace bnorm_fuzz {
+
+// When a pointer argument is read or written.
+enum class Use : uint8_t { kAlways, kOptional, kIfAffine, kIfTrack, kIfRelu };
+
+struct Slot {
+  const char* name;
+  bool tensor;  // the shape's element count in the dtype; else float[num_features]
+  bool output;
+  Use use;
+};
+
+struct Signature {
+  const Slot* slots;
+  int num_slots;
+  int in_place_output;  // the one pair that may be the same pointer
+  int in_place_input;
+};
+
+const Signature& SignatureOf(Op op);
+
+// struct_size values the header accepts: field boundaries from num_features on.
+bool IsKnownDescSize(uint32_t size);
+
+// The caller's view of a descriptor: writes the fields through memcpy, so
+// enum fields may hold any int32 without a C++ enum load.
+void StoreDesc(const DescSpec& spec, bnorm_desc* out);
+
+// The verdict on everything but the data pointers.
+struct Request {
+  bnorm_status status = BNORM_OK;
+  // The rest holds when status is BNORM_OK.
+  int64_t channels = 0;
+  int64_t count = 0;  // values per channel
+  uint64_t element_size = 4;
+  uint64_t tensor_bytes = 0;  // < 2^63: larger shapes are rejected
+  bool affine = false, track = false, relu = false, global_stats = false, f32 = true;
+};
+
+// `desc` is the caller's memory (struct_size bytes of it are read) or NULL.
+Request ModelRequest(const void* desc, const bnorm_shape* shape);
+
+bool IsUsed(const Request& r, Use use);
+uint64_t SlotBytes(const Request& r, const Slot& slot);
+
+// The verdict on a whole call whose request passed: NULL pointers,
+// alignment, overlap, too few values, dtype.
+bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs);
+
+// Whether two used, non-NULL arguments overlap, other than the in-place pair.
+bool AnyOverlap(const Request& r, Op op, void* const* ptrs);
+
+}  // namespace bnorm_fuzz
+
+#endif  // BNORM_TESTS_FUZZ_ORACLE_H_
