@@ -18,7 +18,7 @@ void ForwardInference(const Problem& pr, const KernelTable<float>& k, const floa
     *shift = affine ? beta[c] : 0.0f;
   };
   const double output_bytes = 4.0 * p.count * p.channels;
-  const Elementwise options{pr.relu, ShouldStream(output_bytes)};
+  const Elementwise options{pr.relu, ShouldStream(output_bytes, kInferenceStreamMinBytes)};
   RunParallel(ThreadsFor(pr.num_threads, 2 * output_bytes),
               [&](int t, int nt) { NormalizeShare(p, k, x, y, options, t, nt, channel_affine); });
 }
