@@ -90,6 +90,90 @@ bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* 
   });
 }
 
+bnorm_status bnorm_forward_scale_shift(const bnorm_desc* desc, const bnorm_shape* shape,
+                                       const void* x, void* y, const float* scale,
+                                       const float* shift) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kElementwise, &r))
+      return s;
+    const DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways},
+        {"scale", scale, false, false, bnorm::kAlways},
+        {"shift", shift, false, false, bnorm::kAlways},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args, 4, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::ForwardScaleShift(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
+                             static_cast<float*>(y), scale, shift);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_fold_scale_shift(const bnorm_desc* desc, const float* mean, const float* var,
+                                    const float* gamma, const float* beta, float* scale,
+                                    float* shift) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateLayer(desc, &r)) return s;
+    const bool affine = r.problem.affine;
+    const DataArg args[] = {
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"var", var, false, false, bnorm::kAlways},
+        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"beta", bnorm::UsedIf(affine, beta), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"scale", scale, false, true, bnorm::kAlways},
+        {"shift", shift, false, true, bnorm::kAlways},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args, 6, nullptr, nullptr)) return s;
+    bnorm::FoldScaleShift(r.desc.num_features, r.problem.eps, mean, var,
+                          affine ? gamma : nullptr, affine ? beta : nullptr, scale, shift);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length,
+                                   const float* weights, const float* bias, const float* mean,
+                                   const float* var, const float* gamma, const float* beta,
+                                   float* folded_weights, float* folded_bias) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateLayer(desc, &r)) return s;
+    const int64_t channels = r.desc.num_features;
+    int64_t count = 0, bytes = 0;
+    if (row_length <= 0 || __builtin_mul_overflow(channels, row_length, &count) ||
+        __builtin_mul_overflow(count, static_cast<int64_t>(sizeof(float)), &bytes)) {
+      return bnorm::Fail(BNORM_ERR_INVALID_ARGUMENT,
+                         "row_length is %lld with num_features %lld; it must be > 0 and the "
+                         "weight count must not overflow",
+                         static_cast<long long>(row_length), static_cast<long long>(channels));
+    }
+    const bool affine = r.problem.affine;
+    DataArg args[] = {
+        {"weights", weights, false, false, bnorm::kAlways},
+        {"bias", bias, false, false, bnorm::kOptional},
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"var", var, false, false, bnorm::kAlways},
+        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"beta", bnorm::UsedIf(affine, beta), false, false,
+         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"folded_weights", folded_weights, false, true, bnorm::kAlways, "weights"},
+        {"folded_bias", folded_bias, false, true, bnorm::kAlways, "bias"},
+    };
+    args[0].floats = count;
+    args[6].floats = count;
+    if (bnorm_status s = bnorm::ValidateData(r, args, 8, nullptr, nullptr)) return s;
+    bnorm::FoldIntoLayer(channels, row_length, r.problem.eps, weights, bias, mean, var,
+                         affine ? gamma : nullptr, affine ? beta : nullptr, folded_weights,
+                         folded_bias);
+    return bnorm::Succeed();
+  });
+}
+
 bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
                                     void* y, const float* gamma, const float* beta,
                                     float* running_mean, float* running_var, float* save_mean,

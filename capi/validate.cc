@@ -140,6 +140,7 @@ bnorm_status ValidateChannels(const bnorm_desc& d, const bnorm_shape* shape) {
 
 size_t ArgBytes(const Request& r, const DataArg& a) {
   const Plan& p = r.problem.plan;
+  if (a.floats > 0) return static_cast<size_t>(a.floats) * sizeof(float);
   return a.tensor ? static_cast<size_t>(p.count * p.channels) * r.element_size
                   : static_cast<size_t>(p.channels) * sizeof(float);
 }
@@ -154,10 +155,11 @@ bool SameName(const char* a, const char* b) {
 
 }  // namespace
 
-bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, PlanKind kind,
-                             Request* r) {
-  if (desc == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
-  if (shape == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "shape is NULL");
+namespace {
+
+// The caller's descriptor, completed with defaults past its struct_size, and
+// its fields.
+bnorm_status ValidateDescriptor(const bnorm_desc* desc, Request* r) {
   if (!IsKnownDescSize(desc->struct_size)) {
     return Fail(BNORM_ERR_INVALID_DESCRIPTOR,
                 "desc->struct_size is %" PRIu32
@@ -174,11 +176,7 @@ bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, P
   }
   if (bnorm_status s = ValidateFields(d)) return s;
   r->element_size = DtypeSize(d.dtype);
-  if (bnorm_status s = ValidateShape(shape, r->element_size)) return s;
-  if (bnorm_status s = ValidateChannels(d, shape)) return s;
-
   Problem& pr = r->problem;
-  pr.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims, kind);
   pr.eps = d.eps;
   pr.momentum = d.momentum;
   pr.affine = (d.flags & BNORM_FLAG_AFFINE) != 0;
@@ -186,6 +184,28 @@ bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, P
   pr.relu = (d.flags & BNORM_FLAG_FUSE_RELU) != 0;
   pr.global_stats = (d.flags & BNORM_FLAG_USE_GLOBAL_STATS) != 0;
   pr.num_threads = d.num_threads;
+  return BNORM_OK;
+}
+
+}  // namespace
+
+bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, PlanKind kind,
+                             Request* r) {
+  if (desc == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
+  if (shape == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "shape is NULL");
+  if (bnorm_status s = ValidateDescriptor(desc, r)) return s;
+  if (bnorm_status s = ValidateShape(shape, r->element_size)) return s;
+  if (bnorm_status s = ValidateChannels(r->desc, shape)) return s;
+  const bnorm_desc& d = r->desc;
+  r->problem.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims, kind);
+  return BNORM_OK;
+}
+
+bnorm_status ValidateLayer(const bnorm_desc* desc, Request* r) {
+  if (desc == nullptr) return Fail(BNORM_ERR_NULL_POINTER, "desc is NULL");
+  if (bnorm_status s = ValidateDescriptor(desc, r)) return s;
+  r->problem.plan = Plan{};
+  r->problem.plan.channels = r->desc.num_features;
   return BNORM_OK;
 }
 
@@ -215,7 +235,9 @@ bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n,
       if (!Overlap(pa, ArgBytes(r, a), pb, ArgBytes(r, b))) continue;
       const bool in_place_pair =
           (SameName(a.name, in_place_output) && SameName(b.name, in_place_input)) ||
-          (SameName(b.name, in_place_output) && SameName(a.name, in_place_input));
+          (SameName(b.name, in_place_output) && SameName(a.name, in_place_input)) ||
+          (a.output && SameName(b.name, a.in_place_of)) ||
+          (b.output && SameName(a.name, b.in_place_of));
       if (in_place_pair && pa == pb) continue;
       return Fail(BNORM_ERR_ALIASING, "%s overlaps %s%s", a.output ? a.name : b.name,
                   a.output ? b.name : a.name,

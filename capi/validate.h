@@ -4,6 +4,7 @@
 #define BNORM_CAPI_VALIDATE_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bnorm/bnorm.h"
 #include "src/problem.h"
@@ -30,7 +31,15 @@ struct DataArg {
   // Why the pointer is needed: "" always, a flag's name when only that flag
   // needs it, nullptr when it is optional.
   const char* required_by;
+  // An output may be exactly this input (in place); nullptr: none.
+  const char* in_place_of = nullptr;
+  // A float array of this many elements, neither a tensor nor per-channel.
+  int64_t floats = 0;
 };
+
+// desc NULL; descriptor; descriptor fields: for the calls that take no
+// tensor (the per-channel arrays have num_features floats).
+bnorm_status ValidateLayer(const bnorm_desc* desc, Request* request);
 
 // Required pointers NULL; misalignment; overlap. `in_place` names the one
 // output/input pair that may be the same pointer (nullptr for none).

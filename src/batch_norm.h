@@ -5,6 +5,7 @@
 #define BNORM_SRC_BATCH_NORM_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "src/kernel_table.h"
 #include "src/problem.h"
@@ -13,6 +14,19 @@ namespace bnorm {
 
 void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
                       const float* mean, const float* var, const float* gamma, const float* beta);
+
+// y = x * scale[c] + shift[c] (then ReLU): inference with a folded layer.
+void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+                       const float* scale, const float* shift);
+
+// Folding batch norm (inference) into a per-channel scale and shift, or into
+// the weights and bias of the layer before it; see bnorm.h. Computed in double
+// precision, each result rounded once. gamma and beta NULL: 1 and 0.
+void FoldScaleShift(int64_t channels, double eps, const float* mean, const float* var,
+                    const float* gamma, const float* beta, float* scale, float* shift);
+void FoldIntoLayer(int64_t channels, int64_t row_length, double eps, const float* weights,
+                   const float* bias, const float* mean, const float* var, const float* gamma,
+                   const float* beta, float* folded_weights, float* folded_bias);
 
 // Bytes of scratch ForwardTraining needs: O(C) plus 16 bytes per 32K values
 // (channels-first) or at most 2 MiB of partial sums (channels-last).

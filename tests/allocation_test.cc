@@ -95,6 +95,32 @@ TEST(AllocationTest, InferenceAllocatesNothing) {
   }
 }
 
+// The folded-inference path a runtime uses after loading a model: folding
+// once, then inference from the scale and shift, allocates nothing either.
+TEST(AllocationTest, FoldingAndScaleShiftInferenceAllocateNothing) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(ToString(c.shape) + " " + LayoutName(c.layout));
+    const Geometry g = Geometry::Of(c.shape, c.layout);
+    std::vector<float> x(g.Elements(), 1.0f), y(g.Elements()), stats(4 * g.c, 1.0f);
+    std::vector<float> scale(g.c), shift(g.c), weights(9 * g.c, 0.5f), bias(g.c, 0.0f);
+    bnorm_desc d = Desc(g.c, c.layout, BNORM_FLAG_AFFINE | BNORM_FLAG_FUSE_RELU);
+    d.num_threads = 2;
+    const Counted counted = CountAllocations([&] {
+      ASSERT_EQ(bnorm_fold_scale_shift(&d, stats.data(), stats.data() + g.c, stats.data() + 2 * g.c,
+                                       stats.data() + 3 * g.c, scale.data(), shift.data()),
+                BNORM_OK);
+      ASSERT_EQ(bnorm_fold_into_layer(&d, 9, weights.data(), bias.data(), stats.data(),
+                                      stats.data() + g.c, stats.data() + 2 * g.c,
+                                      stats.data() + 3 * g.c, weights.data(), bias.data()),
+                BNORM_OK);
+      ASSERT_EQ(
+          bnorm_forward_scale_shift(&d, &c.shape, x.data(), y.data(), scale.data(), shift.data()),
+          BNORM_OK);
+    });
+    EXPECT_EQ(counted.allocations, 0u);
+  }
+}
+
 // 2 MiB plus 8 KiB per channel bounds every plan's partial sums.
 size_t ScratchBound(int64_t channels) { return (2u << 20) + 8200 * channels; }
 

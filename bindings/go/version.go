@@ -11,7 +11,7 @@ const HeaderVersion = C.BNORM_VERSION_NUMBER
 // HeaderVersion.
 func LibraryVersion() uint32 { return uint32(C.bnorm_version()) }
 
-// Version is the loaded library's version string, e.g. "1.0.0".
+// Version is the loaded library's version string, e.g. "1.1.0".
 func Version() string { return C.GoString(C.bnorm_version_string()) }
 
 // ActiveTarget names the SIMD target the library's calls use, e.g. "AVX2".

@@ -37,15 +37,15 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define BNORM_VERSION_MAJOR 1
-#define BNORM_VERSION_MINOR 0
+#define BNORM_VERSION_MINOR 1
 #define BNORM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH of this header. */
-#define BNORM_VERSION_NUMBER 10000
+#define BNORM_VERSION_NUMBER 10100
 
 /* MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded; compare it
  * with BNORM_VERSION_NUMBER to detect a header/library mismatch. */
 BNORM_API uint32_t bnorm_version(void);
-/* "1.0.0": the loaded library's version. Static storage, never NULL. */
+/* "1.1.0": the loaded library's version. Static storage, never NULL. */
 BNORM_API const char* bnorm_version_string(void);
 
 /* ----------------------------------------------------------- status codes */
@@ -212,6 +212,49 @@ BNORM_API bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape*
                                       const float* gamma, const float* save_mean,
                                       const float* save_invstd, void* dx, float* dgamma,
                                       float* dbeta);
+
+/* ---------------------------------------------------------------- folding
+ *
+ * Batch norm in eval mode is a per-channel affine map, y = x * scale + shift:
+ *   scale[c] = gamma[c] / sqrt(var[c] + eps),  shift[c] = beta[c] - mean[c] * scale[c]
+ * with gamma 1 and beta 0 when BNORM_FLAG_AFFINE is not set. A runtime
+ * computes it once when it loads a model, or folds it into the layer before.
+ * From the descriptor these calls use num_features, eps and
+ * BNORM_FLAG_AFFINE (bnorm_forward_scale_shift: BNORM_FLAG_FUSE_RELU, the
+ * layout, dtype and num_threads); the other fields are validated as everywhere.
+ * Results are computed in double precision and rounded once. Since 1.1. */
+
+/* scale and shift (float[num_features] each) from the layer's statistics
+ * (mean, var) and parameters (gamma, beta, required with BNORM_FLAG_AFFINE).
+ * The outputs may not overlap an input or each other. */
+BNORM_API bnorm_status bnorm_fold_scale_shift(const bnorm_desc* desc, const float* mean,
+                                              const float* var, const float* gamma,
+                                              const float* beta, float* scale, float* shift);
+
+/* Inference with a precomputed scale and shift: y = x * scale[c] + shift[c]
+ * (one rounding), then ReLU with BNORM_FLAG_FUSE_RELU. Validated like
+ * bnorm_forward_inference, whose result it matches to float rounding;
+ * y == x (in place) is allowed. Allocates no memory. */
+BNORM_API bnorm_status bnorm_forward_scale_shift(const bnorm_desc* desc, const bnorm_shape* shape,
+                                                 const void* x, void* y, const float* scale,
+                                                 const float* shift);
+
+/* Folds batch norm into the layer before it, a convolution or linear layer
+ * whose output channels are the batch norm's num_features channels:
+ *   folded_weights[o * row_length + k] = weights[o * row_length + k] * scale[o]
+ *   folded_bias[o] = (bias[o] - mean[o]) * scale[o] + beta[o]
+ * with scale as above. The weights are num_features rows of row_length floats,
+ * output channel first: convolution weights in OIHW or OHWI order (row_length
+ * = in_channels * kernel size), linear weights (out, in) (row_length = in).
+ * bias NULL means the layer has none (0); folded_bias is always written.
+ * In place is allowed (folded_weights == weights, folded_bias == bias); any
+ * other overlap is BNORM_ERR_ALIASING. row_length <= 0, or a weight count that
+ * overflows, is BNORM_ERR_INVALID_ARGUMENT (checked after the descriptor). */
+BNORM_API bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length,
+                                             const float* weights, const float* bias,
+                                             const float* mean, const float* var,
+                                             const float* gamma, const float* beta,
+                                             float* folded_weights, float* folded_bias);
 
 /* ------------------------------------------------------------ diagnostics */
 
