@@ -129,16 +129,16 @@ bnorm_status bnorm_fold_scale_shift(const bnorm_desc* desc, const float* mean, c
         {"shift", shift, false, true, bnorm::kAlways},
     };
     if (bnorm_status s = bnorm::ValidateData(r, args, 6, nullptr, nullptr)) return s;
-    bnorm::FoldScaleShift(r.desc.num_features, r.problem.eps, mean, var,
-                          affine ? gamma : nullptr, affine ? beta : nullptr, scale, shift);
+    bnorm::FoldScaleShift(r.desc.num_features, r.problem.eps, mean, var, affine ? gamma : nullptr,
+                          affine ? beta : nullptr, scale, shift);
     return bnorm::Succeed();
   });
 }
 
-bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length,
-                                   const float* weights, const float* bias, const float* mean,
-                                   const float* var, const float* gamma, const float* beta,
-                                   float* folded_weights, float* folded_bias) {
+bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length, const float* weights,
+                                   const float* bias, const float* mean, const float* var,
+                                   const float* gamma, const float* beta, float* folded_weights,
+                                   float* folded_bias) {
   return GuardedCall([&]() -> bnorm_status {
     Request r;
     if (bnorm_status s = bnorm::ValidateLayer(desc, &r)) return s;
