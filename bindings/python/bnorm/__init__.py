@@ -10,10 +10,11 @@ from ._lib import LibraryNotFoundError, LibraryVersionError, library_path
 from .errors import (AliasingError, BnormError, FeatureMismatchError, InternalError,
                      InvalidArgumentError, InvalidDescriptorError, InvalidShapeError,
                      NullPointerError, OutOfMemoryError, TooFewValuesError, UnsupportedError)
-from .functional import batch_norm, batch_norm_backward, invstd
+from .functional import (batch_norm, batch_norm_backward, batch_norm_scale_shift,
+                         fold_into_layer, fold_scale_shift, invstd)
 from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def version():
@@ -47,6 +48,6 @@ __all__ = [
     "FeatureMismatchError", "InternalError", "InvalidArgumentError", "InvalidDescriptorError",
     "InvalidShapeError", "LibraryNotFoundError", "LibraryVersionError", "NullPointerError",
     "OutOfMemoryError", "TooFewValuesError", "UnsupportedError", "active_target", "batch_norm",
-    "batch_norm_backward", "invstd", "library_path", "set_max_target", "targets", "version",
-    "version_string",
+    "batch_norm_backward", "batch_norm_scale_shift", "fold_into_layer", "fold_scale_shift",
+    "invstd", "library_path", "set_max_target", "targets", "version", "version_string",
 ]

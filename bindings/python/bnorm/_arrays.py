@@ -92,6 +92,8 @@ def tensor_dtype_code(array):
 
 
 _VECTOR_DTYPES = {np.dtype(np.float32): _lib.DTYPE_F32}
+# Layer weights (fold_into_layer) are float32 whatever the tensors' dtype.
+WEIGHT_DTYPES = _VECTOR_DTYPES
 
 
 def as_vector(obj, name, num_features, copy=False, writable=False, origin="num_features"):
@@ -112,15 +114,15 @@ def as_vector(obj, name, num_features, copy=False, writable=False, origin="num_f
     return view
 
 
-def tensor_output(out, name, x):
+def tensor_output(out, name, x, dtypes=_TENSOR_DTYPES, x_name="the input"):
     """``out`` checked against x's shape and dtype, or a new array like x."""
     if out is None:
         return np.empty_like(x)
-    view = as_output(out, name)
+    view = as_output(out, name, dtypes)
     if view.shape != x.shape or view.dtype != x.dtype:
-        raise InvalidShapeError("%s has shape %s and dtype %s but must have the input's shape "
-                                "%s and dtype %s" % (name, view.shape, view.dtype, x.shape,
-                                                     x.dtype))
+        raise InvalidShapeError("%s has shape %s and dtype %s but must have %s's shape "
+                                "%s and dtype %s" % (name, view.shape, view.dtype, x_name,
+                                                     x.shape, x.dtype))
     return view
 
 

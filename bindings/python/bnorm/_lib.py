@@ -14,10 +14,11 @@ import threading
 
 from . import errors
 
-# The binding is written against bnorm.h 1.0.0; within major 1 the ABI only
-# grows, so any 1.x library is fine.
+# The binding is written against bnorm.h 1.1.0; within major 1 the ABI only
+# grows, so any 1.x library is fine for the 1.0 functions. Functions added
+# later (_SINCE) are looked up when first called, and need that version.
 WRITTEN_FOR_MAJOR = 1
-WRITTEN_FOR_VERSION = "1.0.0"
+WRITTEN_FOR_VERSION = "1.1.0"
 SONAME = "libbnorm.so.1"
 
 LAYOUT_NCHW = 0
@@ -81,6 +82,21 @@ _PROTOTYPES = {
     "bnorm_target_count": (ctypes.c_int32, []),
     "bnorm_target_name": (ctypes.c_char_p, [ctypes.c_int32]),
     "bnorm_set_max_target": (ctypes.c_int, [ctypes.c_char_p]),
+}
+
+# Functions newer than 1.0: bnorm_version() number they first appear in, and
+# prototype. Not looked up at load time, so a 1.0 library still loads and
+# serves everything else; calling one of these there raises
+# LibraryVersionError naming both versions.
+_SINCE = {
+    "bnorm_fold_scale_shift": (10100, ctypes.c_int,
+                               [ctypes.POINTER(Desc), _vp, _vp, _vp, _vp, _vp, _vp]),
+    "bnorm_forward_scale_shift": (10100, ctypes.c_int,
+                                  [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp,
+                                   _vp]),
+    "bnorm_fold_into_layer": (10100, ctypes.c_int,
+                              [ctypes.POINTER(Desc), ctypes.c_int64, _vp, _vp, _vp, _vp, _vp, _vp,
+                               _vp, _vp]),
 }
 
 
@@ -164,12 +180,46 @@ def library_path():
     return _loaded[1]
 
 
+def _version_text(number):
+    return "%d.%d.%d" % (number // 10000, number // 100 % 100, number % 100)
+
+
+def function(fn_name):
+    """The loaded library's fn_name with its prototype declared. A function
+    newer than 1.0 is looked up here, on use: a library older than the
+    version that added it raises LibraryVersionError instead."""
+    cdll = lib()
+    newer = _SINCE.get(fn_name)
+    if newer is None:
+        return getattr(cdll, fn_name)
+    needed, restype, argtypes = newer
+    have = cdll.bnorm_version()
+    if have < needed:
+        raise LibraryVersionError(
+            "%s needs libbnorm >= %s, but %s reports version %s (bnorm_version() = %d); "
+            "install libbnorm %s or newer to use it (the functions of 1.0 keep working)"
+            % (fn_name, _version_text(needed), library_path(),
+               cdll.bnorm_version_string().decode(), have, _version_text(needed)))
+    try:
+        fn = getattr(cdll, fn_name)
+    except AttributeError:
+        raise LibraryVersionError(
+            "%s reports version %s but does not export %s, which libbnorm %s added"
+            % (library_path(), cdll.bnorm_version_string().decode(), fn_name,
+               _version_text(needed))) from None
+    # ctypes hands back the same function object each time, so declaring it
+    # again (also from another thread) sets the same values.
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
 def call(fn_name, *args):
     """Calls a status-returning bnorm function; on failure raises the matching
     BnormError with bnorm_last_error(), read right after the call on this
     thread (the message is thread-local and the next bnorm call replaces it)."""
     cdll = lib()
-    status = getattr(cdll, fn_name)(*args)
+    status = function(fn_name)(*args)
     if status != errors.OK:
         message = cdll.bnorm_last_error().decode("utf-8", "replace")
         raise errors.error_for_status(status, message)

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _arrays, _lib
 from ._arrays import as_input, as_vector, ptr
-from .errors import InvalidArgumentError, InvalidShapeError
+from .errors import FeatureMismatchError, InvalidArgumentError, InvalidShapeError
 
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
 
@@ -21,17 +21,23 @@ def _num_features(x, layout_value, vectors):
     as the layer's own statistics or parameters define it, so that an input
     with another channel count is reported by the library. With no vector,
     the input's channel dimension (the layer then fits by construction)."""
+    axis = _arrays.channel_axis(layout_value, x.ndim)
+    # A rank the library rejects has no channel axis; any value does, as the
+    # library checks the shape before the channel count.
+    if 0 < axis < x.ndim:
+        return _vector_features(vectors, x.shape[axis], "num_features, x's channel dimension")
+    return _vector_features(vectors, 1, "num_features")
+
+
+def _vector_features(vectors, default, default_origin):
+    """num_features from the first 1-D per-channel vector given (as in
+    _num_features), else ``default``."""
     for name, obj in vectors:
         if obj is not None:
             view = _arrays._view(obj)
             if view is not None and view.ndim == 1:
                 return view.shape[0], "num_features, the length of %s" % name
-    axis = _arrays.channel_axis(layout_value, x.ndim)
-    # A rank the library rejects has no channel axis; any value does, as the
-    # library checks the shape before the channel count.
-    if 0 < axis < x.ndim:
-        return x.shape[axis], "num_features, x's channel dimension"
-    return 1, "num_features"
+    return default, default_origin
 
 
 def _check_threads(num_threads):
@@ -39,14 +45,14 @@ def _check_threads(num_threads):
         raise InvalidArgumentError("num_threads is %d; it must fit in int32" % num_threads)
 
 
-def _affine_pair(weight, bias, num_features, origin, copy):
+def _affine_pair(weight, bias, num_features, origin, copy, names=("weight", "bias")):
     """(gamma, beta), or (None, None) without either. PyTorch applies whichever
     of weight and bias is given; the C API takes both, so the other defaults
     to the identity."""
     if weight is None and bias is None:
         return None, None
-    gamma = as_vector(weight, "weight", num_features, copy, origin=origin)
-    beta = as_vector(bias, "bias", num_features, copy, origin=origin)
+    gamma = as_vector(weight, names[0], num_features, copy, origin=origin)
+    beta = as_vector(bias, names[1], num_features, copy, origin=origin)
     if gamma is None:
         gamma = np.ones(num_features, np.float32)
     if beta is None:
@@ -197,3 +203,119 @@ def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd
     _lib.call("bnorm_backward", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
               ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dgamma), ptr(dbeta))
     return (_arrays.returned(out, dx) if want_dx else None), dgamma, dbeta
+
+
+# ------------------------------------------------------------------ folding
+# Batch norm in eval mode is y = x * scale + shift per channel, with
+#   scale = weight / sqrt(running_var + eps),  shift = bias - running_mean * scale.
+# These need libbnorm >= 1.1 (LibraryVersionError on a 1.0 library).
+
+
+def fold_scale_shift(running_mean, running_var, weight=None, bias=None, eps=1e-5, *,
+                     copy=False):
+    """(scale, shift), float32[C] each, of batch norm in eval mode:
+    scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale
+    (computed in double, rounded once). weight/bias None means no affine
+    transform (weight 1, bias 0), as in batch_norm. For batch_norm_scale_shift,
+    or to fold into another layer. copy=True converts non-float32 inputs.
+    """
+    num_features, origin = _vector_features(
+        (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+         ("bias", bias)), 1, "num_features")
+    mean = as_vector(running_mean, "running_mean", num_features, copy, origin=origin)
+    var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
+    gamma, beta = _affine_pair(weight, bias, num_features, origin, copy)
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    desc = _lib.make_desc(num_features, eps, 0.1, flags, _lib.LAYOUT_NCHW, _lib.DTYPE_F32, 0)
+    scale = np.empty(num_features, np.float32)
+    shift = np.empty(num_features, np.float32)
+    _lib.call("bnorm_fold_scale_shift", ctypes.byref(desc), ptr(mean), ptr(var), ptr(gamma),
+              ptr(beta), ptr(scale), ptr(shift))
+    return scale, shift
+
+
+def batch_norm_scale_shift(x, scale, shift, layout="NCHW", fuse_relu=False, num_threads=0, *,
+                           out=None, copy=False):
+    """Inference from a precomputed (scale, shift) (see fold_scale_shift):
+    y = x * scale[c] + shift[c], then ReLU with fuse_relu. Equals
+    batch_norm(x, ..., training=False) to float32 rounding. x, layout, out
+    (may be x itself) and copy as in batch_norm. Returns y (``out`` itself
+    when given).
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(xa, layout_value,
+                                         (("scale", scale), ("shift", shift)))
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    scale_a = as_vector(scale, "scale", num_features, copy, origin=origin)
+    shift_a = as_vector(shift, "shift", num_features, copy, origin=origin)
+    y = _arrays.tensor_output(out, "out", xa)
+    flags = _lib.FLAG_FUSE_RELU if fuse_relu else 0
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_forward_scale_shift", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
+              ptr(y), ptr(scale_a), ptr(shift_a))
+    return _arrays.returned(out, y)
+
+
+def fold_into_layer(weight, bias, running_mean, running_var, bn_weight=None, bn_bias=None,
+                    eps=1e-5, *, out_weight=None, out_bias=None, copy=False):
+    """Folds an eval-mode batch norm into the layer before it (convolution or
+    linear): returns (folded_weight, folded_bias) such that the layer with
+    them computes what the layer followed by the batch norm did, like
+    torch.nn.utils.fusion.fuse_conv_bn_weights / fuse_linear_bn_weights.
+
+    weight: the layer's float32 weights, output channel first, rank >= 2:
+    convolution (out, in, kH, kW) (OIHW) or (out, kH, kW, in) (OHWI), any
+    kernel rank, or linear (out, in); weight.shape[0] must be the batch norm's
+    channel count. Every output row is scaled:
+      folded_weight[o, ...] = weight[o, ...] * scale[o]
+      folded_bias[o] = (bias[o] - running_mean[o]) * scale[o] + bn_bias[o]
+    with scale = bn_weight / sqrt(running_var + eps). bias None means the
+    layer has none (0); the folded bias is always returned. bn_weight/bn_bias
+    None: a batch norm without affine transform.
+    out_weight/out_bias: float32 arrays to write into (weight's shape,
+    float32[C]); out_weight=weight and out_bias=bias fold in place. copy=True
+    converts non-float32 or non-contiguous inputs (never outputs).
+    """
+    w = as_input(weight, "weight", copy, dtypes=_arrays.WEIGHT_DTYPES)
+    if w.ndim < 2:
+        raise InvalidShapeError(
+            "weight has shape %s; a layer's weight has rank >= 2, output channel first "
+            "((out, in, ...) or (out, ..., in) for a convolution, (out, in) for a linear layer)"
+            % (w.shape,))
+    # The layer's output channels are the batch norm's channels. When the
+    # batch norm's vectors agree among themselves on another count, the
+    # weight is the odd one out; otherwise the vector that differs is named.
+    num_features = w.shape[0]
+    origin = "num_features, weight.shape[0], the layer's output channels"
+    lengths = {}
+    for name, obj in (("running_mean", running_mean), ("running_var", running_var),
+                      ("bn_weight", bn_weight), ("bn_bias", bn_bias)):
+        view = _arrays._view(obj) if obj is not None else None
+        if view is not None and view.ndim == 1:
+            lengths[name] = view.shape[0]
+    if len(set(lengths.values())) == 1 and num_features not in lengths.values():
+        raise FeatureMismatchError(
+            "weight has shape %s, %d output channels (rows), but the batch norm has %d "
+            "channels (the length of %s)" % (w.shape, num_features, next(iter(lengths.values())),
+                                              ", ".join(lengths)))
+    # A weight with a zero dimension has row_length 0, which the library refuses.
+    row_length = w.size // num_features if num_features else 0
+    b = as_vector(bias, "bias", num_features, copy, origin=origin)
+    mean = as_vector(running_mean, "running_mean", num_features, copy, origin=origin)
+    var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
+    gamma, beta = _affine_pair(bn_weight, bn_bias, num_features, origin, copy,
+                               names=("bn_weight", "bn_bias"))
+    folded_w = _arrays.tensor_output(out_weight, "out_weight", w, _arrays.WEIGHT_DTYPES,
+                                     "weight")
+    if out_bias is None:
+        folded_b = np.empty(num_features, np.float32)
+    else:
+        folded_b = as_vector(out_bias, "out_bias", num_features, writable=True, origin=origin)
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    desc = _lib.make_desc(num_features, eps, 0.1, flags, _lib.LAYOUT_NCHW, _lib.DTYPE_F32, 0)
+    _lib.call("bnorm_fold_into_layer", ctypes.byref(desc), row_length, ptr(w), ptr(b),
+              ptr(mean), ptr(var), ptr(gamma), ptr(beta), ptr(folded_w), ptr(folded_b))
+    return _arrays.returned(out_weight, folded_w), _arrays.returned(out_bias, folded_b)

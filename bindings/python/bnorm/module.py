@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _arrays, _lib
 from .errors import InvalidShapeError, NullPointerError
-from .functional import _forward, batch_norm_backward
+from .functional import _forward, batch_norm_backward, fold_into_layer, fold_scale_shift
 
 
 class BatchNorm:
@@ -136,6 +136,31 @@ class BatchNorm:
         return batch_norm_backward(grad_output, xa, self.weight, training=False,
                                    running_mean=self.running_mean,
                                    running_var=self.running_var, **common)
+
+    def _running_stats_for_folding(self):
+        if not self.track_running_stats:
+            raise NullPointerError(
+                "%s has no running statistics (track_running_stats=False): it normalizes with "
+                "each batch's statistics even in eval mode, so there is nothing fixed to fold"
+                % type(self).__name__)
+        return self.running_mean, self.running_var
+
+    def scale_shift(self):
+        """(scale, shift), float32[C] each, of this layer in eval mode, from its
+        running statistics, weight, bias and eps (bnorm.fold_scale_shift):
+        eval-mode forward is x * scale + shift (bnorm.batch_norm_scale_shift).
+        Needs libbnorm >= 1.1."""
+        return fold_scale_shift(*self._running_stats_for_folding(), self.weight, self.bias,
+                                self.eps)
+
+    def fold_into(self, weight, bias=None, *, out_weight=None, out_bias=None, copy=False):
+        """(folded_weight, folded_bias) of the convolution or linear layer
+        before this one, with this layer's eval-mode batch norm folded in
+        (bnorm.fold_into_layer): weight is output channel first, with this
+        layer's num_features output channels. Needs libbnorm >= 1.1."""
+        return fold_into_layer(weight, bias, *self._running_stats_for_folding(), self.weight,
+                               self.bias, self.eps, out_weight=out_weight, out_bias=out_bias,
+                               copy=copy)
 
     def __repr__(self):
         return ("%s(%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s, layout=%r%s)"
