@@ -9,7 +9,7 @@ import "unsafe"
 type arg struct {
 	name   string
 	data   []float32
-	tensor bool // shape's element count, else num_features
+	tensor bool // shape's element count (FoldIntoLayer: the weights'), else num_features
 }
 
 // checkLengths returns a *LengthError for the first non-empty slice of the
@@ -27,6 +27,29 @@ func checkLengths(op string, d *Descriptor, s Shape, args []arg) error {
 		want, of := int(d.NumFeatures), "num_features"
 		if a.tensor {
 			want, of = count, "the element count of shape "+s.String()
+		}
+		if len(a.data) != 0 && len(a.data) != want {
+			return &LengthError{Op: op, Arg: a.name, Got: len(a.data), Want: want, Of: of}
+		}
+	}
+	return nil
+}
+
+// checkLayerLengths is checkLengths for the calls that take no shape (the
+// folding calls): per-channel vectors against num_features and, when weights
+// is non-zero, tensor arguments against that weight count. It checks only when
+// the library would accept num_features.
+func checkLayerLengths(op string, d *Descriptor, weights int, args []arg) error {
+	if d.NumFeatures <= 0 {
+		return nil
+	}
+	for _, a := range args {
+		want, of := int(d.NumFeatures), "num_features"
+		if a.tensor {
+			if weights == 0 {
+				continue // weights is NULL, which the library reports
+			}
+			want, of = weights, "the element count of weights"
 		}
 		if len(a.data) != 0 && len(a.data) != want {
 			return &LengthError{Op: op, Arg: a.name, Got: len(a.data), Want: want, Of: of}

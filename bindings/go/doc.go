@@ -21,5 +21,10 @@
 // so that a mismatched input is reported in the library's words. Nothing is
 // written to any output when a call fails.
 //
+// FoldScaleShift, ForwardScaleShift and FoldIntoLayer (bnorm 1.1) fold
+// eval-mode batch norm into a per-channel scale and shift, or into the
+// weights and bias of the convolution or linear layer before it, whose
+// weights must hold a whole number of NumFeatures rows.
+//
 // All functions are safe for concurrent use.
 package bnorm

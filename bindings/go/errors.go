@@ -66,9 +66,16 @@ type LengthError struct {
 	Got  int
 	Want int
 	Of   string // what Want counts: "the element count of shape [...]" or "num_features"
+	// Multiple: the length must be a multiple of Want, not equal to it
+	// (FoldIntoLayer's weights, NumFeatures rows).
+	Multiple bool
 }
 
 func (e *LengthError) Error() string {
+	if e.Multiple {
+		return fmt.Sprintf("bnorm: %s: %s has %d elements, not a multiple of %s (%d)", e.Op,
+			e.Arg, e.Got, e.Of, e.Want)
+	}
 	return fmt.Sprintf("bnorm: %s: %s has %d elements but %s is %d", e.Op, e.Arg, e.Got, e.Of, e.Want)
 }
 

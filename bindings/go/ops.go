@@ -46,6 +46,27 @@ static gobnorm_result gobnorm_backward(const bnorm_desc* d, const bnorm_shape* s
   return gobnorm_finish(
       bnorm_backward(d, s, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta));
 }
+
+static gobnorm_result gobnorm_fold_scale_shift(const bnorm_desc* d, const float* mean,
+                                               const float* var, const float* gamma,
+                                               const float* beta, float* scale, float* shift) {
+  return gobnorm_finish(bnorm_fold_scale_shift(d, mean, var, gamma, beta, scale, shift));
+}
+
+static gobnorm_result gobnorm_forward_scale_shift(const bnorm_desc* d, const bnorm_shape* s,
+                                                  const float* x, float* y, const float* scale,
+                                                  const float* shift) {
+  return gobnorm_finish(bnorm_forward_scale_shift(d, s, x, y, scale, shift));
+}
+
+static gobnorm_result gobnorm_fold_into_layer(const bnorm_desc* d, int64_t row_length,
+                                              const float* weights, const float* bias,
+                                              const float* mean, const float* var,
+                                              const float* gamma, const float* beta,
+                                              float* folded_weights, float* folded_bias) {
+  return gobnorm_finish(bnorm_fold_into_layer(d, row_length, weights, bias, mean, var, gamma,
+                                              beta, folded_weights, folded_bias));
+}
 */
 import "C"
 
@@ -103,6 +124,80 @@ func Backward(d Descriptor, s Shape, x, dy, y, gamma, saveMean, saveInvstd, dx, 
 	cd, cs := d.c(), s.c()
 	return result(op, C.gobnorm_backward(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(gamma),
 		ptr(saveMean), ptr(saveInvstd), ptr(dx), ptr(dgamma), ptr(dbeta)))
+}
+
+// FoldScaleShift writes batch norm in eval mode as the per-channel affine map
+// y = x*scale + shift: scale = gamma / sqrt(variance + eps) and
+// shift = beta - mean*scale, with gamma 1 and beta 0 without Affine (gamma and
+// beta are then not read). Of d it uses NumFeatures, Eps and Affine; the other
+// fields are validated as everywhere. Computed in float64 and rounded once.
+// scale and shift may not be inputs or each other.
+func FoldScaleShift(d Descriptor, mean, variance, gamma, beta, scale, shift []float32) error {
+	const op = "FoldScaleShift"
+	if err := checkLayerLengths(op, &d, 0, []arg{
+		{"mean", mean, false}, {"var", variance, false}, {"gamma", gamma, false},
+		{"beta", beta, false}, {"scale", scale, false}, {"shift", shift, false},
+	}); err != nil {
+		return err
+	}
+	cd := d.c()
+	return result(op, C.gobnorm_fold_scale_shift(&cd, ptr(mean), ptr(variance), ptr(gamma),
+		ptr(beta), ptr(scale), ptr(shift)))
+}
+
+// ForwardScaleShift is inference with a precomputed scale and shift (from
+// FoldScaleShift): y = x*scale + shift, rounded once, then ReLU if fused. It
+// is validated like ForwardInference, whose result it matches to float32
+// rounding. y may be x itself (in place).
+func ForwardScaleShift(d Descriptor, s Shape, x, y, scale, shift []float32) error {
+	const op = "ForwardScaleShift"
+	if err := checkLengths(op, &d, s, []arg{
+		{"x", x, true}, {"y", y, true}, {"scale", scale, false}, {"shift", shift, false},
+	}); err != nil {
+		return err
+	}
+	cd, cs := d.c(), s.c()
+	return result(op, C.gobnorm_forward_scale_shift(&cd, &cs, ptr(x), ptr(y), ptr(scale),
+		ptr(shift)))
+}
+
+// FoldIntoLayer folds batch norm into the layer before it, a convolution or
+// linear layer whose output channels are the batch norm's NumFeatures
+// channels:
+//
+//	foldedWeights[o*rowLength+k] = weights[o*rowLength+k] * scale[o]
+//	foldedBias[o] = (bias[o] - mean[o]) * scale[o] + beta[o]
+//
+// with scale as in FoldScaleShift. weights are NumFeatures rows, output channel
+// first: convolution weights in OIHW or OHWI order, linear weights (out, in).
+// The row length is len(weights) / NumFeatures, so len(weights) must be a
+// multiple of NumFeatures, and foldedWeights as long as weights. bias nil means
+// the layer has none (0); foldedBias is always written. In place: pass weights
+// as foldedWeights and bias as foldedBias.
+func FoldIntoLayer(d Descriptor, weights, bias, mean, variance, gamma, beta, foldedWeights,
+	foldedBias []float32) error {
+	const op = "FoldIntoLayer"
+	// Where the library fails before reading weights (num_features <= 0, or
+	// weights NULL), any row_length > 0 lets it report that instead.
+	rowLength := int64(1)
+	if d.NumFeatures > 0 && len(weights) != 0 {
+		if int64(len(weights))%d.NumFeatures != 0 {
+			return &LengthError{Op: op, Arg: "weights", Got: len(weights),
+				Want: int(d.NumFeatures), Of: "num_features", Multiple: true}
+		}
+		rowLength = int64(len(weights)) / d.NumFeatures
+	}
+	if err := checkLayerLengths(op, &d, len(weights), []arg{
+		{"bias", bias, false}, {"mean", mean, false}, {"var", variance, false},
+		{"gamma", gamma, false}, {"beta", beta, false},
+		{"folded_weights", foldedWeights, true}, {"folded_bias", foldedBias, false},
+	}); err != nil {
+		return err
+	}
+	cd := d.c()
+	return result(op, C.gobnorm_fold_into_layer(&cd, C.int64_t(rowLength), ptr(weights),
+		ptr(bias), ptr(mean), ptr(variance), ptr(gamma), ptr(beta), ptr(foldedWeights),
+		ptr(foldedBias)))
 }
 
 func result(op string, r C.gobnorm_result) error {
