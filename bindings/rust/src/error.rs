@@ -26,7 +26,8 @@ impl Status {
     pub const OUT_OF_MEMORY: Status = Status(sys::BNORM_ERR_OUT_OF_MEMORY as i32);
     pub const INTERNAL: Status = Status(sys::BNORM_ERR_INTERNAL as i32);
     /// Raised by this binding, never by the C library: a slice's length does
-    /// not match the shape's element count or the descriptor's num_features.
+    /// not match the shape's element count or the descriptor's num_features
+    /// (or, folding into a layer, the weights' length).
     /// Negative so that it cannot collide with codes the library may add.
     pub const LENGTH_MISMATCH: Status = Status(-1);
 
@@ -50,7 +51,7 @@ impl Status {
     /// Name and meaning, as `bnorm_status_string` gives them.
     fn description_line(self) -> &'static str {
         if self == Status::LENGTH_MISMATCH {
-            return "BNORM_RUST_LENGTH_MISMATCH: a slice's length does not match the shape or num_features";
+            return "BNORM_RUST_LENGTH_MISMATCH: a slice's length does not match the shape, num_features or the weights";
         }
         // SAFETY: bnorm_status_string accepts any value and returns static storage.
         unsafe { static_str(sys::bnorm_status_string(self.0 as sys::bnorm_status)) }

@@ -18,11 +18,16 @@
 //! # Ok::<(), bnorm::Error>(())
 //! ```
 //!
+//! Since bnorm 1.1, eval-mode batch norm can also be folded into a
+//! per-channel scale and shift (`fold_scale_shift`, `forward_scale_shift`)
+//! or into the convolution or linear layer before it (`fold_into_layer`).
+//!
 //! Every call is thread-safe. Errors carry the library's status and its
 //! `bnorm_last_error()` text, read on the calling thread.
 
 mod descriptor;
 mod error;
+mod folding;
 mod info;
 mod ops;
 mod shape;
@@ -30,6 +35,10 @@ pub mod sys;
 
 pub use descriptor::{Descriptor, Flags, Layout};
 pub use error::{Error, Status};
+pub use folding::{
+    fold_into_layer, fold_into_layer_in_place, fold_scale_shift, forward_scale_shift,
+    forward_scale_shift_in_place,
+};
 pub use info::{active_target, set_max_target, targets, version, version_string};
 pub use ops::{
     backward, backward_in_place, forward_inference, forward_inference_in_place, forward_training,

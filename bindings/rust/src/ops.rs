@@ -7,7 +7,7 @@
 //! channel dimension matches num_features, is the library's to check, so its
 //! messages reach the caller unchanged.
 //!
-//! The C API allows exactly two in-place pairs, `y == x` (forward) and
+//! The C API allows exactly two in-place pairs here, `y == x` (forward) and
 //! `dx == dy` (backward). Rust cannot lend the same slice as `&[f32]` and
 //! `&mut [f32]` at once, so those get their own `*_in_place` functions.
 //! Every other overlap, which C rejects as `BNORM_ERR_ALIASING`, cannot be
@@ -297,7 +297,7 @@ fn backward_raw(
 /// A tensor must hold exactly the shape's element count. A shape without one
 /// (bad rank, a dimension <= 0, an overflowing count) is left to the library,
 /// which rejects it before accessing any buffer and names the bad value.
-fn check_tensor(name: &str, shape: &Shape, data: &[f32]) -> Result<(), Error> {
+pub(crate) fn check_tensor(name: &str, shape: &Shape, data: &[f32]) -> Result<(), Error> {
     match shape.element_count() {
         Some(count) if count != data.len() => Err(length_error(format!(
             "{} has {} elements but shape {:?} has {}",
@@ -310,7 +310,7 @@ fn check_tensor(name: &str, shape: &Shape, data: &[f32]) -> Result<(), Error> {
     }
 }
 
-fn check_channels(name: &str, desc: &Descriptor, data: &[f32]) -> Result<(), Error> {
+pub(crate) fn check_channels(name: &str, desc: &Descriptor, data: &[f32]) -> Result<(), Error> {
     // Descriptor::new guarantees num_features > 0.
     let expected = usize::try_from(desc.num_features()).unwrap_or(usize::MAX);
     if data.len() == expected {
@@ -325,7 +325,7 @@ fn check_channels(name: &str, desc: &Descriptor, data: &[f32]) -> Result<(), Err
     }
 }
 
-fn check_affine(
+pub(crate) fn check_affine(
     desc: &Descriptor,
     affine: Option<Affine<'_>>,
 ) -> Result<(*const f32, *const f32), Error> {
@@ -353,6 +353,6 @@ fn optional_channels_mut(
     }
 }
 
-fn length_error(message: String) -> Error {
+pub(crate) fn length_error(message: String) -> Error {
     Error::new(Status::LENGTH_MISMATCH, message)
 }

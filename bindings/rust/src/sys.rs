@@ -1,4 +1,4 @@
-//! Raw declarations of `include/bnorm/bnorm.h`, version 1.0.
+//! Raw declarations of `include/bnorm/bnorm.h`, version 1.1.
 //!
 //! C enums are plain integers here: the library may hand back a value this
 //! binding does not know (a newer minor version, a corrupted descriptor), and
@@ -10,10 +10,10 @@
 use std::os::raw::{c_char, c_uint, c_void};
 
 pub const BNORM_VERSION_MAJOR: u32 = 1;
-pub const BNORM_VERSION_MINOR: u32 = 0;
+pub const BNORM_VERSION_MINOR: u32 = 1;
 pub const BNORM_VERSION_PATCH: u32 = 0;
 /// MAJOR*10000 + MINOR*100 + PATCH of the header these declarations follow.
-pub const BNORM_VERSION_NUMBER: u32 = 10000;
+pub const BNORM_VERSION_NUMBER: u32 = 10100;
 
 pub type bnorm_status = c_uint;
 pub const BNORM_OK: bnorm_status = 0;
@@ -107,6 +107,41 @@ extern "C" {
         dx: *mut c_void,
         dgamma: *mut f32,
         dbeta: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.1.
+    pub fn bnorm_fold_scale_shift(
+        desc: *const bnorm_desc,
+        mean: *const f32,
+        var: *const f32,
+        gamma: *const f32,
+        beta: *const f32,
+        scale: *mut f32,
+        shift: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.1.
+    pub fn bnorm_forward_scale_shift(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        y: *mut c_void,
+        scale: *const f32,
+        shift: *const f32,
+    ) -> bnorm_status;
+
+    /// Since 1.1.
+    pub fn bnorm_fold_into_layer(
+        desc: *const bnorm_desc,
+        row_length: i64,
+        weights: *const f32,
+        bias: *const f32,
+        mean: *const f32,
+        var: *const f32,
+        gamma: *const f32,
+        beta: *const f32,
+        folded_weights: *mut f32,
+        folded_bias: *mut f32,
     ) -> bnorm_status;
 
     pub fn bnorm_active_target() -> *const c_char;
