@@ -138,15 +138,26 @@ bnorm_status ValidateChannels(const bnorm_desc& d, const bnorm_shape* shape) {
               channel_dim, channels, d.num_features);
 }
 
+// The bytes an argument spans, saturated: a num_features near 2^62 cannot be
+// a real buffer, but must still not wrap to a small size.
 size_t ArgBytes(const Request& r, const DataArg& a) {
+  using Wide = unsigned __int128;
   const Plan& p = r.problem.plan;
-  if (a.floats > 0) return static_cast<size_t>(a.floats) * sizeof(float);
-  return a.tensor ? static_cast<size_t>(p.count * p.channels) * r.element_size
-                  : static_cast<size_t>(p.channels) * sizeof(float);
+  Wide bytes;
+  if (a.floats > 0) {
+    bytes = Wide{sizeof(float)} * static_cast<uint64_t>(a.floats);
+  } else if (a.tensor) {
+    bytes =
+        Wide{r.element_size} * static_cast<uint64_t>(p.count) * static_cast<uint64_t>(p.channels);
+  } else {
+    bytes = Wide{sizeof(float)} * static_cast<uint64_t>(p.channels);
+  }
+  return bytes > SIZE_MAX ? SIZE_MAX : static_cast<size_t>(bytes);
 }
 
+// Written without a + a_bytes, which could wrap past the address space.
 bool Overlap(uintptr_t a, size_t a_bytes, uintptr_t b, size_t b_bytes) {
-  return a < b + b_bytes && b < a + a_bytes;
+  return a >= b ? a - b < b_bytes : b - a < a_bytes;
 }
 
 bool SameName(const char* a, const char* b) {

@@ -146,13 +146,14 @@ struct Layout {
   uint64_t size;
 };
 
-Layout Place(const CallSpec& c, uint64_t tensor_bytes, uint64_t vector_bytes) {
+// bytes: what to carve for an argument of each Extent.
+Layout Place(const CallSpec& c, const uint64_t (&bytes)[3]) {
   const Signature& sig = SignatureOf(c.op);
   Layout l{};
   uint64_t cursor = kGuard;
   for (int i = 0; i < sig.num_slots; ++i) {
     const Placement& p = c.slots[i];
-    l.bytes[i] = sig.slots[i].tensor ? tensor_bytes : vector_bytes;
+    l.bytes[i] = bytes[static_cast<int>(sig.slots[i].extent)];
     const bool derived = (p.kind == Placement::kSame || p.kind == Placement::kOffset) && i > 0;
     if (p.kind == Placement::kNull || (derived && l.offset[p.target % i] == kNone)) {
       l.offset[i] = kNone;
@@ -178,6 +179,12 @@ const char* OpName(Op op) {
       return "bnorm_forward_inference";
     case Op::kTraining:
       return "bnorm_forward_training";
+    case Op::kFoldScaleShift:
+      return "bnorm_fold_scale_shift";
+    case Op::kForwardScaleShift:
+      return "bnorm_forward_scale_shift";
+    case Op::kFoldIntoLayer:
+      return "bnorm_fold_into_layer";
     default:
       return "bnorm_backward";
   }
@@ -195,11 +202,17 @@ std::string Describe(const CallSpec& c, const Layout& l, void* const* ptrs) {
                          "flags=0x%x layout=%d dtype=%d num_threads=%d}",
                          d.struct_size, static_cast<long long>(d.num_features), eps, momentum,
                          d.flags, d.layout, d.dtype, d.num_threads);
-  s += c.shape.null ? " shape=NULL" : Printf(" shape={rank=%d dims=", c.shape.rank);
-  for (int i = 0; i < 5 && !c.shape.null; ++i) {
-    s += Printf("%s%lld", i ? "," : "", static_cast<long long>(c.shape.dims[i]));
+  if (HasShape(c.op)) {
+    s += c.shape.null ? " shape=NULL" : Printf(" shape={rank=%d dims=", c.shape.rank);
+    for (int i = 0; i < 5 && !c.shape.null; ++i) {
+      s += Printf("%s%lld", i ? "," : "", static_cast<long long>(c.shape.dims[i]));
+    }
+    if (!c.shape.null) s += "}";
   }
-  s += Printf("%s fill=%d arena=%llu bytes:", c.shape.null ? "" : "}", static_cast<int>(c.fill),
+  if (c.op == Op::kFoldIntoLayer) {
+    s += Printf(" row_length=%lld", static_cast<long long>(c.row_length));
+  }
+  s += Printf(" fill=%d arena=%llu bytes:", static_cast<int>(c.fill),
               static_cast<unsigned long long>(l.size));
   const Signature& sig = SignatureOf(c.op);
   for (int i = 0; i < sig.num_slots; ++i) {
@@ -259,6 +272,13 @@ struct Call {
       case Op::kTraining:
         return bnorm_forward_training(d, shape_arg(), p[0], p[1], f(2), f(3), f(4), f(5), f(6),
                                       f(7));
+      case Op::kFoldScaleShift:
+        return bnorm_fold_scale_shift(d, f(0), f(1), f(2), f(3), f(4), f(5));
+      case Op::kForwardScaleShift:
+        return bnorm_forward_scale_shift(d, shape_arg(), p[0], p[1], f(2), f(3));
+      case Op::kFoldIntoLayer:
+        return bnorm_fold_into_layer(d, spec.row_length, f(0), f(1), f(2), f(3), f(4), f(5), f(6),
+                                     f(7));
       default:
         return bnorm_backward(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5), p[6], f(7), f(8));
     }
@@ -280,36 +300,49 @@ bnorm_status Prepare(Call& call) {
   call.shape.rank = c.shape.rank;
   memcpy(call.shape.dims, c.shape.dims, sizeof(call.shape.dims));
 
-  const Request& req = call.req = ModelRequest(call.desc.get(), call.shape_arg());
+  const Request& req = call.req = HasShape(c.op)
+                                      ? ModelRequest(call.desc.get(), call.shape_arg())
+                                      : ModelLayerRequest(call.desc.get(), c.op, c.row_length);
   const bool real_vectors = req.status == BNORM_OK && req.channels <= max_elements;
-  const bool real = real_vectors && req.count <= max_elements / req.channels;
-  const Layout& layout = call.layout =
-      Place(c, real ? req.tensor_bytes : kSmallBuffer,
-            real_vectors ? req.channels * sizeof(float) : kSmallBuffer);
+  // Values per channel in the tensor or the weights (a row each).
+  const int64_t per_channel = HasShape(c.op)               ? req.count
+                              : c.op == Op::kFoldIntoLayer ? c.row_length
+                                                           : 1;
+  const bool real = real_vectors && per_channel <= max_elements / req.channels;
+  const uint64_t extent_bytes[3] = {real_vectors ? req.vector_bytes : kSmallBuffer,
+                                    real ? req.tensor_bytes : kSmallBuffer,
+                                    real ? req.weight_bytes : kSmallBuffer};
+  const Layout& layout = call.layout = Place(c, extent_bytes);
   call.arena.reset(new uint8_t[layout.size]);
   uint8_t* arena = call.arena.get();
   FillArena(arena, layout.size, c.fill, c.seed);
   for (int i = 0; i < call.sig.num_slots; ++i) {
     if (layout.offset[i] != kNone) call.ptrs[i] = arena + layout.offset[i];
   }
-  if (c.fill == Fill::kSane && c.op == Op::kInference && call.ptrs[3] != nullptr) {
+  const int var = call.sig.variance;
+  if (c.fill == Fill::kSane && var >= 0 && call.ptrs[var] != nullptr) {
     // Variances are >= 0 in sane data, so sane inputs have finite outputs.
-    for (uint64_t i = 0; i + 4 <= layout.bytes[3]; i += 4) {
+    for (uint64_t i = 0; i + 4 <= layout.bytes[var]; i += 4) {
       float v;
-      memcpy(&v, arena + layout.offset[3] + i, 4);
+      memcpy(&v, arena + layout.offset[var] + i, 4);
       v = fabsf(v);
-      memcpy(arena + layout.offset[3] + i, &v, 4);
+      memcpy(arena + layout.offset[var] + i, &v, 4);
     }
   }
 
   const bnorm_status expected =
       req.status != BNORM_OK ? req.status : ModelCall(req, c.op, call.ptrs);
-  if (real || (expected != BNORM_OK && expected != BNORM_ERR_TOO_FEW_VALUES &&
+  // Per-channel arrays longer than int64 bytes cannot exist, so bnorm.h has
+  // no verdict on their overlaps; bnorm_fold_scale_shift has no shape to
+  // reject them.
+  const bool unreal_vectors = req.status == BNORM_OK && req.vector_bytes > INT64_MAX;
+  if (real || (!unreal_vectors && expected != BNORM_OK && expected != BNORM_ERR_TOO_FEW_VALUES &&
                expected != BNORM_ERR_UNSUPPORTED)) {
     return expected;
   }
-  // A valid shape larger than the buffers: with x NULL the call must stop at
-  // the pointer checks without reading anything.
+  // A valid shape (or num_features, or weight count) larger than the
+  // buffers: with the first argument (x, mean or weights, always required)
+  // NULL the call must stop at the pointer checks without reading anything.
   call.ptrs[0] = nullptr;
   return ModelCall(req, c.op, call.ptrs);
 }
@@ -538,6 +571,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case Op::kInference:
       case Op::kTraining:
       case Op::kBackward:
+      case Op::kFoldScaleShift:
+      case Op::kForwardScaleShift:
+      case Op::kFoldIntoLayer:
         RunCompute(c);
         break;
       case Op::kSetMaxTarget:

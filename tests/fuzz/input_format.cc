@@ -184,6 +184,20 @@ void EncodePlacement(Writer& w, const Placement& p) {
   }
 }
 
+// What follows a compute call's descriptor (and shape or row_length): the
+// data's fill and seed and where each pointer argument goes.
+void DecodeData(Reader& r, CallSpec& c) {
+  const uint8_t fill = r.U8();
+  c.fill = fill < 0xC0 ? Fill::kSane : fill < 0xE0 ? Fill::kRaw : Fill::kSpecial;
+  c.seed = r.U32();
+  for (int i = 0; i < NumSlots(c.op); ++i) c.slots[i] = DecodePlacement(r);
+}
+void EncodeData(Writer& w, const CallSpec& c) {
+  w.U8(c.fill == Fill::kSane ? 0 : c.fill == Fill::kRaw ? 0xC0 : 0xE0);
+  w.U32(c.seed);
+  for (int i = 0; i < NumSlots(c.op); ++i) EncodePlacement(w, c.slots[i]);
+}
+
 constexpr uint8_t kDescNull = 0xFF, kShapeNull = 0xFE;
 
 }  // namespace
@@ -195,8 +209,12 @@ const char* const kListedNames[16] = {nullptr,    "",        "BEST",  "best",   
 int NumSlots(Op op) {
   switch (op) {
     case Op::kInference:
+    case Op::kFoldScaleShift:
       return 6;
+    case Op::kForwardScaleShift:
+      return 4;
     case Op::kTraining:
+    case Op::kFoldIntoLayer:
       return 8;
     case Op::kBackward:
       return 9;
@@ -218,7 +236,8 @@ std::vector<CallSpec> Decode(const uint8_t* data, size_t size) {
         break;
       case Op::kInference:
       case Op::kTraining:
-      case Op::kBackward: {
+      case Op::kBackward:
+      case Op::kForwardScaleShift: {
         const uint8_t options = r.U8();
         c.desc.null = options == kDescNull;
         c.shape.null = options == kShapeNull;
@@ -229,12 +248,17 @@ std::vector<CallSpec> Decode(const uint8_t* data, size_t size) {
           c.shape.dims[c.desc.layout == BNORM_LAYOUT_NHWC ? c.shape.rank - 1 : 1] =
               c.desc.num_features;
         }
-        const uint8_t fill = r.U8();
-        c.fill = fill < 0xC0 ? Fill::kSane : fill < 0xE0 ? Fill::kRaw : Fill::kSpecial;
-        c.seed = r.U32();
-        for (int i = 0; i < NumSlots(c.op); ++i) c.slots[i] = DecodePlacement(r);
+        DecodeData(r, c);
         break;
       }
+      // No shape: the options byte only says whether desc is NULL.
+      case Op::kFoldScaleShift:
+      case Op::kFoldIntoLayer:
+        c.desc.null = r.U8() == kDescNull;
+        DecodeDesc(r, c.desc);
+        if (c.op == Op::kFoldIntoLayer) c.row_length = DecodeInt(r);
+        DecodeData(r, c);
+        break;
       case Op::kSetMaxTarget: {
         const uint8_t t = r.U8();
         if (t < 0x10) {
@@ -272,12 +296,18 @@ std::vector<uint8_t> Encode(const std::vector<CallSpec>& calls) {
       case Op::kInference:
       case Op::kTraining:
       case Op::kBackward:
+      case Op::kForwardScaleShift:
         w.U8(c.desc.null ? kDescNull : c.shape.null ? kShapeNull : c.match_channels ? 1 : 0);
         EncodeDesc(w, c.desc);
         EncodeShape(w, c.shape);
-        w.U8(c.fill == Fill::kSane ? 0 : c.fill == Fill::kRaw ? 0xC0 : 0xE0);
-        w.U32(c.seed);
-        for (int i = 0; i < NumSlots(c.op); ++i) EncodePlacement(w, c.slots[i]);
+        EncodeData(w, c);
+        break;
+      case Op::kFoldScaleShift:
+      case Op::kFoldIntoLayer:
+        w.U8(c.desc.null ? kDescNull : 0);
+        EncodeDesc(w, c.desc);
+        if (c.op == Op::kFoldIntoLayer) EncodeInt(w, c.row_length);
+        EncodeData(w, c);
         break;
       case Op::kSetMaxTarget:
         if (c.name_kind == CallSpec::kListedName) {
@@ -316,8 +346,9 @@ bool Placement::operator==(const Placement& o) const {
 
 bool CallSpec::operator==(const CallSpec& o) const {
   if (op != o.op || name_kind != o.name_kind || name_index != o.name_index ||
-      raw_name != o.raw_name || value != o.value || fill != o.fill || seed != o.seed ||
-      match_channels != o.match_channels || !(desc == o.desc) || !(shape == o.shape)) {
+      raw_name != o.raw_name || value != o.value || row_length != o.row_length || fill != o.fill ||
+      seed != o.seed || match_channels != o.match_channels || !(desc == o.desc) ||
+      !(shape == o.shape)) {
     return false;
   }
   for (int i = 0; i < kMaxSlots; ++i) {

@@ -26,6 +26,10 @@ enum class Op : uint8_t {
   kStatusString,
   kTargetName,
   kQueries,  // version, active target, target count, last error
+  // Since 1.1, appended so that older inputs keep their meaning.
+  kFoldScaleShift,
+  kForwardScaleShift,
+  kFoldIntoLayer,
   kNumOps
 };
 
@@ -79,7 +83,8 @@ struct CallSpec {
   Op op = Op::kQueries;
   DescSpec desc;                // kDescInit uses null and num_features only
   bool match_channels = false;  // decode-time: dims[channel] = num_features
-  ShapeSpec shape;
+  ShapeSpec shape;              // the calls with a shape (HasShape in oracle.h)
+  int64_t row_length = 9;       // kFoldIntoLayer
   Fill fill = Fill::kSane;
   uint32_t seed = 0;
   Placement slots[kMaxSlots];
@@ -94,7 +99,7 @@ struct CallSpec {
 // Names kSetMaxTarget may pick by index; nullptr is a NULL name.
 extern const char* const kListedNames[16];
 
-// The number of pointer arguments of a compute call.
+// The number of pointer arguments of a compute call (a call on data).
 int NumSlots(Op op);
 
 std::vector<CallSpec> Decode(const uint8_t* data, size_t size);

@@ -26,6 +26,10 @@ constexpr int kNchw = BNORM_LAYOUT_NCHW, kNhwc = BNORM_LAYOUT_NHWC;
 enum { kX = 0, kY = 1, kInfMean = 2, kInfVar = 3, kInfGamma = 4, kInfBeta = 5 };
 enum { kTrGamma = 2, kTrBeta = 3, kRunMean = 4, kRunVar = 5, kSaveMean = 6, kSaveInvstd = 7 };
 enum { kBwDy = 1, kBwY = 2, kBwGamma = 3, kDx = 6, kDgamma = 7, kDbeta = 8 };
+enum { kFsMean = 0, kFsVar = 1, kFsGamma = 2, kFsBeta = 3, kScale = 4, kShift = 5 };
+enum { kSsScale = 2, kSsShift = 3 };
+enum { kWeights = 0, kBias = 1, kFlMean = 2, kFlVar = 3, kFlGamma = 4, kFlBeta = 5 };
+enum { kFoldedWeights = 6, kFoldedBias = 7 };
 
 uint32_t next_seed = 1;
 
@@ -41,6 +45,18 @@ CallSpec Compute(Op op, int layout, std::initializer_list<int64_t> dims,
   for (int64_t d : dims) c.shape.dims[i++] = d;
   for (; i < 5; ++i) c.shape.dims[i] = 0;
   c.desc.num_features = c.shape.dims[layout == kNhwc ? c.shape.rank - 1 : 1];
+  c.seed = next_seed++;
+  return c;
+}
+
+// A call without a shape: bnorm_fold_scale_shift, bnorm_fold_into_layer.
+CallSpec Layer(Op op, int64_t num_features, int64_t row_length = 9,
+               uint32_t flags = kDefaultFlags) {
+  CallSpec c;
+  c.op = op;
+  c.desc.flags = flags;
+  c.desc.num_features = num_features;
+  c.row_length = row_length;
   c.seed = next_seed++;
   return c;
 }
@@ -212,6 +228,141 @@ std::vector<Seed> Seeds() {
         {"target" + std::to_string(t),
          {CapAt(CallSpec::kTargetIndex, t), Compute(kInf, kNhwc, {3, 5, 2, 19}),
           Compute(kTr, kNchw, {3, 19, 5, 2}), Compute(kBw, kNhwc, {7, 33}), Simple(Op::kQueries)}});
+  }
+  // Since 1.1: the folding calls, appended so that the seeds above keep their
+  // names. Valid calls first.
+  const Op kFs = Op::kFoldScaleShift, kSs = Op::kForwardScaleShift, kFl = Op::kFoldIntoLayer;
+  const CallSpec fs = Layer(kFs, 6);
+  const CallSpec ss = Compute(kSs, kNchw, {2, 3, 4, 5});
+  const CallSpec fl = Layer(kFl, 6, 27);
+  const std::vector<Seed> folding = {
+      {"fold_scale_shift", {fs, Layer(kFs, 1), Layer(kFs, 37, 9, 0)}},
+      {"scale_shift_nchw", {ss, Compute(kSs, kNchw, {5, 7}), Compute(kSs, kNchw, {2, 3, 2, 3, 4})}},
+      {"scale_shift_nhwc",
+       {Compute(kSs, kNhwc, {2, 4, 5, 3}), Compute(kSs, kNhwc, {2, 9, 6}),
+        Compute(kSs, kNhwc, {1, 1, 1, 1, 5})}},
+      {"fold_into_layer",
+       {fl, Layer(kFl, 1, 1), Layer(kFl, 16, 3 * 3 * 8),
+        With(Layer(kFl, 5, 7, 0),
+             [](CallSpec& c) { c.slots[kFlGamma] = c.slots[kFlBeta] = Null(); })}},
+      {"fold_into_layer_no_bias", {With(fl, [](CallSpec& c) { c.slots[kBias] = Null(); })}},
+      // In place: the pairs each function allows.
+      {"scale_shift_in_place", {With(ss, [](CallSpec& c) { c.slots[kY] = Same(kX); })}},
+      {"fold_into_layer_in_place",
+       {With(fl, [](CallSpec& c) { c.slots[kFoldedWeights] = Same(kWeights); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedBias] = Same(kBias); }),
+        With(fl,
+             [](CallSpec& c) {
+               c.slots[kFoldedWeights] = Same(kWeights);
+               c.slots[kFoldedBias] = Same(kBias);
+             })}},
+      // Flags and fields: ReLU, no affine, and fields these calls do not use.
+      {"scale_shift_relu",
+       {Compute(kSs, kNhwc, {4, 3, 3, 16}, BNORM_FLAG_FUSE_RELU),
+        Compute(kSs, kNchw, {3, 5, 7}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)}},
+      {"fold_unused_fields",
+       {With(Layer(kFs, 4, 9, BNORM_FLAG_FUSE_RELU | BNORM_FLAG_USE_GLOBAL_STATS),
+             [](CallSpec& c) {
+               c.desc.layout = kNhwc;
+               c.desc.dtype = BNORM_DTYPE_BF16;
+               c.desc.num_threads = 3;
+               c.desc.momentum_bits = 0x3f800000;  // 1.0f
+             }),
+        With(Layer(kFl, 4, 5, BNORM_FLAG_AFFINE),
+             [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; }),
+        With(Layer(kFs, 8, 9, 0),
+             [](CallSpec& c) {
+               c.slots[kFsGamma] = Null();
+               c.slots[kFsBeta] = Offset(kFsVar, 2);
+             })}},
+      {"fold_read_only_overlap",
+       {With(fs, [](CallSpec& c) { c.slots[kFsVar] = Same(kFsMean); }),
+        With(fl,
+             [](CallSpec& c) {
+               c.slots[kBias] = Offset(kWeights, 8);
+               c.slots[kFlGamma] = Same(kFlVar);
+             })}},
+      {"fold_older_struct_sizes",
+       {With(fs, [](CallSpec& c) { c.desc.struct_size = 16; }),
+        With(ss, [](CallSpec& c) { c.desc.struct_size = 28; }),
+        With(fl, [](CallSpec& c) { c.desc.struct_size = 24; })}},
+      // Larger: threads for bnorm_forward_scale_shift, long rows.
+      {"large_scale_shift",
+       {With(Compute(kSs, kNchw, {4, 8, 32, 32}), [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(Compute(kSs, kNhwc, {4096, 3}), [](CallSpec& c) { c.desc.num_threads = 3; })}},
+      {"large_fold_into_layer", {Layer(kFl, 64, 3 * 3 * 64), Layer(kFs, 60000)}},
+      // One call per error, in bnorm.h's order of precedence.
+      {"fold_err_null_desc",
+       {With(fs, [](CallSpec& c) { c.desc.null = true; }),
+        With(ss, [](CallSpec& c) { c.desc.null = true; }),
+        With(fl, [](CallSpec& c) { c.desc.null = true; })}},
+      {"fold_err_null_shape", {With(ss, [](CallSpec& c) { c.shape.null = true; })}},
+      {"fold_err_descriptor",
+       {With(fs, [](CallSpec& c) { c.desc.struct_size = 3; }),
+        With(ss, [](CallSpec& c) { c.desc.num_features = 0; }),
+        With(fl, [](CallSpec& c) { c.desc.num_features = -2; }),
+        With(fl,
+             [](CallSpec& c) {
+               c.desc.struct_size = 18;
+               c.row_length = 0;
+             })}},
+      {"fold_err_fields",
+       {With(fs, [](CallSpec& c) { c.desc.eps_bits = 0x7f800000; }),
+        With(ss, [](CallSpec& c) { c.desc.layout = 2; }),
+        With(fl, [](CallSpec& c) { c.desc.flags |= 0x20; }),
+        With(fs, [](CallSpec& c) { c.desc.dtype = 3; }),
+        With(fl, [](CallSpec& c) { c.desc.momentum_bits = 0xbf800000; }),
+        With(fs, [](CallSpec& c) { c.desc.num_threads = -4; })}},
+      {"fold_err_shape",
+       {With(ss, [](CallSpec& c) { c.shape.rank = 1; }),
+        With(ss, [](CallSpec& c) { c.shape.dims[3] = 0; }),
+        Compute(kSs, kNhwc, {int64_t{1} << 40, int64_t{1} << 30, 4}),
+        With(Compute(kSs, kNchw, {2, 4, 5, 3}), [](CallSpec& c) { c.desc.layout = kNhwc; })}},
+      {"fold_err_row_length",
+       {Layer(kFl, 6, 0), Layer(kFl, 6, -1),
+        // The weight count overflows int64; then only its bytes do.
+        Layer(kFl, int64_t{1} << 32, int64_t{1} << 32), Layer(kFl, 3, int64_t{1} << 60),
+        // Not errors: more data than the harness allocates, passed as buffers
+        // too short (overlaps are computed from num_features) or with the
+        // first argument NULL.
+        Layer(kFl, 2, int64_t{1} << 59), Layer(kFl, int64_t{1} << 40, 1),
+        Layer(kFs, int64_t{1} << 40), Layer(kFs, int64_t{1} << 62)}},
+      {"fold_err_null_data",
+       {With(fs, [](CallSpec& c) { c.slots[kFsVar] = Null(); }),
+        With(fs, [](CallSpec& c) { c.slots[kFsBeta] = Null(); }),
+        With(fs, [](CallSpec& c) { c.slots[kShift] = Null(); }),
+        With(ss, [](CallSpec& c) { c.slots[kSsScale] = Null(); }),
+        With(fl, [](CallSpec& c) { c.slots[kWeights] = Null(); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedBias] = Null(); }),
+        With(fl,
+             [](CallSpec& c) {
+               c.slots[kBias] = Null();
+               c.slots[kFoldedBias] = Same(kBias);
+             })}},
+      {"fold_err_misaligned",
+       {With(fs, [](CallSpec& c) { c.slots[kScale] = Misaligned(1); }),
+        With(ss, [](CallSpec& c) { c.slots[kX] = Misaligned(2); }),
+        With(fl, [](CallSpec& c) { c.slots[kBias] = Misaligned(3); })}},
+      {"fold_err_aliasing",
+       {With(fs, [](CallSpec& c) { c.slots[kShift] = Same(kScale); }),
+        With(fs, [](CallSpec& c) { c.slots[kScale] = Offset(kFsVar, 4); }),
+        With(ss, [](CallSpec& c) { c.slots[kSsShift] = Offset(kY, 4); }),
+        With(ss, [](CallSpec& c) { c.slots[kY] = Offset(kX, 8); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedWeights] = Offset(kWeights, 4); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedBias] = Same(kFlMean); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedWeights] = Same(kBias); }),
+        With(fl, [](CallSpec& c) { c.slots[kFoldedBias] = Offset(kFoldedWeights, 16); })}},
+      {"fold_err_unsupported",
+       {With(ss, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        With(Compute(kSs, kNhwc, {3, 5, 7}), [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; })}},
+  };
+  seeds.insert(seeds.end(), folding.begin(), folding.end());
+  // bnorm_forward_scale_shift's kernels on each target.
+  for (uint8_t t = 0; t < 6; ++t) {
+    seeds.push_back({"scale_shift_target" + std::to_string(t),
+                     {CapAt(CallSpec::kTargetIndex, t), Compute(kSs, kNhwc, {3, 5, 2, 19}),
+                      Compute(kSs, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+                      Compute(kSs, kNhwc, {7, 33}), Simple(Op::kQueries)}});
   }
   return seeds;
 }

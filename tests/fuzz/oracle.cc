@@ -6,27 +6,46 @@
 namespace bnorm_fuzz {
 namespace {
 
+constexpr Extent kV = Extent::kVector, kT = Extent::kTensor, kW = Extent::kWeights;
+
 constexpr Slot kInferenceSlots[] = {
-    {"x", true, false, Use::kAlways},        {"y", true, true, Use::kAlways},
-    {"mean", false, false, Use::kAlways},    {"var", false, false, Use::kAlways},
-    {"gamma", false, false, Use::kIfAffine}, {"beta", false, false, Use::kIfAffine},
+    {"x", kT, false, Use::kAlways},       {"y", kT, true, Use::kAlways},
+    {"mean", kV, false, Use::kAlways},    {"var", kV, false, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine}, {"beta", kV, false, Use::kIfAffine},
 };
 constexpr Slot kTrainingSlots[] = {
-    {"x", true, false, Use::kAlways},
-    {"y", true, true, Use::kAlways},
-    {"gamma", false, false, Use::kIfAffine},
-    {"beta", false, false, Use::kIfAffine},
-    {"running_mean", false, true, Use::kIfTrack},
-    {"running_var", false, true, Use::kIfTrack},
-    {"save_mean", false, true, Use::kOptional},
-    {"save_invstd", false, true, Use::kOptional},
+    {"x", kT, false, Use::kAlways},
+    {"y", kT, true, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine},
+    {"beta", kV, false, Use::kIfAffine},
+    {"running_mean", kV, true, Use::kIfTrack},
+    {"running_var", kV, true, Use::kIfTrack},
+    {"save_mean", kV, true, Use::kOptional},
+    {"save_invstd", kV, true, Use::kOptional},
 };
 constexpr Slot kBackwardSlots[] = {
-    {"x", true, false, Use::kAlways},          {"dy", true, false, Use::kAlways},
-    {"y", true, false, Use::kIfRelu},          {"gamma", false, false, Use::kIfAffine},
-    {"save_mean", false, false, Use::kAlways}, {"save_invstd", false, false, Use::kAlways},
-    {"dx", true, true, Use::kOptional},        {"dgamma", false, true, Use::kOptional},
-    {"dbeta", false, true, Use::kOptional},
+    {"x", kT, false, Use::kAlways},         {"dy", kT, false, Use::kAlways},
+    {"y", kT, false, Use::kIfRelu},         {"gamma", kV, false, Use::kIfAffine},
+    {"save_mean", kV, false, Use::kAlways}, {"save_invstd", kV, false, Use::kAlways},
+    {"dx", kT, true, Use::kOptional},       {"dgamma", kV, true, Use::kOptional},
+    {"dbeta", kV, true, Use::kOptional},
+};
+constexpr Slot kFoldScaleShiftSlots[] = {
+    {"mean", kV, false, Use::kAlways},    {"var", kV, false, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine}, {"beta", kV, false, Use::kIfAffine},
+    {"scale", kV, true, Use::kAlways},    {"shift", kV, true, Use::kAlways},
+};
+constexpr Slot kForwardScaleShiftSlots[] = {
+    {"x", kT, false, Use::kAlways},
+    {"y", kT, true, Use::kAlways},
+    {"scale", kV, false, Use::kAlways},
+    {"shift", kV, false, Use::kAlways},
+};
+constexpr Slot kFoldIntoLayerSlots[] = {
+    {"weights", kW, false, Use::kAlways},       {"bias", kV, false, Use::kOptional},
+    {"mean", kV, false, Use::kAlways},          {"var", kV, false, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine},       {"beta", kV, false, Use::kIfAffine},
+    {"folded_weights", kW, true, Use::kAlways}, {"folded_bias", kV, true, Use::kAlways},
 };
 
 // A field of the caller's bytes, read without loading a C++ enum.
@@ -40,8 +59,11 @@ T Load(const void* base, size_t offset) {
 bool Required(const Request& r, Use use) { return use != Use::kOptional && IsUsed(r, use); }
 
 bool IsInPlacePair(const Signature& sig, int i, int j) {
-  return (i == sig.in_place_output && j == sig.in_place_input) ||
-         (j == sig.in_place_output && i == sig.in_place_input);
+  for (int k = 0; k < 2; ++k) {
+    const int out = sig.in_place_output[k], in = sig.in_place_input[k];
+    if (out >= 0 && ((i == out && j == in) || (j == out && i == in))) return true;
+  }
+  return false;
 }
 
 bool Overlaps(uintptr_t a, uint64_t a_bytes, uintptr_t b, uint64_t b_bytes) {
@@ -50,7 +72,7 @@ bool Overlaps(uintptr_t a, uint64_t a_bytes, uintptr_t b, uint64_t b_bytes) {
 }
 
 // Whether two used arguments (one of them an output, if outputs_only) overlap
-// other than as the exact in-place pair.
+// other than as an exact in-place pair.
 bool OutputOverlap(const Request& r, Op op, void* const* ptrs, bool outputs_only) {
   const Signature& sig = SignatureOf(op);
   for (int i = 0; i < sig.num_slots; ++i) {
@@ -68,14 +90,73 @@ bool OutputOverlap(const Request& r, Op op, void* const* ptrs, bool outputs_only
   return false;
 }
 
+// The descriptor's checks, in bnorm.h's order, shared by every call: fills
+// in r.status or the fields the calls use.
+void ModelDescriptor(const void* desc, Request& r, int32_t& layout) {
+  const uint32_t struct_size = Load<uint32_t>(desc, 0);
+  if (!IsKnownDescSize(struct_size)) {
+    r.status = BNORM_ERR_INVALID_DESCRIPTOR;
+    return;
+  }
+  // Fields past an older struct_size take their defaults.
+  bnorm_desc d;
+  StoreDesc(DescSpec(), &d);
+  memcpy(&d, desc, struct_size);
+  const int64_t num_features = Load<int64_t>(&d, offsetof(bnorm_desc, num_features));
+  const float eps = Load<float>(&d, offsetof(bnorm_desc, eps));
+  const float momentum = Load<float>(&d, offsetof(bnorm_desc, momentum));
+  const uint32_t flags = Load<uint32_t>(&d, offsetof(bnorm_desc, flags));
+  layout = Load<int32_t>(&d, offsetof(bnorm_desc, layout));
+  const int32_t dtype = Load<int32_t>(&d, offsetof(bnorm_desc, dtype));
+  const int32_t num_threads = Load<int32_t>(&d, offsetof(bnorm_desc, num_threads));
+  if (num_features <= 0) {
+    r.status = BNORM_ERR_INVALID_DESCRIPTOR;
+    return;
+  }
+  if (!(isfinite(eps) && eps > 0) || !(momentum >= 0 && momentum <= 1) ||
+      (layout != BNORM_LAYOUT_NCHW && layout != BNORM_LAYOUT_NHWC) ||
+      (dtype != BNORM_DTYPE_F32 && dtype != BNORM_DTYPE_BF16 && dtype != BNORM_DTYPE_F16) ||
+      (flags & ~0xFu) != 0 || num_threads < 0) {
+    r.status = BNORM_ERR_INVALID_ARGUMENT;
+    return;
+  }
+  r.channels = num_features;
+  const unsigned __int128 vector_bytes = static_cast<unsigned __int128>(num_features) * 4;
+  r.vector_bytes = vector_bytes > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(vector_bytes);
+  r.element_size = dtype == BNORM_DTYPE_F32 ? 4 : 2;
+  r.affine = flags & BNORM_FLAG_AFFINE;
+  r.track = flags & BNORM_FLAG_TRACK_RUNNING_STATS;
+  r.relu = flags & BNORM_FLAG_FUSE_RELU;
+  r.global_stats = flags & BNORM_FLAG_USE_GLOBAL_STATS;
+  r.f32 = dtype == BNORM_DTYPE_F32;
+}
+
 }  // namespace
 
 const Signature& SignatureOf(Op op) {
-  static const Signature kInference = {kInferenceSlots, 6, 1, 0};
-  static const Signature kTraining = {kTrainingSlots, 8, 1, 0};
-  static const Signature kBackward = {kBackwardSlots, 9, 6, 1};
-  return op == Op::kInference ? kInference : op == Op::kTraining ? kTraining : kBackward;
+  static const Signature kInference = {kInferenceSlots, 6, {1, -1}, {0, -1}, 3};
+  static const Signature kTraining = {kTrainingSlots, 8, {1, -1}, {0, -1}, -1};
+  static const Signature kBackward = {kBackwardSlots, 9, {6, -1}, {1, -1}, -1};
+  static const Signature kFoldScaleShift = {kFoldScaleShiftSlots, 6, {-1, -1}, {-1, -1}, 1};
+  static const Signature kForwardScaleShift = {kForwardScaleShiftSlots, 4, {1, -1}, {0, -1}, -1};
+  static const Signature kFoldIntoLayer = {kFoldIntoLayerSlots, 8, {6, 7}, {0, 1}, 3};
+  switch (op) {
+    case Op::kInference:
+      return kInference;
+    case Op::kTraining:
+      return kTraining;
+    case Op::kFoldScaleShift:
+      return kFoldScaleShift;
+    case Op::kForwardScaleShift:
+      return kForwardScaleShift;
+    case Op::kFoldIntoLayer:
+      return kFoldIntoLayer;
+    default:
+      return kBackward;
+  }
 }
+
+bool HasShape(Op op) { return op != Op::kFoldScaleShift && op != Op::kFoldIntoLayer; }
 
 bool IsKnownDescSize(uint32_t size) {
   return size == sizeof(bnorm_desc) || (size >= offsetof(bnorm_desc, eps) &&
@@ -101,34 +182,10 @@ Request ModelRequest(const void* desc, const bnorm_shape* shape) {
     r.status = BNORM_ERR_NULL_POINTER;
     return r;
   }
-  const uint32_t struct_size = Load<uint32_t>(desc, 0);
-  if (!IsKnownDescSize(struct_size)) {
-    r.status = BNORM_ERR_INVALID_DESCRIPTOR;
-    return r;
-  }
-  // Fields past an older struct_size take their defaults.
-  bnorm_desc d;
-  StoreDesc(DescSpec(), &d);
-  memcpy(&d, desc, struct_size);
-  const int64_t num_features = Load<int64_t>(&d, offsetof(bnorm_desc, num_features));
-  const float eps = Load<float>(&d, offsetof(bnorm_desc, eps));
-  const float momentum = Load<float>(&d, offsetof(bnorm_desc, momentum));
-  const uint32_t flags = Load<uint32_t>(&d, offsetof(bnorm_desc, flags));
-  const int32_t layout = Load<int32_t>(&d, offsetof(bnorm_desc, layout));
-  const int32_t dtype = Load<int32_t>(&d, offsetof(bnorm_desc, dtype));
-  const int32_t num_threads = Load<int32_t>(&d, offsetof(bnorm_desc, num_threads));
-  if (num_features <= 0) {
-    r.status = BNORM_ERR_INVALID_DESCRIPTOR;
-    return r;
-  }
-  if (!(isfinite(eps) && eps > 0) || !(momentum >= 0 && momentum <= 1) ||
-      (layout != BNORM_LAYOUT_NCHW && layout != BNORM_LAYOUT_NHWC) ||
-      (dtype != BNORM_DTYPE_F32 && dtype != BNORM_DTYPE_BF16 && dtype != BNORM_DTYPE_F16) ||
-      (flags & ~0xFu) != 0 || num_threads < 0) {
-    r.status = BNORM_ERR_INVALID_ARGUMENT;
-    return r;
-  }
-  r.element_size = dtype == BNORM_DTYPE_F32 ? 4 : 2;
+  int32_t layout = 0;
+  ModelDescriptor(desc, r, layout);
+  if (r.status != BNORM_OK) return r;
+  const int64_t num_features = r.channels;
   if (shape->rank < 2 || shape->rank > 5) {
     r.status = BNORM_ERR_INVALID_SHAPE;
     return r;
@@ -154,11 +211,27 @@ Request ModelRequest(const void* desc, const bnorm_shape* shape) {
   }
   r.count = static_cast<int64_t>(elements) / r.channels;
   r.tensor_bytes = static_cast<uint64_t>(elements * r.element_size);
-  r.affine = flags & BNORM_FLAG_AFFINE;
-  r.track = flags & BNORM_FLAG_TRACK_RUNNING_STATS;
-  r.relu = flags & BNORM_FLAG_FUSE_RELU;
-  r.global_stats = flags & BNORM_FLAG_USE_GLOBAL_STATS;
-  r.f32 = dtype == BNORM_DTYPE_F32;
+  return r;
+}
+
+Request ModelLayerRequest(const void* desc, Op op, int64_t row_length) {
+  Request r;
+  if (desc == nullptr) {
+    r.status = BNORM_ERR_NULL_POINTER;
+    return r;
+  }
+  int32_t layout = 0;
+  ModelDescriptor(desc, r, layout);
+  if (r.status != BNORM_OK || op != Op::kFoldIntoLayer) return r;
+  // The weights, like a tensor, must have an element count and a byte count
+  // that fit int64.
+  const unsigned __int128 weights = static_cast<unsigned __int128>(r.channels) *
+                                    static_cast<uint64_t>(row_length > 0 ? row_length : 0);
+  if (row_length <= 0 || weights > INT64_MAX || weights * sizeof(float) > INT64_MAX) {
+    r.status = BNORM_ERR_INVALID_ARGUMENT;
+    return r;
+  }
+  r.weight_bytes = static_cast<uint64_t>(weights * sizeof(float));
   return r;
 }
 
@@ -176,7 +249,14 @@ bool IsUsed(const Request& r, Use use) {
 }
 
 uint64_t SlotBytes(const Request& r, const Slot& slot) {
-  return slot.tensor ? r.tensor_bytes : static_cast<uint64_t>(r.channels) * sizeof(float);
+  switch (slot.extent) {
+    case Extent::kTensor:
+      return r.tensor_bytes;
+    case Extent::kWeights:
+      return r.weight_bytes;
+    default:
+      return r.vector_bytes;
+  }
 }
 
 bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs) {
@@ -185,7 +265,7 @@ bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs) {
     if (ptrs[i] == nullptr && Required(r, sig.slots[i].use)) return BNORM_ERR_NULL_POINTER;
   }
   for (int i = 0; i < sig.num_slots; ++i) {
-    const uint64_t align = sig.slots[i].tensor ? r.element_size : sizeof(float);
+    const uint64_t align = sig.slots[i].extent == Extent::kTensor ? r.element_size : sizeof(float);
     if (IsUsed(r, sig.slots[i].use) && reinterpret_cast<uintptr_t>(ptrs[i]) % align != 0) {
       return BNORM_ERR_INVALID_ARGUMENT;
     }
@@ -193,7 +273,8 @@ bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs) {
   if (OutputOverlap(r, op, ptrs, true)) return BNORM_ERR_ALIASING;
   const bool needs_statistics = op == Op::kTraining || (op == Op::kBackward && !r.global_stats);
   if (needs_statistics && r.count == 1) return BNORM_ERR_TOO_FEW_VALUES;
-  if (!r.f32) return BNORM_ERR_UNSUPPORTED;
+  // The folding calls have no tensor: they do not use the dtype.
+  if (HasShape(op) && !r.f32) return BNORM_ERR_UNSUPPORTED;
   return BNORM_OK;
 }
 

@@ -12,12 +12,19 @@
 
 namespace bnorm_fuzz {
 
-// When a pointer argument is read or written.
+// When a pointer argument is read or written. kOptional: only when non-NULL.
 enum class Use : uint8_t { kAlways, kOptional, kIfAffine, kIfTrack, kIfRelu };
+
+// How long an argument is.
+enum class Extent : uint8_t {
+  kVector,   // float[num_features]
+  kTensor,   // the shape's element count in the dtype
+  kWeights,  // float[num_features * row_length] (bnorm_fold_into_layer)
+};
 
 struct Slot {
   const char* name;
-  bool tensor;  // the shape's element count in the dtype; else float[num_features]
+  Extent extent;
   bool output;
   Use use;
 };
@@ -25,9 +32,14 @@ struct Slot {
 struct Signature {
   const Slot* slots;
   int num_slots;
-  int in_place_output;  // the one pair that may be the same pointer
-  int in_place_input;
+  // The output/input pairs that may be the same pointer (in place); -1: none.
+  int in_place_output[2];
+  int in_place_input[2];
+  int variance;  // the slot that holds variances (>= 0 in sane data), or -1
 };
+
+// Calls that take a shape (the others take a descriptor only).
+bool HasShape(Op op);
 
 const Signature& SignatureOf(Op op);
 
@@ -46,20 +58,26 @@ struct Request {
   int64_t count = 0;  // values per channel
   uint64_t element_size = 4;
   uint64_t tensor_bytes = 0;  // < 2^63: larger shapes are rejected
+  uint64_t vector_bytes = 0;  // num_features floats, saturated at UINT64_MAX
+  uint64_t weight_bytes = 0;  // bnorm_fold_into_layer: < 2^63, larger is rejected
   bool affine = false, track = false, relu = false, global_stats = false, f32 = true;
 };
 
 // `desc` is the caller's memory (struct_size bytes of it are read) or NULL.
 Request ModelRequest(const void* desc, const bnorm_shape* shape);
 
+// The same for the calls without a shape: the descriptor, then (for
+// Op::kFoldIntoLayer) row_length and the weight count.
+Request ModelLayerRequest(const void* desc, Op op, int64_t row_length);
+
 bool IsUsed(const Request& r, Use use);
 uint64_t SlotBytes(const Request& r, const Slot& slot);
 
 // The verdict on a whole call whose request passed: NULL pointers,
-// alignment, overlap, too few values, dtype.
+// alignment, overlap, too few values, dtype (for the calls that use it).
 bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs);
 
-// Whether two used, non-NULL arguments overlap, other than the in-place pair.
+// Whether two used, non-NULL arguments overlap, other than the in-place pairs.
 bool AnyOverlap(const Request& r, Op op, void* const* ptrs);
 
 }  // namespace bnorm_fuzz
