@@ -4,7 +4,8 @@
 // Row names: <impl>/<shape>/<layout>/<mode>/t<threads>/<policy>, e.g.
 //   bnorm/32x256x56x56/nhwc/train/t2/cold
 // impl:   bnorm, onednn, naive (1 thread only), roof_plain, roof_stream,
-//         bnorm@<TARGET> (SIMD target capped, a few hot rows)
+//         bnorm@<TARGET> (SIMD target capped, a few hot rows),
+//         bnorm_folded (inference from a folded scale and shift, hot rows)
 // mode:   infer, train, bwd; the roof rows' layout is "any" and their mode is
 //         "fwd" (copy: serves infer and train) or "bwd" (2-in-1-out add).
 // policy: cold (ring of buffers > 2 x LLC) or hot (same buffers; registered
@@ -82,6 +83,23 @@ void TimeBnorm(benchmark::State& state, const Row& row) {
 
 void RegisterBnorm(const Row& row) {
   Register(RowName("bnorm", row), [row](benchmark::State& state) { TimeBnorm(state, row); });
+}
+
+// bnorm_forward_scale_shift after bnorm_fold_scale_shift (not timed).
+void RegisterBnormFolded(const Row& row) {
+  Register(RowName("bnorm_folded", row), [row](benchmark::State& state) {
+    BnormCall call(row.shape, row.layout, row.mode, row.threads);
+    if (call.FoldStatistics(RingFor(row.shape).channels()) != BNORM_OK) {
+      state.SkipWithError(bnorm_last_error());
+      return;
+    }
+    TimeRow(state, row, [&](TensorSet& t, ChannelVectors&) {
+      if (call.RunFolded(t) == BNORM_OK) return true;
+      state.SkipWithError(bnorm_last_error());
+      return false;
+    });
+    state.SetLabel(bnorm_active_target());
+  });
 }
 
 // bnorm capped at one SIMD target; the cap is lifted again afterwards.
@@ -186,6 +204,8 @@ void RegisterAll() {
             RegisterOneDnn(row);
 #endif
             if (threads == 1) RegisterNaive(row);  // the naive loop has no threads
+            // Folding saves the per-channel setup, which shows where data is in cache.
+            if (mode == Mode::kInference && policy == Policy::kHot) RegisterBnormFolded(row);
           }
         }
       }

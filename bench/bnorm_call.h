@@ -4,6 +4,8 @@
 
 #include <bnorm/bnorm.h>
 
+#include <vector>
+
 #include "buffers.h"
 #include "shapes.h"
 
@@ -18,6 +20,19 @@ class BnormCall {
     desc_.eps = kEps;
     desc_.layout = layout == Layout::kNCHW ? BNORM_LAYOUT_NCHW : BNORM_LAYOUT_NHWC;
     desc_.num_threads = threads;
+  }
+
+  // Inference from the folded pair: scale and shift computed once (here, not
+  // timed), then y = x * scale + shift per call, as a runtime does.
+  bnorm_status FoldStatistics(ChannelVectors& ch) {
+    scale_.resize(static_cast<size_t>(desc_.num_features));
+    shift_.resize(static_cast<size_t>(desc_.num_features));
+    return bnorm_fold_scale_shift(&desc_, ch.mean.data(), ch.var.data(), ch.gamma.data(),
+                                  ch.beta.data(), scale_.data(), shift_.data());
+  }
+  bnorm_status RunFolded(TensorSet& t) const {
+    return bnorm_forward_scale_shift(&desc_, &shape_, t.x.get(), t.y.get(), scale_.data(),
+                                     shift_.data());
   }
 
   // Inference: x -> y with the given statistics. Training: x -> y, updating
@@ -44,6 +59,7 @@ class BnormCall {
   bnorm_desc desc_;
   bnorm_shape shape_;
   Mode mode_;
+  std::vector<float> scale_, shift_;
 };
 
 }  // namespace bnorm_bench

@@ -234,6 +234,25 @@ def print_geomeans(table):
         print("%-6s" % name + "".join("%14s" % c for c in cells))
 
 
+def print_folded(bench):
+    rows = sorted((k, v) for k, v in bench.items() if k[0] == "bnorm_folded" and v.get("us"))
+    if not rows:
+        return
+    print("\nFolded inference (bnorm_forward_scale_shift after bnorm_fold_scale_shift), hot:\n"
+          "time / bnorm_forward_inference time")
+    ratios = []
+    for key, v in rows:
+        plain = bench.get(("bnorm",) + key[1:], {}).get("us")
+        if not plain:
+            continue
+        ratios.append(v["us"] / plain)
+        print("  %-14s %s t%d: %s us vs %s us (%.2f)" % (key[1], key[2], key[4], fmt_us(v["us"]),
+                                                       fmt_us(plain), v["us"] / plain))
+    g = geomean(ratios)
+    if g:
+        print("  geometric mean %.2f over %d rows" % g)
+
+
 def print_targets(bench):
     rows = [(k, v) for k, v in bench.items() if k[0].startswith("bnorm@")]
     if not rows:
@@ -275,6 +294,7 @@ def main():
         int(context.get("llc_bytes", 0)) >> 20, time.strftime("%Y-%m-%d %H:%M")))
     print_table(table)
     print_geomeans(table)
+    print_folded(bench)
     print_targets(bench)
     print("\nOther processes kept %.2f of %d CPUs busy during the run%s" % (
         load.cpus, os.cpu_count(), ": timings (2-thread rows above all) are unreliable; rerun "
