@@ -269,6 +269,9 @@ def print_targets(bench):
 
 def main():
     args = parse_args()
+    if args.reps is not None and args.reps < 2:
+        fail("--reps must be at least 2: the table is made of medians, which Google Benchmark "
+             "reports only for repeated runs")
     binary = os.path.join(args.build_dir, "bench", "bnorm_bench")
     lib = os.environ.get("BNORM_LIB") or os.path.join(args.build_dir, "libbnorm.so")
     for path in (binary, lib):
