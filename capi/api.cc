@@ -23,6 +23,11 @@ const char* RequiredIf(bool flag_set, const char* flag_name) {
 // Pointers the flags make irrelevant are not read, so they are not checked.
 const void* UsedIf(bool used, const void* ptr) { return used ? ptr : nullptr; }
 
+// gamma or beta: read, and required, only with BNORM_FLAG_AFFINE.
+DataArg AffineParam(const char* name, bool affine, const float* param) {
+  return {name, UsedIf(affine, param), false, false, RequiredIf(affine, "BNORM_FLAG_AFFINE")};
+}
+
 struct FreeDeleter {
   void operator()(void* p) const { free(p); }
 };
@@ -73,14 +78,9 @@ bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* 
       return s;
     const bool affine = r.problem.affine;
     const DataArg args[] = {
-        {"x", x, true, false, bnorm::kAlways},
-        {"y", y, true, true, bnorm::kAlways},
-        {"mean", mean, false, false, bnorm::kAlways},
-        {"var", var, false, false, bnorm::kAlways},
-        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
-        {"beta", bnorm::UsedIf(affine, beta), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        {"x", x, true, false, bnorm::kAlways},        {"y", y, true, true, bnorm::kAlways},
+        {"mean", mean, false, false, bnorm::kAlways}, {"var", var, false, false, bnorm::kAlways},
+        bnorm::AffineParam("gamma", affine, gamma),   bnorm::AffineParam("beta", affine, beta),
     };
     if (bnorm_status s = bnorm::ValidateData(r, args, 6, "y", "x")) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
@@ -121,10 +121,8 @@ bnorm_status bnorm_fold_scale_shift(const bnorm_desc* desc, const float* mean, c
     const DataArg args[] = {
         {"mean", mean, false, false, bnorm::kAlways},
         {"var", var, false, false, bnorm::kAlways},
-        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
-        {"beta", bnorm::UsedIf(affine, beta), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        bnorm::AffineParam("gamma", affine, gamma),
+        bnorm::AffineParam("beta", affine, beta),
         {"scale", scale, false, true, bnorm::kAlways},
         {"shift", shift, false, true, bnorm::kAlways},
     };
@@ -157,10 +155,8 @@ bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length, c
         {"bias", bias, false, false, bnorm::kOptional},
         {"mean", mean, false, false, bnorm::kAlways},
         {"var", var, false, false, bnorm::kAlways},
-        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
-        {"beta", bnorm::UsedIf(affine, beta), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        bnorm::AffineParam("gamma", affine, gamma),
+        bnorm::AffineParam("beta", affine, beta),
         {"folded_weights", folded_weights, false, true, bnorm::kAlways, "weights"},
         {"folded_bias", folded_bias, false, true, bnorm::kAlways, "bias"},
     };
@@ -188,10 +184,8 @@ bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* s
     const DataArg args[] = {
         {"x", x, true, false, bnorm::kAlways},
         {"y", y, true, true, bnorm::kAlways},
-        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
-        {"beta", bnorm::UsedIf(affine, beta), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        bnorm::AffineParam("gamma", affine, gamma),
+        bnorm::AffineParam("beta", affine, beta),
         {"running_mean", running_mean, false, true,
          bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
         {"running_var", running_var, false, true,
@@ -229,8 +223,7 @@ bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, co
         {"x", x, true, false, bnorm::kAlways},
         {"dy", dy, true, false, bnorm::kAlways},
         {"y", y, true, false, bnorm::RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
-        {"gamma", bnorm::UsedIf(affine, gamma), false, false,
-         bnorm::RequiredIf(affine, "BNORM_FLAG_AFFINE")},
+        bnorm::AffineParam("gamma", affine, gamma),
         {"save_mean", save_mean, false, false, bnorm::kAlways},
         {"save_invstd", save_invstd, false, false, bnorm::kAlways},
         {"dx", dx, true, true, bnorm::kOptional},

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cmath>
+
 #include "src/kernel_table.h"
 #include "src/problem.h"
 
@@ -18,6 +20,13 @@ void ForwardInference(const Problem& pr, const KernelTable<float>& k, const floa
 // y = x * scale[c] + shift[c] (then ReLU): inference with a folded layer.
 void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
                        const float* scale, const float* shift);
+
+// The eval-mode scale of channel c, gamma[c] / sqrt(var[c] + eps) (gamma
+// NULL: 1), in double precision: inference and folding share it.
+inline double EvalScale(int64_t c, double eps, const float* var, const float* gamma) {
+  const double g = gamma != nullptr ? gamma[c] : 1.0;
+  return g / std::sqrt(static_cast<double>(var[c]) + eps);
+}
 
 // Folding batch norm (inference) into a per-channel scale and shift, or into
 // the weights and bias of the layer before it; see bnorm.h. Computed in double

@@ -1,15 +1,8 @@
 // Batch norm in eval mode as the affine map a runtime folds it into.
-#include <cmath>
-
 #include "src/batch_norm.h"
 
 namespace bnorm {
 namespace {
-
-double Scale(int64_t c, double eps, const float* var, const float* gamma) {
-  const double g = gamma != nullptr ? gamma[c] : 1.0;
-  return g / std::sqrt(static_cast<double>(var[c]) + eps);
-}
 
 double Beta(int64_t c, const float* beta) { return beta != nullptr ? beta[c] : 0.0; }
 
@@ -18,7 +11,7 @@ double Beta(int64_t c, const float* beta) { return beta != nullptr ? beta[c] : 0
 void FoldScaleShift(int64_t channels, double eps, const float* mean, const float* var,
                     const float* gamma, const float* beta, float* scale, float* shift) {
   for (int64_t c = 0; c < channels; ++c) {
-    const double s = Scale(c, eps, var, gamma);
+    const double s = EvalScale(c, eps, var, gamma);
     scale[c] = static_cast<float>(s);
     shift[c] = static_cast<float>(Beta(c, beta) - mean[c] * s);
   }
@@ -28,7 +21,7 @@ void FoldIntoLayer(int64_t channels, int64_t row_length, double eps, const float
                    const float* bias, const float* mean, const float* var, const float* gamma,
                    const float* beta, float* folded_weights, float* folded_bias) {
   for (int64_t o = 0; o < channels; ++o) {
-    const double s = Scale(o, eps, var, gamma);
+    const double s = EvalScale(o, eps, var, gamma);
     const float* row = weights + o * row_length;
     float* folded_row = folded_weights + o * row_length;
     for (int64_t k = 0; k < row_length; ++k) {

@@ -13,18 +13,6 @@
 namespace bnorm_test {
 namespace {
 
-struct Layer {
-  std::vector<float> mean, var, gamma, beta;
-  Layer(int64_t c, uint32_t seed)
-      : mean(Uniform(c, -2, 2, seed)),
-        var(Uniform(c, 0.1f, 4, seed + 1)),
-        gamma(Uniform(c, -1.5f, 1.5f, seed + 2)),
-        beta(Uniform(c, -1, 1, seed + 3)) {}
-  double Scale(int64_t c, double eps, bool affine) const {
-    return (affine ? gamma[c] : 1.0) / std::sqrt(static_cast<double>(var[c]) + eps);
-  }
-};
-
 TEST(FoldScaleShiftTest, MatchesTheFormula) {
   for (int64_t c : {1, 3, 17, 67}) {
     for (uint32_t flags : {0u, BNORM_FLAG_AFFINE}) {

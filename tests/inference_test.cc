@@ -19,15 +19,6 @@ class InferenceTest : public ::testing::TestWithParam<TargetLayout> {
   TargetScope target_{std::get<0>(GetParam())};
 };
 
-struct Layer {
-  std::vector<float> mean, var, gamma, beta;
-  explicit Layer(int64_t c, uint32_t seed)
-      : mean(Uniform(c, -2, 2, seed)),
-        var(Uniform(c, 0.1f, 4, seed + 1)),
-        gamma(Uniform(c, -1.5f, 1.5f, seed + 2)),
-        beta(Uniform(c, -1, 1, seed + 3)) {}
-};
-
 TEST_P(InferenceTest, MatchesReferenceForEveryShapeAndFlag) {
   uint32_t seed = 1;
   for (const bnorm_shape& shape : SweepShapes(layout())) {

@@ -168,4 +168,14 @@ int64_t Channels(const bnorm_shape& shape, bnorm_layout layout) {
   return layout == BNORM_LAYOUT_NHWC ? shape.dims[shape.rank - 1] : shape.dims[1];
 }
 
+Layer::Layer(int64_t c, uint32_t seed)
+    : mean(Uniform(c, -2, 2, seed)),
+      var(Uniform(c, 0.1f, 4, seed + 1)),
+      gamma(Uniform(c, -1.5f, 1.5f, seed + 2)),
+      beta(Uniform(c, -1, 1, seed + 3)) {}
+
+double Layer::Scale(int64_t c, double eps, bool affine) const {
+  return (affine ? gamma[c] : 1.0) / std::sqrt(static_cast<double>(var[c]) + eps);
+}
+
 }  // namespace bnorm_test

@@ -53,6 +53,15 @@ std::vector<float> Uniform(int64_t count, float lo, float hi, uint32_t seed);
                                       const std::vector<double>& want,
                                       const std::vector<double>& scale, double tolerance);
 
+// An eval-mode layer's per-channel vectors: running statistics (var in
+// [0.1, 4]) and affine parameters, from `seed`.
+struct Layer {
+  std::vector<float> mean, var, gamma, beta;
+  Layer(int64_t c, uint32_t seed);
+  // gamma[c] / sqrt(var[c] + eps) in double (gamma 1 without `affine`).
+  double Scale(int64_t c, double eps, bool affine) const;
+};
+
 // Parameter of the kernel tests: one SIMD target and one layout.
 using TargetLayout = std::tuple<std::string, bnorm_layout>;
 std::string TargetLayoutName(const ::testing::TestParamInfo<TargetLayout>& info);
