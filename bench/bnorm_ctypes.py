@@ -1,85 +1,51 @@
-"""Minimal ctypes binding of libbnorm.so for the benchmark scripts.
+"""libbnorm for the benchmark scripts, taking raw data pointers (e.g.
+torch.Tensor.data_ptr()).
 
-Only what torch_bench.py needs: the descriptor and shape structs and the three
-f32 calls, taking raw data pointers (e.g. torch.Tensor.data_ptr()).
+The structs, C prototypes and library loading are the Python binding's
+(bindings/python/bnorm/_lib.py); this module only points it at the library
+under test and adds the few conveniences torch_bench.py uses.
 """
 
-import ctypes
 import os
+import sys
 
-LAYOUT_NCHW = 0
-LAYOUT_NHWC = 1
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, "..", "bindings", "python"))
 
+from bnorm import _lib  # noqa: E402  (needs the path above)
 
-class Desc(ctypes.Structure):
-    """struct bnorm_desc (enums are C ints)."""
-
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("num_features", ctypes.c_int64),
-        ("eps", ctypes.c_float),
-        ("momentum", ctypes.c_float),
-        ("flags", ctypes.c_uint32),
-        ("layout", ctypes.c_int),
-        ("dtype", ctypes.c_int),
-        ("num_threads", ctypes.c_int32),
-    ]
-
-
-class Shape(ctypes.Structure):
-    """struct bnorm_shape: dims in memory order."""
-
-    _fields_ = [("rank", ctypes.c_int32), ("dims", ctypes.c_int64 * 5)]
+LAYOUT_NCHW = _lib.LAYOUT_NCHW
+LAYOUT_NHWC = _lib.LAYOUT_NHWC
 
 
 def default_library_path():
     """$BNORM_LIB, else libbnorm.so in $BNORM_BUILD_DIR (default build/release in the repository)."""
     if os.environ.get("BNORM_LIB"):
         return os.environ["BNORM_LIB"]
-    build_dir = os.environ.get("BNORM_BUILD_DIR", os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "build", "release"))
+    build_dir = os.environ.get("BNORM_BUILD_DIR", os.path.join(_HERE, "..", "build", "release"))
     return os.path.join(build_dir, "libbnorm.so")
 
 
 class Bnorm:
-    """The loaded library, with argument types declared so calls check them."""
+    """The library at `path`, loaded by the binding with its prototypes declared."""
 
     def __init__(self, path=None):
         self.path = path or default_library_path()
-        lib = ctypes.CDLL(self.path)
-        ptr = ctypes.c_void_p
-        desc_p, shape_p = ctypes.POINTER(Desc), ctypes.POINTER(Shape)
-        lib.bnorm_desc_init.argtypes = [desc_p, ctypes.c_int64]
-        lib.bnorm_forward_inference.argtypes = [desc_p, shape_p] + [ptr] * 6
-        lib.bnorm_forward_training.argtypes = [desc_p, shape_p] + [ptr] * 8
-        lib.bnorm_backward.argtypes = [desc_p, shape_p] + [ptr] * 9
-        for name in ("bnorm_version_string", "bnorm_active_target", "bnorm_last_error"):
-            getattr(lib, name).restype = ctypes.c_char_p
-        for name in ("bnorm_desc_init", "bnorm_forward_inference", "bnorm_forward_training",
-                     "bnorm_backward"):
-            getattr(lib, name).restype = ctypes.c_int
-        self.lib = lib
-        self.version = lib.bnorm_version_string().decode()
-        self.target = lib.bnorm_active_target().decode()
-
-    def desc(self, num_features, layout, threads, eps=1e-5, momentum=0.1):
-        d = Desc()
-        status = self.lib.bnorm_desc_init(ctypes.byref(d), num_features)
-        if status != 0:
-            raise RuntimeError("bnorm_desc_init: status %d" % status)
-        if d.struct_size != ctypes.sizeof(Desc):
-            raise RuntimeError("bnorm_desc is %d bytes in the library, %d here" %
-                               (d.struct_size, ctypes.sizeof(Desc)))
-        d.eps, d.momentum, d.layout, d.num_threads = eps, momentum, layout, threads
-        return d
+        # The binding loads exactly this file when $BNORM_LIBRARY names it.
+        os.environ["BNORM_LIBRARY"] = self.path
+        self.lib = _lib.lib()
+        self.version = self.lib.bnorm_version_string().decode()
+        self.target = self.lib.bnorm_active_target().decode()
 
     @staticmethod
-    def shape(dims):
-        s = Shape()
-        s.rank = len(dims)
-        for i, v in enumerate(dims):
-            s.dims[i] = v
-        return s
+    def desc(num_features, layout, threads, eps=1e-5, momentum=0.1):
+        """bnorm_desc_init's defaults (AFFINE | TRACK_RUNNING_STATS, f32), as a
+        PyTorch BatchNorm layer, with the given layout, threads, eps, momentum."""
+        return _lib.make_desc(num_features, eps, momentum,
+                              _lib.FLAG_AFFINE | _lib.FLAG_TRACK_RUNNING_STATS, layout,
+                              _lib.DTYPE_F32, threads)
+
+    shape = staticmethod(_lib.make_shape)
 
     def check(self, status, what):
         if status != 0:
