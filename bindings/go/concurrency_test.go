@@ -38,7 +38,7 @@ func TestConcurrentCalls(t *testing.T) {
 			good:    newBatch(desc, shape, int64(g)),
 			bad:     newBatch(mismatched, shape, int64(g)),
 			want:    want,
-			initial: newBatch(desc, shape, int64(g)).snapshot(),
+			initial: snapshot(newBatch(desc, shape, int64(g))),
 			message: fmt.Sprintf("input channel dimension (dim 1) is %d but num_features is %d",
 				channels, 100+g),
 		}

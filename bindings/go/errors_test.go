@@ -1,7 +1,6 @@
 package bnorm_test
 
 import (
-	"errors"
 	"math"
 	"testing"
 
@@ -126,27 +125,9 @@ func TestLibraryErrors(t *testing.T) {
 	for _, c := range errorCases {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBatch(bnorm.NewDescriptor(3), bnorm.Shape{2, 3, 4}, 7)
-			c.breakIt(b)
-			before := b.snapshot()
-			err := c.call(b)
-
-			var e *bnorm.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("got %v, want a *bnorm.Error", err)
-			}
-			if e.Status != c.want || e.Message != c.message {
-				t.Errorf("got status %s, message %q\nwant status %s, message %q",
-					e.Status.Name(), e.Message, c.want.Name(), c.message)
-			}
-			for _, s := range allSentinels {
-				if errors.Is(err, s) != (s == c.want) {
-					t.Errorf("errors.Is(err, %s) = %v", s.Name(), errors.Is(err, s))
-				}
-			}
-			if errors.Is(err, bnorm.ErrLength) {
-				t.Error("a library error matches ErrLength")
-			}
-			b.expectUnchanged(t, before)
+			before, err := callBroken(b, c.breakIt, c.call)
+			expectLibraryError(t, err, c.want, c.message)
+			expectUnchanged(t, b, before)
 		})
 	}
 }
@@ -155,12 +136,8 @@ func TestLibraryErrors(t *testing.T) {
 // message naming the numbers.
 func TestErrorText(t *testing.T) {
 	b := newBatch(bnorm.NewDescriptor(128), bnorm.Shape{2, 64, 3}, 1)
-	got := b.training().Error()
-	want := "bnorm: ForwardTraining: BNORM_ERR_FEATURE_MISMATCH: " +
-		"input channel dimension (dim 1) is 64 but num_features is 128"
-	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectErrorText(t, b.training(), "bnorm: ForwardTraining: BNORM_ERR_FEATURE_MISMATCH: "+
+		"input channel dimension (dim 1) is 64 but num_features is 128")
 }
 
 // The sentinels are the library's status codes, described by the library

@@ -1,6 +1,7 @@
 package bnorm_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand"
@@ -74,27 +75,96 @@ func (b *batch) backward() error {
 		b.dx, b.dgamma, b.dbeta)
 }
 
-// snapshot copies every buffer, to prove later that a call wrote nothing.
-func (b *batch) snapshot() [][]float32 {
-	var copies [][]float32
-	for _, buf := range b.buffers() {
-		copies = append(copies, append([]float32(nil), buf...))
-	}
-	return copies
-}
-
 func (b *batch) buffers() [][]float32 {
 	return [][]float32{b.x, b.y, b.dy, b.dx, b.gamma, b.beta, b.runningMean, b.runningVar,
 		b.saveMean, b.saveInvstd, b.dgamma, b.dbeta}
 }
 
+// buffered is a call's fixture (a batch or a foldCall): every buffer it passes.
+type buffered interface {
+	buffers() [][]float32
+}
+
+// snapshot copies every buffer, to prove later that a call wrote nothing.
+func snapshot(f buffered) [][]float32 {
+	var copies [][]float32
+	for _, buf := range f.buffers() {
+		copies = append(copies, append([]float32(nil), buf...))
+	}
+	return copies
+}
+
 // expectUnchanged fails the test if any buffer differs from the snapshot.
-func (b *batch) expectUnchanged(t *testing.T, before [][]float32) {
+func expectUnchanged(t *testing.T, f buffered, before [][]float32) {
 	t.Helper()
-	for i, buf := range b.buffers() {
+	for i, buf := range f.buffers() {
 		if !equalBits(buf, before[i]) {
 			t.Errorf("buffer %d was written by a failing call", i)
 		}
+	}
+}
+
+// callBroken breaks one thing in a valid fixture and makes the call, which
+// should fail. It returns the buffers as they were before the call, for
+// expectUnchanged.
+func callBroken[F buffered](f F, breakIt func(F), call func(F) error) ([][]float32, error) {
+	breakIt(f)
+	before := snapshot(f)
+	return before, call(f)
+}
+
+// expectLengthError fails the test unless err is the binding's length error
+// want: it matches ErrLength and is not a library error.
+func expectLengthError(t *testing.T, err error, want bnorm.LengthError) {
+	t.Helper()
+	var e *bnorm.LengthError
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want a *bnorm.LengthError", err)
+	}
+	if *e != want {
+		t.Errorf("got  %+v\nwant %+v", *e, want)
+	}
+	if !errors.Is(err, bnorm.ErrLength) {
+		t.Error("errors.Is(err, bnorm.ErrLength) is false")
+	}
+	var libraryError *bnorm.Error
+	if errors.As(err, &libraryError) {
+		t.Errorf("a length error is also a library error: %v", libraryError)
+	}
+}
+
+// expectLibraryError fails the test unless err is a *bnorm.Error with the
+// status want and the library's message, matching that sentinel only and not
+// ErrLength. It returns the error for further checks.
+func expectLibraryError(t *testing.T, err error, want bnorm.Status, message string) *bnorm.Error {
+	t.Helper()
+	var e *bnorm.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want a *bnorm.Error", err)
+	}
+	if e.Status != want || e.Message != message {
+		t.Errorf("got status %s, message %q\nwant status %s, message %q",
+			e.Status.Name(), e.Message, want.Name(), message)
+	}
+	for _, s := range allSentinels {
+		if errors.Is(err, s) != (s == want) {
+			t.Errorf("errors.Is(err, %s) = %v", s.Name(), errors.Is(err, s))
+		}
+	}
+	if errors.Is(err, bnorm.ErrLength) {
+		t.Error("a library error matches ErrLength")
+	}
+	return e
+}
+
+// expectErrorText fails the test unless err is an error whose text is want.
+func expectErrorText(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %q", want)
+	}
+	if got := err.Error(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
 

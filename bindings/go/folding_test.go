@@ -408,26 +408,9 @@ func (f *foldCall) foldIntoLayer() error {
 		f.foldedW, f.foldedB)
 }
 
-func (f *foldCall) snapshot() [][]float32 {
-	var copies [][]float32
-	for _, buf := range f.buffers() {
-		copies = append(copies, append([]float32(nil), buf...))
-	}
-	return copies
-}
-
 func (f *foldCall) buffers() [][]float32 {
 	return [][]float32{f.x, f.y, f.mean, f.variance, f.gamma, f.beta, f.scale, f.shift,
 		f.weights, f.bias, f.foldedW, f.foldedB}
-}
-
-func (f *foldCall) expectUnchanged(t *testing.T, before [][]float32) {
-	t.Helper()
-	for i, buf := range f.buffers() {
-		if !equalBits(buf, before[i]) {
-			t.Errorf("buffer %d was written by a failing call", i)
-		}
-	}
 }
 
 // The valid calls succeed, so each case below fails for its one change.
@@ -444,7 +427,6 @@ func TestFoldCallsSucceedUnbroken(t *testing.T) {
 }
 
 func TestFoldingLengthChecks(t *testing.T) {
-	const ofShape = "the element count of shape [2 3 4]"
 	cases := []struct {
 		name    string
 		breakIt func(f *foldCall)
@@ -453,28 +435,21 @@ func TestFoldingLengthChecks(t *testing.T) {
 		text    string
 	}{
 		{"FoldScaleShift var short", func(f *foldCall) { f.variance = f.variance[:2] },
-			(*foldCall).foldScaleShift,
-			bnorm.LengthError{Op: "FoldScaleShift", Arg: "var", Got: 2, Want: 3, Of: "num_features"},
+			(*foldCall).foldScaleShift, vectorLength("FoldScaleShift", "var", 2),
 			"bnorm: FoldScaleShift: var has 2 elements but num_features is 3"},
 		{"FoldScaleShift shift long", func(f *foldCall) { f.shift = make([]float32, 4) },
-			(*foldCall).foldScaleShift,
-			bnorm.LengthError{Op: "FoldScaleShift", Arg: "shift", Got: 4, Want: 3,
-				Of: "num_features"}, ""},
+			(*foldCall).foldScaleShift, vectorLength("FoldScaleShift", "shift", 4), ""},
 		// gamma is not read without Affine, but a gamma that is passed must fit.
 		{"FoldScaleShift gamma short without Affine", func(f *foldCall) {
 			f.desc.Flags = 0
 			f.gamma = f.gamma[:1]
-		}, (*foldCall).foldScaleShift,
-			bnorm.LengthError{Op: "FoldScaleShift", Arg: "gamma", Got: 1, Want: 3,
-				Of: "num_features"}, ""},
+		}, (*foldCall).foldScaleShift, vectorLength("FoldScaleShift", "gamma", 1), ""},
 		{"ForwardScaleShift x short", func(f *foldCall) { f.x = f.x[:23] },
-			(*foldCall).forwardScaleShift,
-			bnorm.LengthError{Op: "ForwardScaleShift", Arg: "x", Got: 23, Want: 24, Of: ofShape},
-			"bnorm: ForwardScaleShift: x has 23 elements but " + ofShape + " is 24"},
+			(*foldCall).forwardScaleShift, tensorLength("ForwardScaleShift", "x", 23),
+			"bnorm: ForwardScaleShift: x has 23 elements but the element count of shape " +
+				"[2 3 4] is 24"},
 		{"ForwardScaleShift scale long", func(f *foldCall) { f.scale = make([]float32, 4) },
-			(*foldCall).forwardScaleShift,
-			bnorm.LengthError{Op: "ForwardScaleShift", Arg: "scale", Got: 4, Want: 3,
-				Of: "num_features"}, ""},
+			(*foldCall).forwardScaleShift, vectorLength("ForwardScaleShift", "scale", 4), ""},
 		{"FoldIntoLayer weights not a multiple", func(f *foldCall) { f.weights = f.weights[:11] },
 			(*foldCall).foldIntoLayer,
 			bnorm.LengthError{Op: "FoldIntoLayer", Arg: "weights", Got: 11, Want: 3,
@@ -491,43 +466,21 @@ func TestFoldingLengthChecks(t *testing.T) {
 			"bnorm: FoldIntoLayer: folded_weights has 9 elements but the element count of " +
 				"weights is 12"},
 		{"FoldIntoLayer bias long", func(f *foldCall) { f.bias = make([]float32, 4) },
-			(*foldCall).foldIntoLayer,
-			bnorm.LengthError{Op: "FoldIntoLayer", Arg: "bias", Got: 4, Want: 3,
-				Of: "num_features"}, ""},
+			(*foldCall).foldIntoLayer, vectorLength("FoldIntoLayer", "bias", 4), ""},
 		{"FoldIntoLayer mean short", func(f *foldCall) { f.mean = f.mean[:2] },
-			(*foldCall).foldIntoLayer,
-			bnorm.LengthError{Op: "FoldIntoLayer", Arg: "mean", Got: 2, Want: 3,
-				Of: "num_features"}, ""},
+			(*foldCall).foldIntoLayer, vectorLength("FoldIntoLayer", "mean", 2), ""},
 		{"FoldIntoLayer folded_bias long", func(f *foldCall) { f.foldedB = make([]float32, 6) },
-			(*foldCall).foldIntoLayer,
-			bnorm.LengthError{Op: "FoldIntoLayer", Arg: "folded_bias", Got: 6, Want: 3,
-				Of: "num_features"}, ""},
+			(*foldCall).foldIntoLayer, vectorLength("FoldIntoLayer", "folded_bias", 6), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFoldCall()
-			c.breakIt(f)
-			before := f.snapshot()
-			err := c.call(f)
-
-			var e *bnorm.LengthError
-			if !errors.As(err, &e) {
-				t.Fatalf("got %v, want a *bnorm.LengthError", err)
+			before, err := callBroken(f, c.breakIt, c.call)
+			expectLengthError(t, err, c.want)
+			if c.text != "" {
+				expectErrorText(t, err, c.text)
 			}
-			if *e != c.want {
-				t.Errorf("got  %+v\nwant %+v", *e, c.want)
-			}
-			if c.text != "" && err.Error() != c.text {
-				t.Errorf("got  %q\nwant %q", err.Error(), c.text)
-			}
-			if !errors.Is(err, bnorm.ErrLength) {
-				t.Error("errors.Is(err, bnorm.ErrLength) is false")
-			}
-			var libraryError *bnorm.Error
-			if errors.As(err, &libraryError) {
-				t.Errorf("a length error is also a library error: %v", libraryError)
-			}
-			f.expectUnchanged(t, before)
+			expectUnchanged(t, f, before)
 		})
 	}
 }
@@ -627,31 +580,13 @@ func TestFoldingLibraryErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFoldCall()
-			c.breakIt(f)
-			before := f.snapshot()
-			err := c.call(f)
-
-			var e *bnorm.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("got %v, want a *bnorm.Error", err)
+			before, err := callBroken(f, c.breakIt, c.call)
+			e := expectLibraryError(t, err, c.want, c.message)
+			if e.Op != c.op {
+				t.Errorf("got Op %s, want %s", e.Op, c.op)
 			}
-			if e.Op != c.op || e.Status != c.want || e.Message != c.message {
-				t.Errorf("got %s, status %s, message %q\nwant %s, status %s, message %q",
-					e.Op, e.Status.Name(), e.Message, c.op, c.want.Name(), c.message)
-			}
-			for _, s := range allSentinels {
-				if errors.Is(err, s) != (s == c.want) {
-					t.Errorf("errors.Is(err, %s) = %v", s.Name(), errors.Is(err, s))
-				}
-			}
-			if errors.Is(err, bnorm.ErrLength) {
-				t.Error("a library error matches ErrLength")
-			}
-			want := fmt.Sprintf("bnorm: %s: %s: %s", c.op, c.want.Name(), c.message)
-			if err.Error() != want {
-				t.Errorf("got  %q\nwant %q", err.Error(), want)
-			}
-			f.expectUnchanged(t, before)
+			expectErrorText(t, err, fmt.Sprintf("bnorm: %s: %s: %s", c.op, c.want.Name(), c.message))
+			expectUnchanged(t, f, before)
 		})
 	}
 }

@@ -16,13 +16,7 @@ func TestInPlace(t *testing.T) {
 
 	t.Run("ForwardInference y == x", func(t *testing.T) {
 		out, in := newBatch(desc, shape, 11), newBatch(desc, shape, 11)
-		if err := out.inference(); err != nil {
-			t.Fatal(err)
-		}
-		in.y = in.x
-		if err := in.inference(); err != nil {
-			t.Fatal(err)
-		}
+		runOutOfAndInPlace(t, out, in, (*batch).inference, func(b *batch) { b.y = b.x })
 		if !equalBits(in.x, out.y) {
 			t.Error("in-place y differs from out-of-place y")
 		}
@@ -30,13 +24,7 @@ func TestInPlace(t *testing.T) {
 
 	t.Run("ForwardTraining y == x", func(t *testing.T) {
 		out, in := newBatch(desc, shape, 12), newBatch(desc, shape, 12)
-		if err := out.training(); err != nil {
-			t.Fatal(err)
-		}
-		in.y = in.x
-		if err := in.training(); err != nil {
-			t.Fatal(err)
-		}
+		runOutOfAndInPlace(t, out, in, (*batch).training, func(b *batch) { b.y = b.x })
 		if !equalBits(in.x, out.y) || !equalBits(in.runningVar, out.runningVar) ||
 			!equalBits(in.saveInvstd, out.saveInvstd) {
 			t.Error("in-place training differs from out of place")
@@ -50,17 +38,25 @@ func TestInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := out.backward(); err != nil {
-			t.Fatal(err)
-		}
-		in.dx = in.dy
-		if err := in.backward(); err != nil {
-			t.Fatal(err)
-		}
+		runOutOfAndInPlace(t, out, in, (*batch).backward, func(b *batch) { b.dx = b.dy })
 		if !equalBits(in.dy, out.dx) || !equalBits(in.dgamma, out.dgamma) {
 			t.Error("in-place backward differs from out of place")
 		}
 	})
+}
+
+// runOutOfAndInPlace makes the call with out as it is, then with in after
+// inPlace passes one of its slices twice.
+func runOutOfAndInPlace(t *testing.T, out, in *batch, call func(*batch) error,
+	inPlace func(*batch)) {
+	t.Helper()
+	if err := call(out); err != nil {
+		t.Fatal(err)
+	}
+	inPlace(in)
+	if err := call(in); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // nil leaves out an optional output without changing the others.

@@ -11,7 +11,6 @@ import (
 // before calling: tensors against the shape, per-channel vectors against
 // NumFeatures. The batch is 2x3x4 NCHW: 24 elements, 3 channels.
 func TestLengthChecks(t *testing.T) {
-	const ofShape = "the element count of shape [2 3 4]"
 	cases := []struct {
 		name    string
 		breakIt func(b *batch)
@@ -19,56 +18,33 @@ func TestLengthChecks(t *testing.T) {
 		want    bnorm.LengthError
 	}{
 		{"x short", func(b *batch) { b.x = b.x[:23] }, (*batch).inference,
-			bnorm.LengthError{Op: "ForwardInference", Arg: "x", Got: 23, Want: 24, Of: ofShape}},
+			tensorLength("ForwardInference", "x", 23)},
 		{"y long", func(b *batch) { b.y = make([]float32, 25) }, (*batch).inference,
-			bnorm.LengthError{Op: "ForwardInference", Arg: "y", Got: 25, Want: 24, Of: ofShape}},
+			tensorLength("ForwardInference", "y", 25)},
 		{"var short", func(b *batch) { b.runningVar = b.runningVar[:2] }, (*batch).inference,
-			bnorm.LengthError{Op: "ForwardInference", Arg: "var", Got: 2, Want: 3,
-				Of: "num_features"}},
+			vectorLength("ForwardInference", "var", 2)},
 		{"beta long", func(b *batch) { b.beta = make([]float32, 4) }, (*batch).inference,
-			bnorm.LengthError{Op: "ForwardInference", Arg: "beta", Got: 4, Want: 3,
-				Of: "num_features"}},
+			vectorLength("ForwardInference", "beta", 4)},
 		{"running_mean long", func(b *batch) { b.runningMean = make([]float32, 4) },
-			(*batch).training,
-			bnorm.LengthError{Op: "ForwardTraining", Arg: "running_mean", Got: 4, Want: 3,
-				Of: "num_features"}},
+			(*batch).training, vectorLength("ForwardTraining", "running_mean", 4)},
 		{"save_invstd short", func(b *batch) { b.saveInvstd = b.saveInvstd[:1] },
-			(*batch).training,
-			bnorm.LengthError{Op: "ForwardTraining", Arg: "save_invstd", Got: 1, Want: 3,
-				Of: "num_features"}},
+			(*batch).training, vectorLength("ForwardTraining", "save_invstd", 1)},
 		{"dy short", func(b *batch) { b.dy = b.dy[:12] }, (*batch).backward,
-			bnorm.LengthError{Op: "Backward", Arg: "dy", Got: 12, Want: 24, Of: ofShape}},
+			tensorLength("Backward", "dy", 12)},
 		// y is read only with FuseReLU, but a y that is passed must still fit.
 		{"y short without FuseReLU", func(b *batch) { b.y = b.y[:1] }, (*batch).backward,
-			bnorm.LengthError{Op: "Backward", Arg: "y", Got: 1, Want: 24, Of: ofShape}},
+			tensorLength("Backward", "y", 1)},
 		{"dx long", func(b *batch) { b.dx = make([]float32, 48) }, (*batch).backward,
-			bnorm.LengthError{Op: "Backward", Arg: "dx", Got: 48, Want: 24, Of: ofShape}},
+			tensorLength("Backward", "dx", 48)},
 		{"dgamma short", func(b *batch) { b.dgamma = b.dgamma[:2] }, (*batch).backward,
-			bnorm.LengthError{Op: "Backward", Arg: "dgamma", Got: 2, Want: 3,
-				Of: "num_features"}},
+			vectorLength("Backward", "dgamma", 2)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBatch(bnorm.NewDescriptor(3), bnorm.Shape{2, 3, 4}, 3)
-			c.breakIt(b)
-			before := b.snapshot()
-			err := c.call(b)
-
-			var e *bnorm.LengthError
-			if !errors.As(err, &e) {
-				t.Fatalf("got %v, want a *bnorm.LengthError", err)
-			}
-			if *e != c.want {
-				t.Errorf("got  %+v\nwant %+v", *e, c.want)
-			}
-			if !errors.Is(err, bnorm.ErrLength) {
-				t.Error("errors.Is(err, bnorm.ErrLength) is false")
-			}
-			var libraryError *bnorm.Error
-			if errors.As(err, &libraryError) {
-				t.Errorf("a length error is also a library error: %v", libraryError)
-			}
-			b.expectUnchanged(t, before)
+			before, err := callBroken(b, c.breakIt, c.call)
+			expectLengthError(t, err, c.want)
+			expectUnchanged(t, b, before)
 		})
 	}
 }
@@ -76,10 +52,8 @@ func TestLengthChecks(t *testing.T) {
 func TestLengthErrorText(t *testing.T) {
 	b := newBatch(bnorm.NewDescriptor(3), bnorm.Shape{2, 3, 4}, 3)
 	b.runningMean = b.runningMean[:2]
-	want := "bnorm: ForwardTraining: running_mean has 2 elements but num_features is 3"
-	if got := b.training().Error(); got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectErrorText(t, b.training(),
+		"bnorm: ForwardTraining: running_mean has 2 elements but num_features is 3")
 }
 
 // The length checks come after everything the library checks first, so a
@@ -99,4 +73,17 @@ func TestLibraryChecksComeBeforeLengths(t *testing.T) {
 	if err := b.inference(); !errors.Is(err, bnorm.ErrInvalidShape) {
 		t.Errorf("got %v, want the library's ErrInvalidShape", err)
 	}
+}
+
+// tensorLength is the length error for a tensor of the 2x3x4 test shape
+// (24 elements) that has got elements.
+func tensorLength(op, arg string, got int) bnorm.LengthError {
+	return bnorm.LengthError{Op: op, Arg: arg, Got: got, Want: 24,
+		Of: "the element count of shape [2 3 4]"}
+}
+
+// vectorLength is the length error for a per-channel vector of a 3-channel
+// layer that has got elements.
+func vectorLength(op, arg string, got int) bnorm.LengthError {
+	return bnorm.LengthError{Op: op, Arg: arg, Got: got, Want: 3, Of: "num_features"}
 }
