@@ -78,11 +78,11 @@ bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* 
       return s;
     const bool affine = r.problem.affine;
     const DataArg args[] = {
-        {"x", x, true, false, bnorm::kAlways},        {"y", y, true, true, bnorm::kAlways},
+        {"x", x, true, false, bnorm::kAlways},        {"y", y, true, true, bnorm::kAlways, "x"},
         {"mean", mean, false, false, bnorm::kAlways}, {"var", var, false, false, bnorm::kAlways},
         bnorm::AffineParam("gamma", affine, gamma),   bnorm::AffineParam("beta", affine, beta),
     };
-    if (bnorm_status s = bnorm::ValidateData(r, args, 6, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::ForwardInference(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
                             static_cast<float*>(y), mean, var, gamma, beta);
@@ -99,11 +99,11 @@ bnorm_status bnorm_forward_scale_shift(const bnorm_desc* desc, const bnorm_shape
       return s;
     const DataArg args[] = {
         {"x", x, true, false, bnorm::kAlways},
-        {"y", y, true, true, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways, "x"},
         {"scale", scale, false, false, bnorm::kAlways},
         {"shift", shift, false, false, bnorm::kAlways},
     };
-    if (bnorm_status s = bnorm::ValidateData(r, args, 4, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::ForwardScaleShift(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
                              static_cast<float*>(y), scale, shift);
@@ -126,7 +126,7 @@ bnorm_status bnorm_fold_scale_shift(const bnorm_desc* desc, const float* mean, c
         {"scale", scale, false, true, bnorm::kAlways},
         {"shift", shift, false, true, bnorm::kAlways},
     };
-    if (bnorm_status s = bnorm::ValidateData(r, args, 6, nullptr, nullptr)) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     bnorm::FoldScaleShift(r.desc.num_features, r.problem.eps, mean, var, affine ? gamma : nullptr,
                           affine ? beta : nullptr, scale, shift);
     return bnorm::Succeed();
@@ -162,7 +162,7 @@ bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row_length, c
     };
     args[0].floats = count;
     args[6].floats = count;
-    if (bnorm_status s = bnorm::ValidateData(r, args, 8, nullptr, nullptr)) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     bnorm::FoldIntoLayer(channels, row_length, r.problem.eps, weights, bias, mean, var,
                          affine ? gamma : nullptr, affine ? beta : nullptr, folded_weights,
                          folded_bias);
@@ -183,7 +183,7 @@ bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* s
     if (!track) running_mean = running_var = nullptr;
     const DataArg args[] = {
         {"x", x, true, false, bnorm::kAlways},
-        {"y", y, true, true, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways, "x"},
         bnorm::AffineParam("gamma", affine, gamma),
         bnorm::AffineParam("beta", affine, beta),
         {"running_mean", running_mean, false, true,
@@ -193,7 +193,7 @@ bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* s
         {"save_mean", save_mean, false, true, bnorm::kOptional},
         {"save_invstd", save_invstd, false, true, bnorm::kOptional},
     };
-    if (bnorm_status s = bnorm::ValidateData(r, args, 8, "y", "x")) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training")) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
@@ -226,11 +226,11 @@ bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, co
         bnorm::AffineParam("gamma", affine, gamma),
         {"save_mean", save_mean, false, false, bnorm::kAlways},
         {"save_invstd", save_invstd, false, false, bnorm::kAlways},
-        {"dx", dx, true, true, bnorm::kOptional},
+        {"dx", dx, true, true, bnorm::kOptional, "dy"},
         {"dgamma", dgamma, false, true, bnorm::kOptional},
         {"dbeta", dbeta, false, true, bnorm::kOptional},
     };
-    if (bnorm_status s = bnorm::ValidateData(r, args, 9, "dx", "dy")) return s;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (!r.problem.global_stats) {
       if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training-mode backward")) {
         return s;

@@ -220,8 +220,7 @@ bnorm_status ValidateLayer(const bnorm_desc* desc, Request* r) {
   return BNORM_OK;
 }
 
-bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n,
-                          const char* in_place_output, const char* in_place_input) {
+bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const DataArg& a = args[i];
     if (a.ptr != nullptr || a.required_by == nullptr) continue;
@@ -244,11 +243,8 @@ bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n,
       const uintptr_t pa = reinterpret_cast<uintptr_t>(a.ptr);
       const uintptr_t pb = reinterpret_cast<uintptr_t>(b.ptr);
       if (!Overlap(pa, ArgBytes(r, a), pb, ArgBytes(r, b))) continue;
-      const bool in_place_pair =
-          (SameName(a.name, in_place_output) && SameName(b.name, in_place_input)) ||
-          (SameName(b.name, in_place_output) && SameName(a.name, in_place_input)) ||
-          (a.output && SameName(b.name, a.in_place_of)) ||
-          (b.output && SameName(a.name, b.in_place_of));
+      const bool in_place_pair = (a.output && SameName(b.name, a.in_place_of)) ||
+                                 (b.output && SameName(a.name, b.in_place_of));
       if (in_place_pair && pa == pb) continue;
       return Fail(BNORM_ERR_ALIASING, "%s overlaps %s%s", a.output ? a.name : b.name,
                   a.output ? b.name : a.name,

@@ -41,10 +41,13 @@ struct DataArg {
 // tensor (the per-channel arrays have num_features floats).
 bnorm_status ValidateLayer(const bnorm_desc* desc, Request* request);
 
-// Required pointers NULL; misalignment; overlap. `in_place` names the one
-// output/input pair that may be the same pointer (nullptr for none).
-bnorm_status ValidateData(const Request& request, const DataArg* args, size_t num_args,
-                          const char* in_place_output, const char* in_place_input);
+// Required pointers NULL; misalignment; overlap (an output may be exactly
+// the input its in_place_of names).
+bnorm_status ValidateData(const Request& request, const DataArg* args, size_t num_args);
+template <size_t N>
+bnorm_status ValidateData(const Request& request, const DataArg (&args)[N]) {
+  return ValidateData(request, args, N);
+}
 
 // Training statistics need more than one value per channel.
 bnorm_status ValidateEnoughValues(const Request& request, const bnorm_shape* shape,
