@@ -7,12 +7,13 @@
 //! `tests/sys_abi.rs` reaches the first two through the raw declarations.
 //! `OUT_OF_MEMORY` and `INTERNAL` cannot be provoked on purpose.
 
+mod common;
+
 use bnorm::{
     Affine, BackwardInput, Descriptor, Error, Flags, Layout, ParamGrads, RunningStats, SaveStats,
     Shape, Status,
 };
-
-const SENTINEL: f32 = -12345.0;
+use common::{assert_call_fails, assert_error, Sentinels, SENTINEL};
 
 fn layer(channels: i64) -> Descriptor {
     Descriptor::new(channels).unwrap()
@@ -40,13 +41,6 @@ fn infer_shape(shape: &Shape, layout: Layout) -> Result<(), Error> {
     let ones = [1.0; 3];
     let desc = layer(3).with_layout(layout).with_flags(Flags::empty());
     bnorm::forward_inference(&desc, shape, &x, &mut y, &ones, &ones, None)
-}
-
-#[track_caller]
-fn assert_error(result: Result<(), Error>, status: Status, message: &str) {
-    let err = result.expect_err("the call should fail");
-    assert_eq!(err.status(), status, "{}", err);
-    assert_eq!(err.message(), message);
 }
 
 #[test]
@@ -261,7 +255,7 @@ struct Buffers {
     dbeta: Vec<f32>,
 }
 
-impl Buffers {
+impl Sentinels for Buffers {
     fn new() -> Buffers {
         let tensor = || vec![SENTINEL; 24];
         let channel = || vec![SENTINEL; 3];
@@ -286,8 +280,8 @@ impl Buffers {
         }
     }
 
-    fn untouched(&self) -> bool {
-        let all = [
+    fn all(&self) -> Vec<&[f32]> {
+        vec![
             &self.x,
             &self.y,
             &self.dy,
@@ -302,43 +296,45 @@ impl Buffers {
             &self.save_invstd,
             &self.dgamma,
             &self.dbeta,
-        ];
-        all.iter().all(|b| b.iter().all(|&v| v == SENTINEL))
+        ]
+    }
+}
+
+impl Buffers {
+    /// x and y, and the per-channel arguments of inference, borrowed apart.
+    fn inference_args(&mut self) -> (&mut [f32], &mut [f32], &[f32], &[f32], Affine<'_>) {
+        let affine = Affine {
+            gamma: &self.gamma,
+            beta: &self.beta,
+        };
+        (&mut self.x, &mut self.y, &self.mean, &self.var, affine)
     }
 
     fn inference(&mut self) -> Result<(), Error> {
-        let affine = Affine {
-            gamma: &self.gamma,
-            beta: &self.beta,
-        };
-        bnorm::forward_inference(
-            &self.desc,
-            &self.shape,
-            &self.x,
-            &mut self.y,
-            &self.mean,
-            &self.var,
-            Some(affine),
-        )
+        let (desc, shape) = (self.desc, self.shape);
+        let (x, y, mean, var, affine) = self.inference_args();
+        bnorm::forward_inference(&desc, &shape, x, y, mean, var, Some(affine))
     }
 
     fn inference_in_place(&mut self) -> Result<(), Error> {
-        let affine = Affine {
-            gamma: &self.gamma,
-            beta: &self.beta,
-        };
-        bnorm::forward_inference_in_place(
-            &self.desc,
-            &self.shape,
-            &mut self.x,
-            &self.mean,
-            &self.var,
-            Some(affine),
-        )
+        let (desc, shape) = (self.desc, self.shape);
+        let (x, _, mean, var, affine) = self.inference_args();
+        bnorm::forward_inference_in_place(&desc, &shape, x, mean, var, Some(affine))
     }
 
-    fn stats(&mut self) -> (Affine<'_>, RunningStats<'_>, SaveStats<'_>) {
+    /// x and y, and the per-channel arguments of training, borrowed apart.
+    fn training_args(
+        &mut self,
+    ) -> (
+        &mut [f32],
+        &mut [f32],
+        Affine<'_>,
+        RunningStats<'_>,
+        SaveStats<'_>,
+    ) {
         (
+            &mut self.x,
+            &mut self.y,
             Affine {
                 gamma: &self.gamma,
                 beta: &self.beta,
@@ -356,93 +352,45 @@ impl Buffers {
 
     fn training(&mut self) -> Result<(), Error> {
         let (desc, shape) = (self.desc, self.shape);
-        let x = self.x.clone();
-        let mut y = std::mem::take(&mut self.y);
-        let (affine, running, save) = self.stats();
-        let result = bnorm::forward_training(
-            &desc,
-            &shape,
-            &x,
-            &mut y,
-            Some(affine),
-            Some(running),
-            Some(save),
-        );
-        self.y = y;
-        result
+        let (x, y, affine, running, save) = self.training_args();
+        bnorm::forward_training(&desc, &shape, x, y, Some(affine), Some(running), Some(save))
     }
 
     fn training_in_place(&mut self) -> Result<(), Error> {
         let (desc, shape) = (self.desc, self.shape);
-        let mut x = std::mem::take(&mut self.x);
-        let (affine, running, save) = self.stats();
-        let result = bnorm::forward_training_in_place(
-            &desc,
-            &shape,
-            &mut x,
-            Some(affine),
-            Some(running),
-            Some(save),
-        );
-        self.x = x;
-        result
+        let (x, _, affine, running, save) = self.training_args();
+        bnorm::forward_training_in_place(&desc, &shape, x, Some(affine), Some(running), Some(save))
     }
 
-    fn backward_input(&self) -> BackwardInput<'_> {
-        BackwardInput {
-            x: &self.x,
-            y: Some(&self.y),
-            gamma: Some(&self.gamma),
-            mean: &self.save_mean,
-            invstd: &self.save_invstd,
-        }
+    /// What backward reads, the gradients it writes, dy and dx, borrowed apart.
+    fn backward_args(&mut self) -> (BackwardInput<'_>, ParamGrads<'_>, &mut [f32], &mut [f32]) {
+        (
+            BackwardInput {
+                x: &self.x,
+                y: Some(&self.y),
+                gamma: Some(&self.gamma),
+                mean: &self.save_mean,
+                invstd: &self.save_invstd,
+            },
+            ParamGrads {
+                dgamma: Some(&mut self.dgamma),
+                dbeta: Some(&mut self.dbeta),
+            },
+            &mut self.dy,
+            &mut self.dx,
+        )
     }
 
     fn backward(&mut self) -> Result<(), Error> {
-        let mut dx = std::mem::take(&mut self.dx);
-        let (mut dgamma, mut dbeta) = (
-            std::mem::take(&mut self.dgamma),
-            std::mem::take(&mut self.dbeta),
-        );
-        let grads = ParamGrads {
-            dgamma: Some(&mut dgamma),
-            dbeta: Some(&mut dbeta),
-        };
-        let result = bnorm::backward(
-            &self.desc,
-            &self.shape,
-            self.backward_input(),
-            &self.dy,
-            Some(&mut dx),
-            grads,
-        );
-        self.dx = dx;
-        self.dgamma = dgamma;
-        self.dbeta = dbeta;
-        result
+        let (desc, shape) = (self.desc, self.shape);
+        let (input, grads, dy, dx) = self.backward_args();
+        bnorm::backward(&desc, &shape, input, dy, Some(dx), grads)
     }
 
     fn backward_in_place(&mut self) -> Result<(), Error> {
-        let mut dy = std::mem::take(&mut self.dy);
-        let (mut dgamma, mut dbeta) = (
-            std::mem::take(&mut self.dgamma),
-            std::mem::take(&mut self.dbeta),
-        );
-        let grads = ParamGrads {
-            dgamma: Some(&mut dgamma),
-            dbeta: Some(&mut dbeta),
-        };
-        let result = bnorm::backward_in_place(
-            &self.desc,
-            &self.shape,
-            self.backward_input(),
-            &mut dy,
-            grads,
-        );
-        self.dy = dy;
-        self.dgamma = dgamma;
-        self.dbeta = dbeta;
-        result
+        let (desc, shape) = (self.desc, self.shape);
+        let (input, grads, dy, _) = self.backward_args();
+        bnorm::backward_in_place(&desc, &shape, input, dy, grads)
     }
 }
 
@@ -585,19 +533,8 @@ fn every_slice_length_is_checked_before_calling_c() {
             "dbeta has 2 elements but num_features is 3",
         ),
     ];
-    for (function, resize, call, message) in cases.iter() {
-        let mut buffers = Buffers::new();
-        resize(&mut buffers);
-        let err = call(&mut buffers).expect_err(function);
-        assert_eq!(
-            err.status(),
-            Status::LENGTH_MISMATCH,
-            "{}: {}",
-            function,
-            err
-        );
-        assert_eq!(err.message(), *message, "{}", function);
-        assert!(buffers.untouched(), "{} wrote before failing", function);
+    for &(function, resize, call, message) in cases.iter() {
+        assert_call_fails(function, resize, call, Status::LENGTH_MISMATCH, message);
     }
     // The same buffers at their right lengths pass the checks (and the
     // library then accepts the call), so the failures above are the lengths'.
@@ -614,15 +551,14 @@ fn a_failing_call_writes_nothing() {
         ("backward", Buffers::backward),
         ("backward_in_place", Buffers::backward_in_place),
     ];
-    for (function, call) in calls.iter() {
-        let mut buffers = Buffers::new();
-        buffers.desc = buffers.desc.with_eps(0.0);
-        assert_error(
-            call(&mut buffers),
+    for &(function, call) in calls.iter() {
+        assert_call_fails(
+            function,
+            |b: &mut Buffers| b.desc = b.desc.with_eps(0.0),
+            call,
             Status::INVALID_ARGUMENT,
             "eps is 0; it must be finite and > 0",
         );
-        assert!(buffers.untouched(), "{} wrote before failing", function);
     }
 }
 

@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::ffi::CStr;
-use std::mem::MaybeUninit;
-
 use bnorm::{sys, Affine, Descriptor, Error, Flags, Layout, Shape, Status};
-use common::{assert_close, Rng, View};
-
-const SENTINEL: f32 = -12345.0;
+use common::{
+    assert_call_fails, assert_close, assert_error, raw_desc, raw_last_error, Rng, Sentinels, View,
+    SENTINEL,
+};
 
 /// Largest rounding error of one float32 rounding, relative to the value.
 const HALF_ULP: f64 = 1.0 / (1u64 << 24) as f64;
@@ -58,6 +56,11 @@ fn assert_rounded_once(what: &str, actual: &[f32], expected: &[f64], terms: &[f6
     }
 }
 
+/// The terms of results that are one product each: their own magnitudes.
+fn magnitudes(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|v| v.abs()).collect()
+}
+
 /// A random layer of `channels` channels: statistics and parameters.
 struct Layer {
     desc: Descriptor,
@@ -84,14 +87,7 @@ impl Layer {
     }
 
     fn affine(&self) -> Option<Affine<'_>> {
-        if self.desc.flags().contains(Flags::AFFINE) {
-            Some(Affine {
-                gamma: &self.gamma,
-                beta: &self.beta,
-            })
-        } else {
-            None
-        }
+        common::affine_of(&self.desc, &self.gamma, &self.beta)
     }
 
     fn channels(&self) -> usize {
@@ -111,6 +107,24 @@ impl Layer {
         )
         .unwrap();
         (scale, shift)
+    }
+
+    /// Folds the layer into one with `weights` (`channels` rows) and `bias`.
+    fn fold_into_layer(&self, weights: &[f32], bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+        let mut folded_weights = vec![f32::NAN; weights.len()];
+        let mut folded_bias = vec![f32::NAN; self.channels()];
+        bnorm::fold_into_layer(
+            &self.desc,
+            weights,
+            bias,
+            &self.mean,
+            &self.var,
+            self.affine(),
+            &mut folded_weights,
+            &mut folded_bias,
+        )
+        .unwrap();
+        (folded_weights, folded_bias)
     }
 }
 
@@ -141,7 +155,7 @@ fn fold_scale_shift_matches_reference() {
                 &format!("scale of {}", what),
                 &scale,
                 &want_scale,
-                &want_scale.iter().map(|s| s.abs()).collect::<Vec<_>>(),
+                &magnitudes(&want_scale),
             );
             assert_rounded_once(
                 &format!("shift of {}", what),
@@ -235,12 +249,7 @@ fn forward_scale_shift_matches_forward_inference() {
                     assert!(folded.iter().all(|&v| v >= 0.0), "ReLU of {}", what);
                 }
                 // And both agree with the float64 reference of batch norm.
-                let params = common::ReferenceParams {
-                    eps: layer.desc.eps() as f64,
-                    gamma: layer.affine().map(|a| a.gamma),
-                    beta: layer.affine().map(|a| a.beta),
-                    relu: flags.contains(Flags::FUSE_RELU),
-                };
+                let params = common::ReferenceParams::of(&layer.desc, layer.affine());
                 let expected = common::inference(&view, &x, &layer.mean, &layer.var, &params);
                 assert_close(&format!("y of {}", what), &folded, &expected, 5e-5);
 
@@ -399,19 +408,7 @@ fn conv_with_folded_weights_equals_batch_norm_of_the_conv() {
                 .unwrap();
 
                 // The conv with the folded weights and bias.
-                let mut folded_weights = vec![f32::NAN; weights.len()];
-                let mut folded_bias = vec![f32::NAN; conv.out_channels];
-                bnorm::fold_into_layer(
-                    &layer.desc,
-                    &weights,
-                    bias,
-                    &layer.mean,
-                    &layer.var,
-                    layer.affine(),
-                    &mut folded_weights,
-                    &mut folded_bias,
-                )
-                .unwrap();
+                let (folded_weights, folded_bias) = layer.fold_into_layer(&weights, bias);
                 let folded = conv.run(&x, &folded_weights, Some(&folded_bias));
                 assert_close(
                     &format!("folded conv of {}", what),
@@ -451,19 +448,7 @@ fn fold_into_layer_matches_reference() {
                 let weights = rng.vec(c * row_length, -1.0, 1.0);
                 let bias = rng.vec(c, -1.0, 1.0);
                 for bias in [Some(&bias[..]), None] {
-                    let mut folded_weights = vec![f32::NAN; weights.len()];
-                    let mut folded_bias = vec![f32::NAN; c];
-                    bnorm::fold_into_layer(
-                        &layer.desc,
-                        &weights,
-                        bias,
-                        &layer.mean,
-                        &layer.var,
-                        layer.affine(),
-                        &mut folded_weights,
-                        &mut folded_bias,
-                    )
-                    .unwrap();
+                    let (folded_weights, folded_bias) = layer.fold_into_layer(&weights, bias);
 
                     let (scale, _) =
                         reference_scale_shift(&layer.desc, &layer.mean, &layer.var, layer.affine());
@@ -489,7 +474,7 @@ fn fold_into_layer_matches_reference() {
                         &format!("folded weights of {}", what),
                         &folded_weights,
                         &want_weights,
-                        &want_weights.iter().map(|w| w.abs()).collect::<Vec<_>>(),
+                        &magnitudes(&want_weights),
                     );
                     assert_rounded_once(
                         &format!("folded bias of {}", what),
@@ -530,13 +515,6 @@ fn a_linear_layer_folds_with_row_length_in_features() {
     assert_eq!(folded_bias, [-0.5, 1.0, 6.0]);
 }
 
-#[track_caller]
-fn assert_error(result: Result<(), Error>, status: Status, message: &str) {
-    let err = result.expect_err("the call should fail");
-    assert_eq!(err.status(), status, "{}", err);
-    assert_eq!(err.message(), message);
-}
-
 /// Every buffer of the folding functions, sized for a 3-channel layer, a
 /// 2x3x2x2 NCHW tensor and weights of row_length 4, filled with a sentinel.
 struct Buffers {
@@ -556,7 +534,7 @@ struct Buffers {
     folded_bias: Vec<f32>,
 }
 
-impl Buffers {
+impl Sentinels for Buffers {
     fn new() -> Buffers {
         let channel = || vec![SENTINEL; 3];
         Buffers {
@@ -579,8 +557,8 @@ impl Buffers {
         }
     }
 
-    fn untouched(&self) -> bool {
-        let all = [
+    fn all(&self) -> Vec<&[f32]> {
+        vec![
             &self.x,
             &self.y,
             &self.mean,
@@ -593,10 +571,11 @@ impl Buffers {
             &self.bias,
             &self.folded_weights,
             &self.folded_bias,
-        ];
-        all.iter().all(|b| b.iter().all(|&v| v == SENTINEL))
+        ]
     }
+}
 
+impl Buffers {
     fn fold_scale_shift(&mut self) -> Result<(), Error> {
         let affine = Affine {
             gamma: &self.gamma,
@@ -803,19 +782,8 @@ fn every_slice_length_is_checked_before_calling_c() {
             "bias has 0 elements but num_features is 3",
         ),
     ];
-    for (function, resize, call, message) in cases.iter() {
-        let mut buffers = Buffers::new();
-        resize(&mut buffers);
-        let err = call(&mut buffers).expect_err(function);
-        assert_eq!(
-            err.status(),
-            Status::LENGTH_MISMATCH,
-            "{}: {}",
-            function,
-            err
-        );
-        assert_eq!(err.message(), *message, "{}", function);
-        assert!(buffers.untouched(), "{} wrote before failing", function);
+    for &(function, resize, call, message) in cases.iter() {
+        assert_call_fails(function, resize, call, Status::LENGTH_MISMATCH, message);
     }
     // At their right lengths the same buffers pass the checks and the
     // library accepts every call.
@@ -851,29 +819,29 @@ fn eps_must_be_positive_and_a_failing_call_writes_nothing() {
         (-1e-5, "eps is -1e-05; it must be finite and > 0"),
         (f32::NAN, "eps is nan; it must be finite and > 0"),
     ];
-    for (function, call) in CALLS.iter() {
+    for &(function, call) in CALLS.iter() {
         for &(eps, message) in cases.iter() {
-            let mut buffers = Buffers::new();
-            buffers.desc = buffers.desc.with_eps(eps);
-            let result = call(&mut buffers);
-            assert!(result.is_err(), "{} with eps {}", function, eps);
-            assert_error(result, Status::INVALID_ARGUMENT, message);
-            assert!(buffers.untouched(), "{} wrote before failing", function);
+            assert_call_fails(
+                &format!("{} with eps {}", function, eps),
+                |b: &mut Buffers| b.desc = b.desc.with_eps(eps),
+                call,
+                Status::INVALID_ARGUMENT,
+                message,
+            );
         }
     }
 }
 
 #[test]
 fn other_descriptor_fields_are_validated_as_everywhere() {
-    for (function, call) in CALLS.iter() {
-        let mut buffers = Buffers::new();
-        buffers.desc = buffers.desc.with_momentum(1.5);
-        assert_error(
-            call(&mut buffers),
+    for &(function, call) in CALLS.iter() {
+        assert_call_fails(
+            function,
+            |b: &mut Buffers| b.desc = b.desc.with_momentum(1.5),
+            call,
             Status::INVALID_ARGUMENT,
             "momentum is 1.5; it must be in [0, 1]",
         );
-        assert!(buffers.untouched(), "{} wrote before failing", function);
     }
 }
 
@@ -953,24 +921,11 @@ fn forward_scale_shift_checks_the_shape_like_forward_inference() {
     assert_eq!(y, [SENTINEL; 24]);
 }
 
-fn init(num_features: i64) -> sys::bnorm_desc {
-    let mut desc = MaybeUninit::<sys::bnorm_desc>::uninit();
-    let status = unsafe { sys::bnorm_desc_init(desc.as_mut_ptr(), num_features) };
-    assert_eq!(status, sys::BNORM_OK);
-    unsafe { desc.assume_init() }
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(sys::bnorm_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 #[test]
 fn overlaps_the_safe_api_cannot_express_are_aliasing() {
     // Reached through the raw declarations only: the borrow checker keeps
     // the safe functions' outputs apart.
-    let desc = init(3);
+    let desc = raw_desc(3);
     let stats = [1.0f32; 3];
     let weights = [1.0f32; 6];
     let mut buffer = [1.0f32; 16];
@@ -990,8 +945,8 @@ fn overlaps_the_safe_api_cannot_express_are_aliasing() {
             base.add(5),
         )
     };
-    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", last_error());
-    assert_eq!(last_error(), "folded_weights overlaps folded_bias");
+    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", raw_last_error());
+    assert_eq!(raw_last_error(), "folded_weights overlaps folded_bias");
 
     let status = unsafe {
         sys::bnorm_fold_scale_shift(
@@ -1004,6 +959,6 @@ fn overlaps_the_safe_api_cannot_express_are_aliasing() {
             base.add(1),
         )
     };
-    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", last_error());
+    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", raw_last_error());
     assert_eq!(buffer, [1.0f32; 16]);
 }

@@ -7,7 +7,7 @@ mod common;
 use bnorm::{
     Affine, BackwardInput, Descriptor, Flags, Layout, ParamGrads, RunningStats, SaveStats, Shape,
 };
-use common::{assert_close, to_f64, ReferenceParams, Rng, View};
+use common::{assert_close, to_f64, ReferenceParams, Rng, Training, View};
 
 /// The contract's bound for float32 outputs, relative to their largest magnitude.
 const TOLERANCE: f64 = 5e-5;
@@ -59,24 +59,11 @@ impl Case {
     }
 
     fn affine(&self) -> Option<Affine<'_>> {
-        if self.desc.flags().contains(Flags::AFFINE) {
-            Some(Affine {
-                gamma: &self.gamma,
-                beta: &self.beta,
-            })
-        } else {
-            None
-        }
+        common::affine_of(&self.desc, &self.gamma, &self.beta)
     }
 
     fn params(&self) -> ReferenceParams<'_> {
-        let affine = self.affine();
-        ReferenceParams {
-            eps: self.desc.eps() as f64,
-            gamma: affine.map(|a| a.gamma),
-            beta: affine.map(|a| a.beta),
-            relu: self.desc.flags().contains(Flags::FUSE_RELU),
-        }
+        ReferenceParams::of(&self.desc, self.affine())
     }
 
     fn describe(&self) -> String {
@@ -135,23 +122,20 @@ fn training_matches_reference() {
         let channels = case.view.channels;
         let old_mean = rng.vec(channels, -1.0, 1.0);
         let old_var = rng.vec(channels, 0.5, 2.0);
-        let (mut running_mean, mut running_var) = (old_mean.clone(), old_var.clone());
-        let (mut save_mean, mut save_invstd) = (vec![f32::NAN; channels], vec![f32::NAN; channels]);
-        let mut y = vec![f32::NAN; case.x.len()];
-        bnorm::forward_training(
+        // Every output starts as NaN but the running statistics, which blend.
+        let Training {
+            y,
+            running_mean,
+            running_var,
+            save_mean,
+            save_invstd,
+        } = Training::run(
             &case.desc,
             &case.shape,
             &case.x,
-            &mut y,
             case.affine(),
-            Some(RunningStats {
-                mean: &mut running_mean,
-                var: &mut running_var,
-            }),
-            Some(SaveStats {
-                mean: &mut save_mean,
-                invstd: &mut save_invstd,
-            }),
+            (old_mean.clone(), old_var.clone()),
+            f32::NAN,
         )
         .unwrap();
 
@@ -232,23 +216,19 @@ fn backward_matches_reference() {
         let channels = case.view.channels;
 
         // The forward pass whose output and statistics backward consumes.
-        let mut y = vec![0.0; case.x.len()];
-        let (mut save_mean, mut save_invstd) = (vec![0.0; channels], vec![0.0; channels]);
-        let (mut running_mean, mut running_var) = (vec![0.0; channels], vec![1.0; channels]);
-        bnorm::forward_training(
+        let Training {
+            y,
+            running_mean,
+            running_var,
+            save_mean,
+            save_invstd,
+        } = Training::run(
             &case.desc,
             &case.shape,
             &case.x,
-            &mut y,
             case.affine(),
-            Some(RunningStats {
-                mean: &mut running_mean,
-                var: &mut running_var,
-            }),
-            Some(SaveStats {
-                mean: &mut save_mean,
-                invstd: &mut save_invstd,
-            }),
+            (vec![0.0; channels], vec![1.0; channels]),
+            0.0,
         )
         .unwrap();
         let global = flags.contains(Flags::USE_GLOBAL_STATS);
@@ -364,12 +344,7 @@ fn training_keeps_precision_when_mean_dwarfs_spread() {
             invstd: &mut invstd,
         };
         bnorm::forward_training(&desc, &shape, &x, &mut y, None, None, Some(save)).unwrap();
-        let params = ReferenceParams {
-            eps: desc.eps() as f64,
-            gamma: None,
-            beta: None,
-            relu: false,
-        };
+        let params = ReferenceParams::of(&desc, None);
         let expected = common::training(&view, &x, &params);
         assert_close("y", &y, &expected.y, TOLERANCE);
         assert_close("mean", &mean, &expected.mean, 1e-6);

@@ -1,29 +1,18 @@
 //! The raw declarations line up with the compiled library: struct sizes and
 //! field order, enum values, and the statuses only raw calls can reach.
 
-use std::ffi::CStr;
-use std::mem::{size_of, MaybeUninit};
+mod common;
+
+use std::mem::size_of;
 use std::os::raw::c_void;
 use std::ptr;
 
 use bnorm::sys;
-
-fn init(num_features: i64) -> sys::bnorm_desc {
-    let mut desc = MaybeUninit::<sys::bnorm_desc>::uninit();
-    let status = unsafe { sys::bnorm_desc_init(desc.as_mut_ptr(), num_features) };
-    assert_eq!(status, sys::BNORM_OK);
-    unsafe { desc.assume_init() }
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(sys::bnorm_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
+use common::{raw_desc, raw_last_error};
 
 #[test]
 fn desc_init_fills_the_struct_as_rust_lays_it_out() {
-    let desc = init(7);
+    let desc = raw_desc(7);
     // The library writes sizeof(bnorm_desc) as C compiled it.
     assert_eq!(desc.struct_size as usize, size_of::<sys::bnorm_desc>());
     // Each documented default lands in the field Rust expects it in, so the
@@ -83,17 +72,17 @@ fn statuses_the_safe_api_cannot_reach() {
 
     // y overlapping x without being x: the overlap the C API forbids and the
     // borrow checker rules out in the safe functions.
-    let status = raw_inference(&init(3), base, unsafe { base.add(1) });
-    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", last_error());
+    let status = raw_inference(&raw_desc(3), base, unsafe { base.add(1) });
+    assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", raw_last_error());
 
     // bf16 is reserved in v1.0; the safe API only takes f32.
-    let mut bf16 = init(3);
+    let mut bf16 = raw_desc(3);
     bf16.dtype = sys::BNORM_DTYPE_BF16;
     let status = raw_inference(&bf16, base, unsafe { base.add(6) });
-    assert_eq!(status, sys::BNORM_ERR_UNSUPPORTED, "{}", last_error());
+    assert_eq!(status, sys::BNORM_ERR_UNSUPPORTED, "{}", raw_last_error());
 
     let status = raw_inference(ptr::null(), base, unsafe { base.add(6) });
-    assert_eq!(status, sys::BNORM_ERR_NULL_POINTER, "{}", last_error());
+    assert_eq!(status, sys::BNORM_ERR_NULL_POINTER, "{}", raw_last_error());
 }
 
 #[test]
@@ -105,10 +94,15 @@ fn an_older_shorter_descriptor_is_accepted_with_defaults() {
     // A binary built against a header whose bnorm_desc ended at num_features
     // (16 bytes): whatever follows in memory is not read, so this eps of 0
     // does not matter.
-    let mut old = init(3);
+    let mut old = raw_desc(3);
     old.struct_size = 16;
     old.eps = 0.0;
-    assert_eq!(raw_inference(&old, x, y), sys::BNORM_OK, "{}", last_error());
+    assert_eq!(
+        raw_inference(&old, x, y),
+        sys::BNORM_OK,
+        "{}",
+        raw_last_error()
+    );
 
     // A size that does not end on a field boundary is no known version.
     old.struct_size = 17;

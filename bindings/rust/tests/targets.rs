@@ -47,12 +47,7 @@ fn every_target_agrees_with_the_reference() {
                 beta: &beta,
             };
             bnorm::forward_inference(&desc, &shape, &x, &mut y, &mean, &var, Some(affine)).unwrap();
-            let params = ReferenceParams {
-                eps: desc.eps() as f64,
-                gamma: Some(&gamma),
-                beta: Some(&beta),
-                relu: true,
-            };
+            let params = ReferenceParams::of(&desc, Some(affine));
             let expected = common::inference(&view, &x, &mean, &var, &params);
             let what = format!("{} {:?}", target, shape);
             common::assert_close(&what, &y, &expected, 5e-5);

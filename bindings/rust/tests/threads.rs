@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::sync::Barrier;
 use std::thread;
 
-use bnorm::{sys, Affine, Descriptor, Flags, Layout, RunningStats, SaveStats, Shape, Status};
-use common::{Rng, View};
+use bnorm::{Affine, Descriptor, Flags, Layout, Shape, Status};
+use common::{raw_last_error, Rng, Training, View};
 
 const THREADS: usize = 4;
 
@@ -24,11 +23,7 @@ struct Job {
 
 #[derive(Debug, PartialEq)]
 struct Outputs {
-    train_y: Vec<f32>,
-    running_mean: Vec<f32>,
-    running_var: Vec<f32>,
-    save_mean: Vec<f32>,
-    save_invstd: Vec<f32>,
+    training: Training,
     infer_y: Vec<f32>,
 }
 
@@ -65,40 +60,26 @@ impl Job {
             gamma: &self.gamma,
             beta: &self.beta,
         };
-        let mut out = Outputs {
-            train_y: vec![0.0; self.x.len()],
-            running_mean: vec![0.0; channels],
-            running_var: vec![1.0; channels],
-            save_mean: vec![0.0; channels],
-            save_invstd: vec![0.0; channels],
-            infer_y: self.x.clone(),
-        };
-        bnorm::forward_training(
+        let training = Training::run(
             &desc,
             &self.shape,
             &self.x,
-            &mut out.train_y,
             Some(affine),
-            Some(RunningStats {
-                mean: &mut out.running_mean,
-                var: &mut out.running_var,
-            }),
-            Some(SaveStats {
-                mean: &mut out.save_mean,
-                invstd: &mut out.save_invstd,
-            }),
+            (vec![0.0; channels], vec![1.0; channels]),
+            0.0,
         )
         .unwrap();
+        let mut infer_y = self.x.clone();
         bnorm::forward_inference_in_place(
             &desc,
             &self.shape,
-            &mut out.infer_y,
-            &out.running_mean,
-            &out.running_var,
+            &mut infer_y,
+            &training.running_mean,
+            &training.running_var,
             Some(affine),
         )
         .unwrap();
-        out
+        Outputs { training, infer_y }
     }
 }
 
@@ -172,12 +153,6 @@ fn each_thread_sees_its_own_error_message() {
             });
         }
     });
-}
-
-fn raw_last_error() -> String {
-    unsafe { CStr::from_ptr(sys::bnorm_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[test]

@@ -1,9 +1,13 @@
-//! Shared by the integration tests: a deterministic PRNG, random tensors and
-//! a float64 reference of batch normalization written from its definition.
+//! Shared by the integration tests: a deterministic PRNG, random tensors, a
+//! float64 reference of batch normalization written from its definition, and
+//! the checks the error tests repeat.
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use bnorm::{Layout, Shape};
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+
+use bnorm::{sys, Affine, Descriptor, Error, Layout, RunningStats, SaveStats, Shape, Status};
 
 /// SplitMix64: tiny, deterministic, and good enough for test data.
 pub struct Rng(u64);
@@ -126,7 +130,17 @@ pub struct ReferenceParams<'a> {
     pub relu: bool,
 }
 
-impl ReferenceParams<'_> {
+impl<'a> ReferenceParams<'a> {
+    /// What `desc` asks of the reference, given the layer's affine parameters.
+    pub fn of(desc: &Descriptor, affine: Option<Affine<'a>>) -> ReferenceParams<'a> {
+        ReferenceParams {
+            eps: desc.eps() as f64,
+            gamma: affine.map(|a| a.gamma),
+            beta: affine.map(|a| a.beta),
+            relu: desc.flags().contains(bnorm::Flags::FUSE_RELU),
+        }
+    }
+
     fn apply(&self, c: usize, normalized: f64) -> f64 {
         let gamma = self.gamma.map_or(1.0, |g| g[c] as f64);
         let beta = self.beta.map_or(0.0, |b| b[c] as f64);
@@ -259,4 +273,117 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f64], tolerance: f64
 
 pub fn to_f64(values: &[f32]) -> Vec<f64> {
     values.iter().map(|&v| v as f64).collect()
+}
+
+/// The layer's gamma and beta as the safe API takes them: `Some` exactly when
+/// `desc` has `Flags::AFFINE`.
+pub fn affine_of<'a>(desc: &Descriptor, gamma: &'a [f32], beta: &'a [f32]) -> Option<Affine<'a>> {
+    if desc.flags().contains(bnorm::Flags::AFFINE) {
+        Some(Affine { gamma, beta })
+    } else {
+        None
+    }
+}
+
+/// Every output of a training forward that keeps all its statistics.
+#[derive(Debug, PartialEq)]
+pub struct Training {
+    pub y: Vec<f32>,
+    pub running_mean: Vec<f32>,
+    pub running_var: Vec<f32>,
+    pub save_mean: Vec<f32>,
+    pub save_invstd: Vec<f32>,
+}
+
+impl Training {
+    /// `forward_training` with running statistics that start at `running`
+    /// and `y` and the saved statistics prefilled with `fill`.
+    pub fn run(
+        desc: &Descriptor,
+        shape: &Shape,
+        x: &[f32],
+        affine: Option<Affine<'_>>,
+        running: (Vec<f32>, Vec<f32>),
+        fill: f32,
+    ) -> Result<Training, Error> {
+        let channels = running.0.len();
+        let mut out = Training {
+            y: vec![fill; x.len()],
+            running_mean: running.0,
+            running_var: running.1,
+            save_mean: vec![fill; channels],
+            save_invstd: vec![fill; channels],
+        };
+        bnorm::forward_training(
+            desc,
+            shape,
+            x,
+            &mut out.y,
+            affine,
+            Some(RunningStats {
+                mean: &mut out.running_mean,
+                var: &mut out.running_var,
+            }),
+            Some(SaveStats {
+                mean: &mut out.save_mean,
+                invstd: &mut out.save_invstd,
+            }),
+        )?;
+        Ok(out)
+    }
+}
+
+/// What the error tests fill buffers with, to see that nothing was written.
+pub const SENTINEL: f32 = -12345.0;
+
+#[track_caller]
+pub fn assert_error(result: Result<(), Error>, status: Status, message: &str) {
+    let err = result.expect_err("the call should fail");
+    assert_eq!(err.status(), status, "{}", err);
+    assert_eq!(err.message(), message);
+}
+
+/// Every buffer some functions take, filled with `SENTINEL`.
+pub trait Sentinels {
+    fn new() -> Self;
+
+    /// The buffers to check after a failing call.
+    fn all(&self) -> Vec<&[f32]>;
+
+    fn untouched(&self) -> bool {
+        self.all().iter().all(|b| b.iter().all(|&v| v == SENTINEL))
+    }
+}
+
+/// One call on fresh buffers: `change` spoils them, `call` must then fail
+/// with `status` and `message` and leave every buffer untouched.
+#[track_caller]
+pub fn assert_call_fails<B: Sentinels>(
+    function: &str,
+    change: impl FnOnce(&mut B),
+    call: fn(&mut B) -> Result<(), Error>,
+    status: Status,
+    message: &str,
+) {
+    let mut buffers = B::new();
+    change(&mut buffers);
+    let err = call(&mut buffers).expect_err(function);
+    assert_eq!(err.status(), status, "{}: {}", function, err);
+    assert_eq!(err.message(), message, "{}", function);
+    assert!(buffers.untouched(), "{} wrote before failing", function);
+}
+
+/// `bnorm_desc_init` through the raw declarations.
+pub fn raw_desc(num_features: i64) -> sys::bnorm_desc {
+    let mut desc = MaybeUninit::<sys::bnorm_desc>::uninit();
+    let status = unsafe { sys::bnorm_desc_init(desc.as_mut_ptr(), num_features) };
+    assert_eq!(status, sys::BNORM_OK);
+    unsafe { desc.assume_init() }
+}
+
+/// This thread's `bnorm_last_error()`.
+pub fn raw_last_error() -> String {
+    unsafe { CStr::from_ptr(sys::bnorm_last_error()) }
+        .to_string_lossy()
+        .into_owned()
 }
