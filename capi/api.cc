@@ -242,10 +242,183 @@ bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, co
                                                 "backward sums", &scratch)) {
       return s;
     }
+    bnorm::BackwardOutputs out;
+    out.dx = static_cast<float*>(dx);
+    out.dgamma = dgamma;
+    out.dbeta = dbeta;
     bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(), static_cast<const float*>(x),
                     static_cast<const float*>(dy), static_cast<const float*>(y),
-                    affine ? gamma : nullptr, save_mean, save_invstd, static_cast<float*>(dx),
-                    dgamma, dbeta);
+                    affine ? gamma : nullptr, save_mean, save_invstd, out);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                               double* partial_stats) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
+      return s;
+    DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"partial_stats", partial_stats, false, true, bnorm::kAlways},
+    };
+    args[1].doubles = 3 * r.desc.num_features;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::Scratch scratch;
+    if (bnorm_status s = bnorm::AllocateScratch(bnorm::LocalStatsScratchBytes(r.problem.plan),
+                                                "local statistics", &scratch)) {
+      return s;
+    }
+    bnorm::LocalStats(r.problem, bnorm::ActiveKernels(), scratch.get(),
+                      static_cast<const float*>(x), partial_stats);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
+                               const double* partial_stats, double* merged_stats, float* mean,
+                               float* invstd, float* running_mean, float* running_var) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateLayer(desc, &r)) return s;
+    int64_t doubles = 0;
+    if (bnorm_status s =
+            bnorm::ValidatePartialCount(r, num_partials, "partial_stats", &doubles)) {
+      return s;
+    }
+    const bool track = r.problem.track_running_stats;
+    if (!track) running_mean = running_var = nullptr;
+    DataArg args[] = {
+        {"partial_stats", partial_stats, false, false, bnorm::kAlways},
+        {"merged_stats", merged_stats, false, true, bnorm::kOptional, "partial_stats"},
+        {"mean", mean, false, true, bnorm::kOptional},
+        {"invstd", invstd, false, true, bnorm::kOptional},
+        {"running_mean", running_mean, false, true,
+         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+        {"running_var", running_var, false, true,
+         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+    };
+    args[0].doubles = doubles;
+    args[1].doubles = 3 * r.desc.num_features;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
+    if (bnorm_status s = bnorm::ValidatePartialStats(r, num_partials, partial_stats)) return s;
+    bnorm::MergeStats(r.problem, r.desc.num_features, num_partials, partial_stats, merged_stats,
+                      mean, invstd, running_mean, running_var);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_forward_normalize(const bnorm_desc* desc, const bnorm_shape* shape,
+                                     const void* x, void* y, const float* gamma, const float* beta,
+                                     const float* mean, const float* invstd) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kElementwise, &r))
+      return s;
+    const bool affine = r.problem.affine;
+    const DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"y", y, true, true, bnorm::kAlways, "x"},
+        bnorm::AffineParam("gamma", affine, gamma),
+        bnorm::AffineParam("beta", affine, beta),
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"invstd", invstd, false, false, bnorm::kAlways},
+    };
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::ForwardNormalize(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
+                            static_cast<float*>(y), gamma, beta, mean, invstd);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                                   const void* dy, const void* y, const float* mean,
+                                   const float* invstd, double* grad_sums, float* dgamma,
+                                   float* dbeta) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
+      return s;
+    const bool relu = r.problem.relu;
+    if (!relu) y = nullptr;
+    DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"dy", dy, true, false, bnorm::kAlways},
+        {"y", y, true, false, bnorm::RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"invstd", invstd, false, false, bnorm::kAlways},
+        {"grad_sums", grad_sums, false, true, bnorm::kAlways},
+        {"dgamma", dgamma, false, true, bnorm::kOptional},
+        {"dbeta", dbeta, false, true, bnorm::kOptional},
+    };
+    args[5].doubles = 3 * r.desc.num_features;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::Scratch scratch;
+    if (bnorm_status s = bnorm::AllocateScratch(bnorm::BackwardScratchBytes(r.problem.plan),
+                                                "backward sums", &scratch)) {
+      return s;
+    }
+    bnorm::BackwardOutputs out;
+    out.dgamma = dgamma;
+    out.dbeta = dbeta;
+    out.grad_sums = grad_sums;
+    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(), static_cast<const float*>(x),
+                    static_cast<const float*>(dy), static_cast<const float*>(y), nullptr, mean,
+                    invstd, out);
+    return bnorm::Succeed();
+  });
+}
+
+bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const bnorm_shape* shape,
+                                        const void* x, const void* dy, const void* y,
+                                        const float* gamma, const float* mean, const float* invstd,
+                                        int32_t num_partials, const double* grad_sums, void* dx) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kElementwise, &r))
+      return s;
+    const bool affine = r.problem.affine;
+    const bool relu = r.problem.relu;
+    const bool sums_used = !r.problem.global_stats;
+    if (!relu) y = nullptr;
+    if (!sums_used) grad_sums = nullptr;
+    int64_t doubles = 0;
+    if (sums_used) {
+      if (bnorm_status s = bnorm::ValidatePartialCount(r, num_partials, "grad_sums", &doubles)) {
+        return s;
+      }
+    }
+    DataArg args[] = {
+        {"x", x, true, false, bnorm::kAlways},
+        {"dy", dy, true, false, bnorm::kAlways},
+        {"y", y, true, false, bnorm::RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
+        bnorm::AffineParam("gamma", affine, gamma),
+        {"mean", mean, false, false, bnorm::kAlways},
+        {"invstd", invstd, false, false, bnorm::kAlways},
+        {"grad_sums", grad_sums, false, false, sums_used ? bnorm::kAlways : bnorm::kOptional},
+        {"dx", dx, true, true, bnorm::kAlways, "dy"},
+    };
+    args[6].doubles = doubles;
+    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
+    if (sums_used) {
+      if (bnorm_status s = bnorm::ValidateGradSums(r, shape, num_partials, grad_sums)) return s;
+    }
+    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
+    bnorm::Scratch scratch;
+    if (bnorm_status s = bnorm::AllocateScratch(
+            bnorm::BackwardElementwiseScratchBytes(r.problem.plan), "backward coefficients",
+            &scratch)) {
+      return s;
+    }
+    bnorm::BackwardElementwise(r.problem, bnorm::ActiveKernels(), scratch.get(),
+                               static_cast<const float*>(x), static_cast<const float*>(dy),
+                               static_cast<const float*>(y), affine ? gamma : nullptr, mean,
+                               invstd, sums_used ? num_partials : 0, grad_sums,
+                               static_cast<float*>(dx));
     return bnorm::Succeed();
   });
 }

@@ -146,6 +146,8 @@ size_t ArgBytes(const Request& r, const DataArg& a) {
   Wide bytes;
   if (a.floats > 0) {
     bytes = Wide{sizeof(float)} * static_cast<uint64_t>(a.floats);
+  } else if (a.doubles > 0) {
+    bytes = Wide{sizeof(double)} * static_cast<uint64_t>(a.doubles);
   } else if (a.tensor) {
     bytes =
         Wide{r.element_size} * static_cast<uint64_t>(p.count) * static_cast<uint64_t>(p.channels);
@@ -229,7 +231,7 @@ bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n) {
   }
   for (size_t i = 0; i < n; ++i) {
     const DataArg& a = args[i];
-    const size_t align = a.tensor ? r.element_size : sizeof(float);
+    const size_t align = a.tensor ? r.element_size : a.doubles > 0 ? sizeof(double) : sizeof(float);
     if (reinterpret_cast<uintptr_t>(a.ptr) % align != 0) {
       return Fail(BNORM_ERR_INVALID_ARGUMENT, "%s (%p) is not aligned to %zu bytes", a.name, a.ptr,
                   align);
@@ -260,6 +262,95 @@ bnorm_status ValidateEnoughValues(const Request& r, const bnorm_shape* shape, co
   FormatShape(shape, text, sizeof(text));
   return Fail(BNORM_ERR_TOO_FEW_VALUES,
               "%s needs more than 1 value per channel, got input of shape %s", what, text);
+}
+
+bnorm_status ValidatePartialCount(const Request& r, int32_t num_partials, const char* name,
+                                  int64_t* doubles) {
+  const int64_t channels = r.desc.num_features;
+  // 3 * num_features * num_partials doubles must be addressable.
+  int64_t count = 0, bytes = 0;
+  if (num_partials < 1 || __builtin_mul_overflow(channels, 3 * int64_t{num_partials}, &count) ||
+      __builtin_mul_overflow(count, static_cast<int64_t>(sizeof(double)), &bytes)) {
+    return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                "num_partials is %" PRId32 " with num_features %" PRId64
+                "; it must be >= 1 and the %s array's size must not overflow",
+                num_partials, channels, name);
+  }
+  *doubles = count;
+  return BNORM_OK;
+}
+
+namespace {
+
+// A count as the split phases write it: a whole number >= 0 that a double
+// holds exactly.
+bool IsCount(double count) { return count >= 0 && count <= 0x1p53 && std::floor(count) == count; }
+
+bnorm_status CheckCount(const char* name, int32_t block, int64_t channel, double count) {
+  if (IsCount(count)) return BNORM_OK;
+  return Fail(BNORM_ERR_INVALID_ARGUMENT,
+              "%s block %" PRId32 ", channel %" PRId64
+              ": count is %g; it must be a whole number >= 0 (is the array laid out as "
+              "(count, ...) per channel, num_features channels per block?)",
+              name, block, channel, count);
+}
+
+}  // namespace
+
+bnorm_status ValidatePartialStats(const Request& r, int32_t num_partials,
+                                  const double* partial_stats) {
+  const int64_t channels = r.desc.num_features;
+  for (int64_t c = 0; c < channels; ++c) {
+    double total = 0;
+    for (int32_t i = 0; i < num_partials; ++i) {
+      const double* v = partial_stats + (i * channels + c) * 3;
+      if (bnorm_status s = CheckCount("partial_stats", i, c, v[0])) return s;
+      if (v[2] < 0) {
+        return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                    "partial_stats block %" PRId32 ", channel %" PRId64 ": M2 is %g; it must be >= 0",
+                    i, c, v[2]);
+      }
+      total += v[0];
+    }
+    if (!(total > 1)) {
+      return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                  "merging statistics needs more than 1 value per channel in all, got %g in "
+                  "channel %" PRId64 " over %" PRId32 " blocks",
+                  total, c, num_partials);
+    }
+  }
+  return BNORM_OK;
+}
+
+bnorm_status ValidateGradSums(const Request& r, const bnorm_shape* shape, int32_t num_partials,
+                              const double* grad_sums) {
+  const int64_t channels = r.desc.num_features;
+  const double local = static_cast<double>(r.problem.plan.count);
+  for (int64_t c = 0; c < channels; ++c) {
+    double total = 0;
+    for (int32_t i = 0; i < num_partials; ++i) {
+      const double count = grad_sums[(i * channels + c) * 3];
+      if (bnorm_status s = CheckCount("grad_sums", i, c, count)) return s;
+      total += count;
+    }
+    if (total < local) {
+      char text[160];
+      FormatShape(shape, text, sizeof(text));
+      return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                  "grad_sums channel %" PRId64 ": the total count is %g but this part, of shape %s, "
+                  "alone has %" PRId64
+                  " values per channel; pass the sums of every process (allreduced, or all "
+                  "blocks gathered)",
+                  c, total, text, r.problem.plan.count);
+    }
+    if (!(total > 1)) {
+      return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                  "training-mode backward needs more than 1 value per channel in all, got %g in "
+                  "channel %" PRId64,
+                  total, c);
+    }
+  }
+  return BNORM_OK;
 }
 
 bnorm_status ValidateSupported(const Request& r) {

@@ -35,6 +35,8 @@ struct DataArg {
   const char* in_place_of = nullptr;
   // A float array of this many elements, neither a tensor nor per-channel.
   int64_t floats = 0;
+  // A double array of this many elements (aligned to 8 bytes) instead.
+  int64_t doubles = 0;
 };
 
 // desc NULL; descriptor; descriptor fields: for the calls that take no
@@ -52,6 +54,21 @@ bnorm_status ValidateData(const Request& request, const DataArg (&args)[N]) {
 // Training statistics need more than one value per channel.
 bnorm_status ValidateEnoughValues(const Request& request, const bnorm_shape* shape,
                                   const char* what);
+
+// The split phases' exchanged arrays: num_partials blocks of
+// 3 * num_features doubles, num_partials >= 1.
+bnorm_status ValidatePartialCount(const Request& request, int32_t num_partials, const char* name,
+                                  int64_t* doubles);
+
+// Merge input: counts whole and >= 0, M2 >= 0 (or NaN, from NaN data), and
+// each channel's total count > 1.
+bnorm_status ValidatePartialStats(const Request& request, int32_t num_partials,
+                                  const double* partial_stats);
+
+// Backward elementwise input: counts whole and >= 0, each channel's total at
+// least the tensor's values per channel and > 1.
+bnorm_status ValidateGradSums(const Request& request, const bnorm_shape* shape,
+                              int32_t num_partials, const double* grad_sums);
 
 // A dtype this build does not implement.
 bnorm_status ValidateSupported(const Request& request);

@@ -1,6 +1,7 @@
 // Backward: one reduction pass (sum of dy and of dy * (x - mean), with dy
 // masked by the fused ReLU) and one elementwise pass, fused per channel the
-// same way as training forward.
+// same way as training forward. The split (distributed) form runs the two
+// passes as separate calls, the sums exchanged between them.
 #include <algorithm>
 
 #include "src/batch_norm.h"
@@ -26,7 +27,7 @@ class BackwardOps {
  public:
   BackwardOps(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
               const float* dy, const float* y, const float* gamma, const float* save_mean,
-              const float* save_invstd, float* dx, float* dgamma, float* dbeta)
+              const float* save_invstd, const BackwardOutputs& out)
       : pr_(pr),
         p_(pr.plan),
         k_(k),
@@ -36,9 +37,10 @@ class BackwardOps {
         gamma_(gamma),
         mean_(save_mean),
         invstd_(save_invstd),
-        dx_(dx),
-        dgamma_(dgamma),
-        dbeta_(dbeta),
+        dx_(out.dx),
+        dgamma_(out.dgamma),
+        dbeta_(out.dbeta),
+        grad_sums_(out.grad_sums),
         stream_(ShouldStream(4.0 * pr.plan.count * pr.plan.channels)) {
     float* f = static_cast<float*>(scratch);
     coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
@@ -60,10 +62,22 @@ class BackwardOps {
 
   // sums.first = sum(g), sums.second = sum(g * (x - mean)).
   void Finish(int64_t c, const SumPair& sums) {
-    const double invstd = invstd_[c];
-    const double gamma = pr_.affine ? gamma_[c] : 1.0;
-    if (dgamma_ != nullptr) dgamma_[c] = static_cast<float>(sums.second * invstd);
+    if (dgamma_ != nullptr) dgamma_[c] = static_cast<float>(sums.second * invstd_[c]);
     if (dbeta_ != nullptr) dbeta_[c] = static_cast<float>(sums.first);
+    if (grad_sums_ != nullptr) {
+      double* out = grad_sums_ + 3 * c;
+      out[0] = static_cast<double>(p_.count);
+      out[1] = sums.first;
+      out[2] = sums.second;
+    }
+    SetCoefficients(c, sums, static_cast<double>(p_.count));
+  }
+
+  // dx's coefficients for channel c from the sums over `count` values (the
+  // whole batch's, which in the split form spans other processes too).
+  void SetCoefficients(int64_t c, const SumPair& sums, double count) {
+    const double invstd = invstd_[c];
+    const double gamma = gamma_ != nullptr ? gamma_[c] : 1.0;
     const double a = gamma * invstd;
     coef_.a[c] = static_cast<float>(a);
     if (pr_.global_stats) {
@@ -71,7 +85,6 @@ class BackwardOps {
       coef_.c[c] = 0;
     } else {
       // The statistics' gradient: the mean's through c, the variance's through b.
-      const double count = static_cast<double>(p_.count);
       coef_.b[c] = static_cast<float>(-a * invstd * invstd * sums.second / count);
       coef_.c[c] = static_cast<float>(-a * sums.first / count);
     }
@@ -150,6 +163,7 @@ class BackwardOps {
   float* dx_;
   float* dgamma_;
   float* dbeta_;
+  double* grad_sums_;
   GradCoefficients coef_;
   const bool stream_;
 };
@@ -162,19 +176,45 @@ size_t BackwardScratchBytes(const Plan& p) {
 
 void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
               const float* dy, const float* y, const float* gamma, const float* save_mean,
-              const float* save_invstd, float* dx, float* dgamma, float* dbeta) {
+              const float* save_invstd, const BackwardOutputs& out) {
   const Plan& p = pr.plan;
-  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, out);
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(CoefficientBytes(p));
   const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
   const int num_threads = ThreadsFor(pr.num_threads, bytes);
-  if (pr.global_stats && dgamma == nullptr && dbeta == nullptr) {
+  if (pr.global_stats && out.dgamma == nullptr && out.dbeta == nullptr &&
+      out.grad_sums == nullptr) {
     // Frozen statistics and no parameter gradients: no sums are needed.
     for (int64_t c = 0; c < p.channels; ++c) ops.Finish(c, SumPair{});
     RunParallel(num_threads, [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
     return;
   }
   ReduceThenElementwise(p, num_threads, partials, ops);
+}
+
+size_t BackwardElementwiseScratchBytes(const Plan& p) { return ClampBytes(CoefficientBytes(p)); }
+
+void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* scratch,
+                         const float* x, const float* dy, const float* y, const float* gamma,
+                         const float* mean, const float* invstd, int num_partials,
+                         const double* grad_sums, float* dx) {
+  const Plan& p = pr.plan;
+  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, mean, invstd, BackwardOutputs{dx});
+  for (int64_t c = 0; c < p.channels; ++c) {
+    double count = 0;
+    SumPair sums;
+    if (!pr.global_stats) {
+      const double* block = grad_sums + 3 * c;
+      for (int i = 0; i < num_partials; ++i, block += 3 * p.channels) {
+        count += block[0];
+        sums.first += block[1];
+        sums.second += block[2];
+      }
+    }
+    ops.SetCoefficients(c, sums, count);
+  }
+  const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
+  RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
 }
 
 }  // namespace bnorm

@@ -44,10 +44,44 @@ void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scrat
                      float* y, const float* gamma, const float* beta, float* running_mean,
                      float* running_var, float* save_mean, float* save_invstd);
 
+// What backward writes; any may be null. grad_sums: (count, sum(g),
+// sum(g * (x - mean))) per channel, the split form's exchanged sums.
+struct BackwardOutputs {
+  float* dx = nullptr;
+  float* dgamma = nullptr;
+  float* dbeta = nullptr;
+  double* grad_sums = nullptr;
+};
+
 size_t BackwardScratchBytes(const Plan& p);
 void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
               const float* dy, const float* y, const float* gamma, const float* save_mean,
-              const float* save_invstd, float* dx, float* dgamma, float* dbeta);
+              const float* save_invstd, const BackwardOutputs& out);
+
+// The split (distributed) phases; see bnorm.h. Validated input: counts are
+// whole, totals large enough.
+size_t LocalStatsScratchBytes(const Plan& p);
+void LocalStats(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+                double* partial_stats);
+
+// Merges num_partials (count, mean, M2) blocks of `channels` channels in block
+// order; outputs may be null (running statistics: unless tracked).
+void MergeStats(const Problem& pr, int64_t channels, int num_partials, const double* partial_stats,
+                double* merged_stats, float* mean, float* invstd, float* running_mean,
+                float* running_var);
+
+// y = (x - mean) * invstd * gamma + beta (then ReLU).
+void ForwardNormalize(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+                      const float* gamma, const float* beta, const float* mean,
+                      const float* invstd);
+
+// dx from the sum of num_partials grad-sums blocks (not read with frozen
+// statistics); the scratch holds BackwardElementwiseScratchBytes.
+size_t BackwardElementwiseScratchBytes(const Plan& p);
+void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* scratch,
+                         const float* x, const float* dy, const float* y, const float* gamma,
+                         const float* mean, const float* invstd, int num_partials,
+                         const double* grad_sums, float* dx);
 
 }  // namespace bnorm
 

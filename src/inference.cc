@@ -43,4 +43,18 @@ void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const flo
   });
 }
 
+// The normalize phase of split training forward: y = (x - mean) * scale +
+// beta, scale = gamma * invstd rounded once.
+void ForwardNormalize(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+                      const float* gamma, const float* beta, const float* mean,
+                      const float* invstd) {
+  if (!pr.affine) gamma = beta = nullptr;
+  NormalizeTensor(pr, k, x, y, [&](int64_t c, float* center, float* scale, float* shift) {
+    *center = mean[c];
+    const double g = gamma != nullptr ? gamma[c] : 1.0;
+    *scale = static_cast<float>(g * invstd[c]);
+    *shift = beta != nullptr ? beta[c] : 0.0f;
+  });
+}
+
 }  // namespace bnorm

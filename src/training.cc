@@ -1,5 +1,6 @@
 // Training forward: batch statistics in one read of x (shifted sums, see
 // accumulate-inl.h), then the normalize pass; running statistics updated.
+// Also the local statistics phase of the split (distributed) form.
 #include <algorithm>
 #include <cmath>
 
@@ -30,25 +31,14 @@ ChannelArrays CarveChannelArrays(const Plan& p, void* scratch) {
   return ChannelArrays{f, f + p.channels, f + 2 * p.channels, f + 3 * p.channels};
 }
 
-class TrainingOps {
+// Per-channel sums of (x - shift) and (x - shift)^2, the shift an estimate of
+// the channel's mean from its first values, so that the one pass stays exact
+// for channels whose mean is large against their spread. Shared by training
+// forward and the local statistics phase.
+class MomentSums {
  public:
-  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays, const float* x,
-              float* y, const float* gamma, const float* beta, float* running_mean,
-              float* running_var, float* save_mean, float* save_invstd)
-      : pr_(pr),
-        p_(pr.plan),
-        k_(k),
-        a_(arrays),
-        x_(x),
-        y_(y),
-        gamma_(gamma),
-        beta_(beta),
-        running_mean_(running_mean),
-        running_var_(running_var),
-        save_mean_(save_mean),
-        save_invstd_(save_invstd),
-        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)},
-        prefetch_next_(2 * 4.0 * pr.plan.count <= L2CacheBytes()) {}
+  MomentSums(const Plan& p, const KernelTable<float>& k, const float* x, float* shift_estimate)
+      : p_(p), k_(k), x_(x), shift_estimate_(shift_estimate) {}
 
   void PrepareChannels(Range channels) {
     if (p_.by_rows && p_.run == 1) {
@@ -64,7 +54,7 @@ class TrainingOps {
           const float* row = x_ + i * p_.channels + c0;
           for (int64_t c = 0; c < m; ++c) sums[c] += row[c];
         }
-        for (int64_t c = 0; c < m; ++c) a_.shift_estimate[c0 + c] = static_cast<float>(sums[c] / n);
+        for (int64_t c = 0; c < m; ++c) shift_estimate_[c0 + c] = static_cast<float>(sums[c] / n);
       }
       return;
     }
@@ -77,19 +67,69 @@ class TrainingOps {
       // be the longest latency of a small channel's whole pass.
       double sums[4] = {0, 0, 0, 0};
       for (int64_t i = 0; i < n; ++i) sums[i % 4] += first[i];
-      a_.shift_estimate[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
+      shift_estimate_[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
     }
   }
 
   void SpanSums(int64_t c, int64_t segment, int64_t n, SumPair* sums) {
-    k_.moments_span(x_ + segment * p_.inner, ChannelSpans(p_, n), a_.shift_estimate[c], sums);
+    k_.moments_span(x_ + segment * p_.inner, ChannelSpans(p_, n), shift_estimate_[c], sums);
   }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float shift[kMaxRowWidth];
-    SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), a_.shift_estimate, shift);
+    SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), shift_estimate_, shift);
     k_.moments_rows(x_ + offset, rows, shift, first, second);
   }
+
+ protected:
+  const Plan& p_;
+  const KernelTable<float>& k_;
+  const float* x_;
+  float* shift_estimate_;
+};
+
+// The local statistics phase: the sums of training forward, turned into
+// (count, mean, M2) per channel; no elementwise pass.
+class LocalStatsOps : public MomentSums {
+ public:
+  LocalStatsOps(const Plan& p, const KernelTable<float>& k, const float* x, float* shift_estimate,
+                double* partial_stats)
+      : MomentSums(p, k, x, shift_estimate), partial_stats_(partial_stats) {}
+
+  void Finish(int64_t c, const SumPair& sums) {
+    const double count = static_cast<double>(p_.count);
+    const double deviation = sums.first / count;  // mean - shift_estimate
+    double* out = partial_stats_ + 3 * c;
+    out[0] = count;
+    out[1] = shift_estimate_[c] + deviation;
+    out[2] = std::max(0.0, sums.second - sums.first * deviation);
+  }
+
+  void ElementwiseChannel(int64_t, int64_t) {}
+  void ElementwiseShare(int, int) {}
+  void ElementwiseDone() {}
+
+ private:
+  double* partial_stats_;
+};
+
+class TrainingOps : public MomentSums {
+ public:
+  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays, const float* x,
+              float* y, const float* gamma, const float* beta, float* running_mean,
+              float* running_var, float* save_mean, float* save_invstd)
+      : MomentSums(pr.plan, k, x, arrays.shift_estimate),
+        pr_(pr),
+        a_(arrays),
+        y_(y),
+        gamma_(gamma),
+        beta_(beta),
+        running_mean_(running_mean),
+        running_var_(running_var),
+        save_mean_(save_mean),
+        save_invstd_(save_invstd),
+        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)},
+        prefetch_next_(2 * 4.0 * pr.plan.count <= L2CacheBytes()) {}
 
   void Finish(int64_t c, const SumPair& sums) {
     const double count = static_cast<double>(p_.count);
@@ -136,10 +176,7 @@ class TrainingOps {
 
  private:
   const Problem& pr_;
-  const Plan& p_;
-  const KernelTable<float>& k_;
   ChannelArrays a_;
-  const float* x_;
   float* y_;
   const float* gamma_;
   const float* beta_;
@@ -167,6 +204,18 @@ void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scrat
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
   const double bytes = 8.0 * p.count * p.channels;
   ReduceThenElementwise(p, ThreadsFor(pr.num_threads, bytes), partials, ops);
+}
+
+size_t LocalStatsScratchBytes(const Plan& p) {
+  return ClampBytes(ChannelArraysBytes(p) + ReductionScratchBytes(p));
+}
+
+void LocalStats(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+                double* partial_stats) {
+  const Plan& p = pr.plan;
+  LocalStatsOps ops(p, k, x, CarveChannelArrays(p, scratch).shift_estimate, partial_stats);
+  void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
+  ReduceThenElementwise(p, ThreadsFor(pr.num_threads, 4.0 * p.count * p.channels), partials, ops);
 }
 
 }  // namespace bnorm

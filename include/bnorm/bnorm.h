@@ -37,15 +37,15 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define BNORM_VERSION_MAJOR 1
-#define BNORM_VERSION_MINOR 1
+#define BNORM_VERSION_MINOR 2
 #define BNORM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH of this header. */
-#define BNORM_VERSION_NUMBER 10100
+#define BNORM_VERSION_NUMBER 10200
 
 /* MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded; compare it
  * with BNORM_VERSION_NUMBER to detect a header/library mismatch. */
 BNORM_API uint32_t bnorm_version(void);
-/* "1.1.0": the loaded library's version. Static storage, never NULL. */
+/* "1.2.0": the loaded library's version. Static storage, never NULL. */
 BNORM_API const char* bnorm_version_string(void);
 
 /* ----------------------------------------------------------- status codes */
@@ -255,6 +255,103 @@ BNORM_API bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row
                                              const float* mean, const float* var,
                                              const float* gamma, const float* beta,
                                              float* folded_weights, float* folded_bias);
+
+/* ------------------------------------------------ split phases (distributed)
+ *
+ * Training batch norm over a batch spread across processes (PyTorch's
+ * SyncBatchNorm): each process holds some samples of one batch, and every
+ * process must normalize with the statistics of the whole batch. bnorm_forward_
+ * training and bnorm_backward each split into a local reduction, an exchange
+ * the caller makes with any collective engine (MPI, NCCL-style allreduce,
+ * gloo), and the rest:
+ *
+ *   forward:  bnorm_local_stats -> allgather -> bnorm_merge_stats
+ *             -> bnorm_forward_normalize
+ *   backward: bnorm_backward_reduce -> allgather or allreduce(sum)
+ *             -> bnorm_backward_elementwise
+ *
+ * Exchanged data is double[3 * num_features], three values per channel c:
+ *   stats (bnorm_local_stats):    [3c] count, [3c+1] mean, [3c+2] M2, the sum
+ *                                 of squared deviations from that mean;
+ *   grad sums (bnorm_backward_reduce): [3c] count, [3c+1] sum(g),
+ *                                 [3c+2] sum(g * (x - mean)), where g is dy,
+ *                                 zeroed where y <= 0 with BNORM_FLAG_FUSE_RELU.
+ * Stats are merged, not summed: gather every process's block in a fixed order
+ * (MPI_Allgather) and pass them all to bnorm_merge_stats. Grad sums are plain
+ * sums: either gather them all, or sum them (MPI_Allreduce with MPI_SUM) and
+ * pass the one sum. The merge functions add the blocks in index order, so
+ * every process that passes the same blocks gets bit-identical results.
+ * A process whose part has one value per channel (one sample, spatial size 1)
+ * takes part normally; only the whole batch needs more than one value.
+ * docs/distributed.md shows the exchange with MPI and the bytes it moves.
+ * Since 1.2. */
+
+/* Values per channel in the exchanged double arrays. */
+#define BNORM_SPLIT_VALUES_PER_CHANNEL 3
+
+/* This process's part of the batch statistics: partial_stats (double[3 *
+ * num_features]) gets, per channel, the count of values, their mean and M2,
+ * from the one-pass kernel of bnorm_forward_training. One value per channel is
+ * fine. Memory: as bnorm_forward_training. */
+BNORM_API bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_shape* shape,
+                                         const void* x, double* partial_stats);
+
+/* Merges num_partials blocks of stats (num_partials * 3 * num_features doubles,
+ * block after block, e.g. as MPI_Allgather lays them out) with Chan's parallel
+ * formula, in block order, into the whole batch's statistics:
+ * - mean (float[num_features]) and invstd = 1 / sqrt(var_biased + eps), for
+ *   bnorm_forward_normalize and the backward phases; either may be NULL;
+ * - with BNORM_FLAG_TRACK_RUNNING_STATS, running_mean and running_var
+ *   (required) updated as bnorm_forward_training does (momentum; variance
+ *   unbiased by count / (count - 1)); otherwise they are ignored;
+ * - merged_stats, when not NULL: the merged (count, mean, M2) block, itself a
+ *   valid partial (for a hierarchical merge). It may be exactly partial_stats
+ *   (the first block is then overwritten).
+ * Counts must be whole numbers >= 0 (a block with count 0 is skipped) and M2
+ * >= 0, else BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total
+ * count <= 1 is BNORM_ERR_TOO_FEW_VALUES. From the descriptor it uses
+ * num_features, eps, momentum and the flag; the other fields are validated.
+ * Allocates no memory. */
+BNORM_API bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
+                                         const double* partial_stats, double* merged_stats,
+                                         float* mean, float* invstd, float* running_mean,
+                                         float* running_var);
+
+/* The elementwise half of training forward with given statistics:
+ *   y = (x - mean) * invstd * gamma + beta, then ReLU if fused.
+ * mean and invstd as bnorm_merge_stats writes them; gamma and beta only with
+ * BNORM_FLAG_AFFINE. y == x (in place) is allowed. Allocates no memory. */
+BNORM_API bnorm_status bnorm_forward_normalize(const bnorm_desc* desc, const bnorm_shape* shape,
+                                               const void* x, void* y, const float* gamma,
+                                               const float* beta, const float* mean,
+                                               const float* invstd);
+
+/* This process's part of the backward sums: grad_sums (double[3 *
+ * num_features]) as described above, with mean and invstd the whole batch's.
+ * y, the forward output, is required with BNORM_FLAG_FUSE_RELU. dgamma =
+ * sum(g * (x - mean)) * invstd and dbeta = sum(g) over this process's part
+ * only, when not NULL: data-parallel training sums them with the other
+ * parameter gradients. Memory: as bnorm_backward. */
+BNORM_API bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm_shape* shape,
+                                             const void* x, const void* dy, const void* y,
+                                             const float* mean, const float* invstd,
+                                             double* grad_sums, float* dgamma, float* dbeta);
+
+/* dx of this process's part from the whole batch's grad sums: num_partials
+ * blocks of grad sums (all processes' blocks, or 1 block already summed),
+ * added in block order. dx is what bnorm_backward gives for the whole batch,
+ * restricted to this part. Each channel's total count must be a whole number
+ * at least this part's values per channel (else BNORM_ERR_INVALID_ARGUMENT)
+ * and more than 1 (else BNORM_ERR_TOO_FEW_VALUES).
+ * With BNORM_FLAG_USE_GLOBAL_STATS dx = dy * gamma * invstd: grad_sums is not
+ * read and may be NULL. y is required with BNORM_FLAG_FUSE_RELU, gamma with
+ * BNORM_FLAG_AFFINE. dx == dy (in place) is allowed.
+ * Memory: one block of 12 bytes x num_features per call. */
+BNORM_API bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const bnorm_shape* shape,
+                                                  const void* x, const void* dy, const void* y,
+                                                  const float* gamma, const float* mean,
+                                                  const float* invstd, int32_t num_partials,
+                                                  const double* grad_sums, void* dx);
 
 /* ------------------------------------------------------------ diagnostics */
 
