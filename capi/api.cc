@@ -284,8 +284,7 @@ bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
     Request r;
     if (bnorm_status s = bnorm::ValidateLayer(desc, &r)) return s;
     int64_t doubles = 0;
-    if (bnorm_status s =
-            bnorm::ValidatePartialCount(r, num_partials, "partial_stats", &doubles)) {
+    if (bnorm_status s = bnorm::ValidatePartialCount(r, num_partials, "partial_stats", &doubles)) {
       return s;
     }
     const bool track = r.problem.track_running_stats;
@@ -409,16 +408,15 @@ bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const bnorm_shap
     }
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
-    if (bnorm_status s = bnorm::AllocateScratch(
-            bnorm::BackwardElementwiseScratchBytes(r.problem.plan), "backward coefficients",
-            &scratch)) {
+    if (bnorm_status s =
+            bnorm::AllocateScratch(bnorm::BackwardElementwiseScratchBytes(r.problem.plan),
+                                   "backward coefficients", &scratch)) {
       return s;
     }
     bnorm::BackwardElementwise(r.problem, bnorm::ActiveKernels(), scratch.get(),
                                static_cast<const float*>(x), static_cast<const float*>(dy),
-                               static_cast<const float*>(y), affine ? gamma : nullptr, mean,
-                               invstd, sums_used ? num_partials : 0, grad_sums,
-                               static_cast<float*>(dx));
+                               static_cast<const float*>(y), affine ? gamma : nullptr, mean, invstd,
+                               sums_used ? num_partials : 0, grad_sums, static_cast<float*>(dx));
     return bnorm::Succeed();
   });
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "capi/error.h"
@@ -297,26 +298,38 @@ bnorm_status CheckCount(const char* name, int32_t block, int64_t channel, double
 
 }  // namespace
 
+// Both checks walk the blocks one after another for a tile of channels, as
+// the merge does: a channel's values in every block are a block apart.
+constexpr int64_t kChannelTile = 256;
+
 bnorm_status ValidatePartialStats(const Request& r, int32_t num_partials,
                                   const double* partial_stats) {
   const int64_t channels = r.desc.num_features;
-  for (int64_t c = 0; c < channels; ++c) {
-    double total = 0;
+  double totals[kChannelTile];
+  for (int64_t c0 = 0; c0 < channels; c0 += kChannelTile) {
+    const int64_t tile = std::min(kChannelTile, channels - c0);
+    std::fill_n(totals, tile, 0.0);
     for (int32_t i = 0; i < num_partials; ++i) {
-      const double* v = partial_stats + (i * channels + c) * 3;
-      if (bnorm_status s = CheckCount("partial_stats", i, c, v[0])) return s;
-      if (v[2] < 0) {
-        return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                    "partial_stats block %" PRId32 ", channel %" PRId64 ": M2 is %g; it must be >= 0",
-                    i, c, v[2]);
+      const double* block = partial_stats + (i * channels + c0) * 3;
+      for (int64_t j = 0; j < tile; ++j) {
+        const double* v = block + 3 * j;
+        if (bnorm_status s = CheckCount("partial_stats", i, c0 + j, v[0])) return s;
+        if (v[2] < 0) {
+          return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                      "partial_stats block %" PRId32 ", channel %" PRId64
+                      ": M2 is %g; it must be >= 0",
+                      i, c0 + j, v[2]);
+        }
+        totals[j] += v[0];
       }
-      total += v[0];
     }
-    if (!(total > 1)) {
-      return Fail(BNORM_ERR_TOO_FEW_VALUES,
-                  "merging statistics needs more than 1 value per channel in all, got %g in "
-                  "channel %" PRId64 " over %" PRId32 " blocks",
-                  total, c, num_partials);
+    for (int64_t j = 0; j < tile; ++j) {
+      if (!(totals[j] > 1)) {
+        return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                    "merging statistics needs more than 1 value per channel in all, got %g in "
+                    "channel %" PRId64 " over %" PRId32 " blocks",
+                    totals[j], c0 + j, num_partials);
+      }
     }
   }
   return BNORM_OK;
@@ -326,28 +339,35 @@ bnorm_status ValidateGradSums(const Request& r, const bnorm_shape* shape, int32_
                               const double* grad_sums) {
   const int64_t channels = r.desc.num_features;
   const double local = static_cast<double>(r.problem.plan.count);
-  for (int64_t c = 0; c < channels; ++c) {
-    double total = 0;
+  double totals[kChannelTile];
+  for (int64_t c0 = 0; c0 < channels; c0 += kChannelTile) {
+    const int64_t tile = std::min(kChannelTile, channels - c0);
+    std::fill_n(totals, tile, 0.0);
     for (int32_t i = 0; i < num_partials; ++i) {
-      const double count = grad_sums[(i * channels + c) * 3];
-      if (bnorm_status s = CheckCount("grad_sums", i, c, count)) return s;
-      total += count;
+      const double* block = grad_sums + (i * channels + c0) * 3;
+      for (int64_t j = 0; j < tile; ++j) {
+        if (bnorm_status s = CheckCount("grad_sums", i, c0 + j, block[3 * j])) return s;
+        totals[j] += block[3 * j];
+      }
     }
-    if (total < local) {
-      char text[160];
-      FormatShape(shape, text, sizeof(text));
-      return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                  "grad_sums channel %" PRId64 ": the total count is %g but this part, of shape %s, "
-                  "alone has %" PRId64
-                  " values per channel; pass the sums of every process (allreduced, or all "
-                  "blocks gathered)",
-                  c, total, text, r.problem.plan.count);
-    }
-    if (!(total > 1)) {
-      return Fail(BNORM_ERR_TOO_FEW_VALUES,
-                  "training-mode backward needs more than 1 value per channel in all, got %g in "
-                  "channel %" PRId64,
-                  total, c);
+    for (int64_t j = 0; j < tile; ++j) {
+      const int64_t c = c0 + j;
+      if (totals[j] < local) {
+        char text[160];
+        FormatShape(shape, text, sizeof(text));
+        return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                    "grad_sums channel %" PRId64
+                    ": the total count is %g but this part, of shape %s, alone has %" PRId64
+                    " values per channel; pass the sums of every process (allreduced, or all "
+                    "blocks gathered)",
+                    c, totals[j], text, r.problem.plan.count);
+      }
+      if (!(totals[j] > 1)) {
+        return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                    "training-mode backward needs more than 1 value per channel in all, got %g "
+                    "in channel %" PRId64,
+                    totals[j], c);
+      }
     }
   }
   return BNORM_OK;

@@ -200,21 +200,28 @@ void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* s
                          const double* grad_sums, float* dx) {
   const Plan& p = pr.plan;
   BackwardOps ops(pr, k, scratch, x, dy, y, gamma, mean, invstd, BackwardOutputs{dx});
-  for (int64_t c = 0; c < p.channels; ++c) {
-    double count = 0;
-    SumPair sums;
-    if (!pr.global_stats) {
-      const double* block = grad_sums + 3 * c;
-      for (int i = 0; i < num_partials; ++i, block += 3 * p.channels) {
-        count += block[0];
-        sums.first += block[1];
-        sums.second += block[2];
+  // The blocks are added for a tile of channels at a time, block after block,
+  // so that each block is read as one contiguous run.
+  constexpr int64_t kTile = 256;
+  SumPair sums[kTile];
+  double counts[kTile];
+  for (int64_t c0 = 0; c0 < p.channels; c0 += kTile) {
+    const int64_t tile = std::min(kTile, p.channels - c0);
+    std::fill_n(sums, tile, SumPair{});
+    std::fill_n(counts, tile, 0.0);
+    for (int i = 0; i < num_partials; ++i) {
+      const double* block = grad_sums + (i * p.channels + c0) * 3;
+      for (int64_t j = 0; j < tile; ++j) {
+        counts[j] += block[3 * j];
+        sums[j].first += block[3 * j + 1];
+        sums[j].second += block[3 * j + 2];
       }
     }
-    ops.SetCoefficients(c, sums, count);
+    for (int64_t j = 0; j < tile; ++j) ops.SetCoefficients(c0 + j, sums[j], counts[j]);
   }
   const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
-  RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
+  RunParallel(ThreadsFor(pr.num_threads, bytes),
+              [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
 }
 
 }  // namespace bnorm

@@ -152,5 +152,47 @@ TEST(AllocationTest, TrainingAndBackwardScratchIsOneBlockOfOrderC) {
   }
 }
 
+// The split phases: merging and normalizing allocate nothing; the reductions
+// allocate like the fused calls, the backward elementwise pass 12 B per channel.
+TEST(AllocationTest, SplitPhasesAllocateAsDocumented) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(ToString(c.shape) + " " + LayoutName(c.layout));
+    const Geometry g = Geometry::Of(c.shape, c.layout);
+    std::vector<float> x = ChannelData(g, 2), y(g.Elements()), dx(g.Elements());
+    std::vector<float> params(6 * g.c, 1.0f);
+    float* p = params.data();
+    std::vector<double> stats(3 * g.c), sums(3 * g.c);
+    bnorm_desc d = Desc(g.c, c.layout, BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS);
+    d.num_threads = 2;
+    const Counted local = CountAllocations(
+        [&] { ASSERT_EQ(bnorm_local_stats(&d, &c.shape, x.data(), stats.data()), BNORM_OK); });
+    EXPECT_EQ(local.allocations, 1u);
+    EXPECT_LE(local.largest, ScratchBound(g.c));
+    const Counted merge_and_normalize = CountAllocations([&] {
+      ASSERT_EQ(
+          bnorm_merge_stats(&d, 1, stats.data(), nullptr, p, p + g.c, p + 2 * g.c, p + 3 * g.c),
+          BNORM_OK);
+      ASSERT_EQ(bnorm_forward_normalize(&d, &c.shape, x.data(), y.data(), p + 4 * g.c, p + 5 * g.c,
+                                        p, p + g.c),
+                BNORM_OK);
+    });
+    EXPECT_EQ(merge_and_normalize.allocations, 0u);
+    const Counted reduce = CountAllocations([&] {
+      ASSERT_EQ(bnorm_backward_reduce(&d, &c.shape, x.data(), y.data(), nullptr, p, p + g.c,
+                                      sums.data(), p + 2 * g.c, p + 3 * g.c),
+                BNORM_OK);
+    });
+    EXPECT_EQ(reduce.allocations, 1u);
+    EXPECT_LE(reduce.largest, ScratchBound(g.c));
+    const Counted elementwise = CountAllocations([&] {
+      ASSERT_EQ(bnorm_backward_elementwise(&d, &c.shape, x.data(), y.data(), nullptr, p + 4 * g.c,
+                                           p, p + g.c, 1, sums.data(), dx.data()),
+                BNORM_OK);
+    });
+    EXPECT_EQ(elementwise.allocations, 1u);
+    EXPECT_LE(elementwise.largest, 12u * g.c + 8);
+  }
+}
+
 }  // namespace
 }  // namespace bnorm_test

@@ -26,10 +26,36 @@ extern "C" __attribute__((visibility("default"))) const char* __asan_default_opt
 namespace bnorm_test {
 namespace {
 
-enum class Mode { kInference, kTraining, kBackward };
+// The split phases that take a tensor are modes too; bnorm_merge_stats, which
+// takes none, has its own tests in split_phase_test.cc.
+enum class Mode {
+  kInference,
+  kTraining,
+  kBackward,
+  kLocalStats,
+  kNormalize,
+  kBackwardReduce,
+  kBackwardElementwise
+};
 
 const char* ModeName(Mode m) {
-  return m == Mode::kInference ? "inference" : m == Mode::kTraining ? "training" : "backward";
+  switch (m) {
+    case Mode::kInference:
+      return "inference";
+    case Mode::kTraining:
+      return "training";
+    case Mode::kBackward:
+      return "backward";
+    case Mode::kLocalStats:
+      return "local_stats";
+    case Mode::kNormalize:
+      return "normalize";
+    case Mode::kBackwardReduce:
+      return "backward_reduce";
+    case Mode::kBackwardElementwise:
+      return "backward_elementwise";
+  }
+  return "?";
 }
 
 constexpr size_t kTensorCapacity = 2048;  // room for every shape used here, and more
@@ -47,6 +73,11 @@ struct Call {
   float *x, *y, *dy, *dx, *spare;
   float *mean, *var, *gamma, *beta, *running_mean, *running_var, *save_mean, *save_invstd, *dgamma,
       *dbeta;
+  // The split phases' exchanged arrays (3 doubles per channel), kept in float
+  // storage so that the snapshot covers them: stats and grad sums written,
+  // and valid grad sums of the whole batch read.
+  double *stats, *sums, *whole_sums;
+  int32_t num_partials = 1;
 
   Call() {
     bnorm_desc_init(&desc_storage, 64);
@@ -65,12 +96,27 @@ struct Call {
     save_invstd = Tensor(Uniform(kVectorCapacity, 0.5f, 2, 10));
     dgamma = Tensor(std::vector<float>(kVectorCapacity, 4567.5f));
     dbeta = Tensor(std::vector<float>(kVectorCapacity, 5678.5f));
+    stats = Doubles(std::vector<double>(3 * kVectorCapacity, 6789.5));
+    sums = Doubles(std::vector<double>(3 * kVectorCapacity, 7890.5));
+    std::vector<double> valid(3 * kVectorCapacity);
+    for (size_t i = 0; i < valid.size(); i += 3) {
+      valid[i] = 18;  // (2, 64, 3, 3): 18 values per channel
+      valid[i + 1] = 0.5;
+      valid[i + 2] = -0.25;
+    }
+    whole_sums = Doubles(valid);
   }
   Call(const Call&) = delete;
 
   float* Tensor(std::vector<float> data) {
     memory.push_back(std::move(data));
     return memory.back().data();
+  }
+  // malloc's alignment suits doubles.
+  double* Doubles(const std::vector<double>& data) {
+    std::vector<float> storage(2 * data.size());
+    memcpy(storage.data(), data.data(), data.size() * sizeof(double));
+    return reinterpret_cast<double*>(Tensor(std::move(storage)));
   }
 
   bnorm_status Run(Mode mode) const {
@@ -83,6 +129,15 @@ struct Call {
       case Mode::kBackward:
         return bnorm_backward(desc, shape, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma,
                               dbeta);
+      case Mode::kLocalStats:
+        return bnorm_local_stats(desc, shape, x, stats);
+      case Mode::kNormalize:
+        return bnorm_forward_normalize(desc, shape, x, y, gamma, beta, mean, save_invstd);
+      case Mode::kBackwardReduce:
+        return bnorm_backward_reduce(desc, shape, x, dy, y, mean, save_invstd, sums, dgamma, dbeta);
+      case Mode::kBackwardElementwise:
+        return bnorm_backward_elementwise(desc, shape, x, dy, y, gamma, mean, save_invstd,
+                                          num_partials, whole_sums, dx);
     }
     return BNORM_ERR_INTERNAL;
   }
@@ -98,11 +153,22 @@ struct Case {
   std::vector<std::string> message;  // each must appear in bnorm_last_error()
 };
 
-const std::vector<Mode> kAll = {Mode::kInference, Mode::kTraining, Mode::kBackward};
+const std::vector<Mode> kAll = {Mode::kInference,          Mode::kTraining,  Mode::kBackward,
+                                Mode::kLocalStats,         Mode::kNormalize, Mode::kBackwardReduce,
+                                Mode::kBackwardElementwise};
+const std::vector<Mode> kWithGamma = {Mode::kInference, Mode::kTraining, Mode::kBackward,
+                                      Mode::kNormalize, Mode::kBackwardElementwise};
+const std::vector<Mode> kWithMean = {Mode::kInference, Mode::kNormalize, Mode::kBackwardReduce,
+                                     Mode::kBackwardElementwise};
 const std::vector<Mode> kInference = {Mode::kInference};
 const std::vector<Mode> kTraining = {Mode::kTraining};
 const std::vector<Mode> kBackward = {Mode::kBackward};
-const std::vector<Mode> kForward = {Mode::kInference, Mode::kTraining};
+const std::vector<Mode> kForward = {Mode::kInference, Mode::kTraining, Mode::kNormalize};
+// Calls that read dy (and y with FUSE_RELU).
+const std::vector<Mode> kWithDy = {Mode::kBackward, Mode::kBackwardReduce,
+                                   Mode::kBackwardElementwise};
+const std::vector<Mode> kWithDx = {Mode::kBackward, Mode::kBackwardElementwise};
+const std::vector<Mode> kWithDgamma = {Mode::kBackward, Mode::kBackwardReduce};
 
 std::vector<Case> Cases() {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -122,7 +188,7 @@ std::vector<Case> Cases() {
       {"x NULL", kAll, [](Call& c) { c.x = nullptr; }, BNORM_ERR_NULL_POINTER, {"x is NULL"}},
       {"y NULL", kForward, [](Call& c) { c.y = nullptr; }, BNORM_ERR_NULL_POINTER, {"y is NULL"}},
       {"mean NULL",
-       kInference,
+       kWithMean,
        [](Call& c) { c.mean = nullptr; },
        BNORM_ERR_NULL_POINTER,
        {"mean is NULL"}},
@@ -132,7 +198,7 @@ std::vector<Case> Cases() {
        BNORM_ERR_NULL_POINTER,
        {"var is NULL"}},
       {"gamma NULL with AFFINE",
-       kAll,
+       kWithGamma,
        [](Call& c) { c.gamma = nullptr; },
        BNORM_ERR_NULL_POINTER,
        {"gamma is NULL but BNORM_FLAG_AFFINE is set"}},
@@ -151,11 +217,7 @@ std::vector<Case> Cases() {
        [](Call& c) { c.running_var = nullptr; },
        BNORM_ERR_NULL_POINTER,
        {"running_var is NULL but BNORM_FLAG_TRACK_RUNNING_STATS is set"}},
-      {"dy NULL",
-       kBackward,
-       [](Call& c) { c.dy = nullptr; },
-       BNORM_ERR_NULL_POINTER,
-       {"dy is NULL"}},
+      {"dy NULL", kWithDy, [](Call& c) { c.dy = nullptr; }, BNORM_ERR_NULL_POINTER, {"dy is NULL"}},
       {"save_mean NULL",
        kBackward,
        [](Call& c) { c.save_mean = nullptr; },
@@ -166,8 +228,28 @@ std::vector<Case> Cases() {
        [](Call& c) { c.save_invstd = nullptr; },
        BNORM_ERR_NULL_POINTER,
        {"save_invstd is NULL"}},
+      {"invstd NULL",
+       {Mode::kNormalize, Mode::kBackwardReduce, Mode::kBackwardElementwise},
+       [](Call& c) { c.save_invstd = nullptr; },
+       BNORM_ERR_NULL_POINTER,
+       {"invstd is NULL"}},
+      {"partial_stats NULL",
+       {Mode::kLocalStats},
+       [](Call& c) { c.stats = nullptr; },
+       BNORM_ERR_NULL_POINTER,
+       {"partial_stats is NULL"}},
+      {"grad_sums NULL",
+       {Mode::kBackwardReduce},
+       [](Call& c) { c.sums = nullptr; },
+       BNORM_ERR_NULL_POINTER,
+       {"grad_sums is NULL"}},
+      {"whole batch's grad_sums NULL",
+       {Mode::kBackwardElementwise},
+       [](Call& c) { c.whole_sums = nullptr; },
+       BNORM_ERR_NULL_POINTER,
+       {"grad_sums is NULL"}},
       {"y NULL with FUSE_RELU",
-       kBackward,
+       kWithDy,
        [](Call& c) {
          c.desc_storage.flags |= BNORM_FLAG_FUSE_RELU;
          c.y = nullptr;
@@ -353,15 +435,36 @@ std::vector<Case> Cases() {
        BNORM_ERR_INVALID_ARGUMENT,
        {"y (", "is not aligned to 4 bytes"}},
       {"gamma misaligned",
-       kAll,
+       kWithGamma,
        [](Call& c) { c.gamma = Misaligned(c.spare); },
        BNORM_ERR_INVALID_ARGUMENT,
        {"gamma (", "is not aligned to 4 bytes"}},
       {"dx misaligned",
-       kBackward,
+       kWithDx,
        [](Call& c) { c.dx = Misaligned(c.spare); },
        BNORM_ERR_INVALID_ARGUMENT,
        {"dx (", "is not aligned to 4 bytes"}},
+      {"partial_stats aligned to float, not double",
+       {Mode::kLocalStats},
+       [](Call& c) { c.stats = reinterpret_cast<double*>(c.spare + 1); },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"partial_stats (", "is not aligned to 8 bytes"}},
+      {"num_partials 0",
+       {Mode::kBackwardElementwise},
+       [](Call& c) { c.num_partials = 0; },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"num_partials is 0 with num_features 64; it must be >= 1"}},
+      {"grad_sums count not whole",
+       {Mode::kBackwardElementwise},
+       [](Call& c) { c.whole_sums[3 * 5] = 17.5; },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"grad_sums block 0, channel 5: count is 17.5; it must be a whole number >= 0"}},
+      {"grad_sums of fewer values than this part",
+       {Mode::kBackwardElementwise},
+       [](Call& c) { c.whole_sums[3 * 7] = 9; },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"grad_sums channel 7: the total count is 9 but this part, of shape (2, 64, 3, 3), alone "
+        "has 18 values per channel"}},
       {"save_invstd misaligned",
        kTraining,
        [](Call& c) { c.save_invstd = Misaligned(c.spare); },
@@ -389,14 +492,19 @@ std::vector<Case> Cases() {
        [](Call& c) { c.running_var = c.running_mean + 63; },
        BNORM_ERR_ALIASING,
        {"running_mean overlaps running_var"}},
-      {"dx is x", kBackward, [](Call& c) { c.dx = c.x; }, BNORM_ERR_ALIASING, {"dx overlaps x"}},
+      {"dx is x", kWithDx, [](Call& c) { c.dx = c.x; }, BNORM_ERR_ALIASING, {"dx overlaps x"}},
+      {"grad_sums overlaps dgamma",
+       {Mode::kBackwardReduce},
+       [](Call& c) { c.sums = reinterpret_cast<double*>(c.dgamma + 2); },
+       BNORM_ERR_ALIASING,
+       {"grad_sums overlaps dgamma"}},
       {"dx one element past dy",
-       kBackward,
+       kWithDx,
        [](Call& c) { c.dx = c.dy + 1; },
        BNORM_ERR_ALIASING,
        {"dx overlaps dy (in place is allowed only with the same pointer)"}},
       {"dgamma is dbeta",
-       kBackward,
+       kWithDgamma,
        [](Call& c) { c.dbeta = c.dgamma; },
        BNORM_ERR_ALIASING,
        {"dgamma overlaps dbeta"}},
@@ -488,7 +596,7 @@ std::vector<Case> Cases() {
        BNORM_ERR_FEATURE_MISMATCH,
        {"is 64 but num_features is 128"}},
       {"NULL data before misalignment",
-       kAll,
+       kWithGamma,
        [](Call& c) {
          c.gamma = nullptr;
          c.x = Misaligned(c.spare);
@@ -587,7 +695,10 @@ TEST(ValidationTest, PointersTheFlagsMakeIrrelevantAreNotChecked) {
     call.beta = nullptr;
     call.running_mean = nullptr;
     call.running_var = Misaligned(call.spare);
-    call.y = mode == Mode::kBackward ? nullptr : call.y;  // y only matters with FUSE_RELU
+    // y only matters to the backward calls with FUSE_RELU.
+    const bool backward = mode == Mode::kBackward || mode == Mode::kBackwardReduce ||
+                          mode == Mode::kBackwardElementwise;
+    call.y = backward ? nullptr : call.y;
     EXPECT_EQ(call.Run(mode), BNORM_OK) << bnorm_last_error();
   }
 }

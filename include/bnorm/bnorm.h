@@ -320,7 +320,11 @@ BNORM_API bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_par
 /* The elementwise half of training forward with given statistics:
  *   y = (x - mean) * invstd * gamma + beta, then ReLU if fused.
  * mean and invstd as bnorm_merge_stats writes them; gamma and beta only with
- * BNORM_FLAG_AFFINE. y == x (in place) is allowed. Allocates no memory. */
+ * BNORM_FLAG_AFFINE. y == x (in place) is allowed. Allocates no memory.
+ * Precision: the shared mean is a float, so y also carries its rounding, at
+ * most half a float ulp of the mean times |gamma| * invstd (as in PyTorch's
+ * SyncBatchNorm); bnorm_forward_training keeps the mean's low bits. This
+ * shows only where |mean| is large against the standard deviation. */
 BNORM_API bnorm_status bnorm_forward_normalize(const bnorm_desc* desc, const bnorm_shape* shape,
                                                const void* x, void* y, const float* gamma,
                                                const float* beta, const float* mean,
