@@ -291,8 +291,8 @@ bnorm_status CheckCount(const char* name, int32_t block, int64_t channel, double
   if (IsCount(count)) return BNORM_OK;
   return Fail(BNORM_ERR_INVALID_ARGUMENT,
               "%s block %" PRId32 ", channel %" PRId64
-              ": count is %g; it must be a whole number >= 0 (is the array laid out as "
-              "(count, ...) per channel, num_features channels per block?)",
+              ": count is %.17g; it must be a whole number from 0 to 2^53 (is the array laid "
+              "out as (count, ...) per channel, num_features channels per block?)",
               name, block, channel, count);
 }
 

@@ -17,6 +17,7 @@ packages=(
   abigail-tools         # abidw/abidiff: the ABI check against abi/libbnorm.so.1.abi
   clang libclang-rt-14-dev libomp-14-dev  # libFuzzer harness (tests/fuzz), ThreadSanitizer
   golang-go             # the Go binding
+  openmpi-bin libopenmpi-dev  # MPI: examples/syncbn_mpi.c, the split phases over a real exchange
 )
 # The Rust binding builds with any cargo from 1.63 (Debian 12's) on: a rustup
 # toolchain already on the machine is used as it is.

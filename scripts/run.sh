@@ -21,7 +21,7 @@ echo "==== Release build ($release_dir) ===="
 # The same options as scripts/test.sh, so the two share one build directory;
 # only the targets this script runs are built here.
 cmake -S . -B "$release_dir" -DCMAKE_BUILD_TYPE=Release -DBNORM_BUILD_TESTS=ON \
-  -DBNORM_BUILD_EXAMPLES=ON -DBNORM_BUILD_BENCH=ON
+  -DBNORM_BUILD_EXAMPLES=ON -DBNORM_BUILD_BENCH=ON -DBNORM_MPI=ON
 examples=(correct_use feature_mismatch runtime_channels)
 cmake --build "$release_dir" -j"$(nproc)" \
   --target "${examples[@]/#/example_}" bnorm_bench

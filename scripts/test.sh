@@ -30,7 +30,7 @@ release_dir=build/release
 asan_dir=build/asan
 # Keep in step with scripts/run.sh, which shares build/release.
 release_options=(-DCMAKE_BUILD_TYPE=Release -DBNORM_BUILD_TESTS=ON -DBNORM_BUILD_EXAMPLES=ON
-                 -DBNORM_BUILD_BENCH=ON)
+                 -DBNORM_BUILD_BENCH=ON -DBNORM_MPI=ON)
 asan_options=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBNORM_SANITIZE=ON -DBNORM_BUILD_TESTS=ON
               -DBNORM_BUILD_EXAMPLES=ON -DBNORM_BUILD_BENCH=OFF)
 

@@ -481,8 +481,9 @@ TEST_F(SplitPhaseValidation, MergeChecksTheBlocks) {
   ExpectMerge(Blocks(), 0, BNORM_ERR_INVALID_ARGUMENT, "num_partials is 0");
   std::vector<double> b = Blocks();
   b[kPerChannel * kC + kPerChannel * 2] = 2.5;  // block 1, channel 2: count
-  ExpectMerge(b, 2, BNORM_ERR_INVALID_ARGUMENT,
-              "partial_stats block 1, channel 2: count is 2.5; it must be a whole number >= 0");
+  ExpectMerge(
+      b, 2, BNORM_ERR_INVALID_ARGUMENT,
+      "partial_stats block 1, channel 2: count is 2.5; it must be a whole number from 0 to 2^53");
   b = Blocks();
   b[kPerChannel * 1] = -20;  // block 0, channel 1: count
   ExpectMerge(b, 2, BNORM_ERR_INVALID_ARGUMENT, "block 0, channel 1: count is -20");

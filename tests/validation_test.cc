@@ -458,7 +458,7 @@ std::vector<Case> Cases() {
        {Mode::kBackwardElementwise},
        [](Call& c) { c.whole_sums[3 * 5] = 17.5; },
        BNORM_ERR_INVALID_ARGUMENT,
-       {"grad_sums block 0, channel 5: count is 17.5; it must be a whole number >= 0"}},
+       {"grad_sums block 0, channel 5: count is 17.5; it must be a whole number from 0 to 2^53"}},
       {"grad_sums of fewer values than this part",
        {Mode::kBackwardElementwise},
        [](Call& c) { c.whole_sums[3 * 7] = 9; },

@@ -3,7 +3,11 @@ package bnorm
 // #include <bnorm/bnorm.h>
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
 
 // arg is one slice argument, named as in bnorm.h.
 type arg struct {
@@ -18,9 +22,8 @@ type arg struct {
 // library fails before reading any data, and its message (the feature mismatch
 // above all) is the one the caller needs.
 func checkLengths(op string, d *Descriptor, s Shape, args []arg) error {
-	count, ok := s.elements()
-	if !ok || d.NumFeatures <= 0 || (d.Layout != NCHW && d.Layout != NHWC) ||
-		s.Channels(d.Layout) != d.NumFeatures {
+	count, ok := checkable(d, s)
+	if !ok {
 		return nil
 	}
 	for _, a := range args {
@@ -33,6 +36,18 @@ func checkLengths(op string, d *Descriptor, s Shape, args []arg) error {
 		}
 	}
 	return nil
+}
+
+// checkable reports whether the library would accept the descriptor's
+// num_features and layout, the shape, and the channel count, and gives the
+// shape's element count.
+func checkable(d *Descriptor, s Shape) (count int, ok bool) {
+	count, ok = s.elements()
+	if !ok || d.NumFeatures <= 0 || (d.Layout != NCHW && d.Layout != NHWC) ||
+		s.Channels(d.Layout) != d.NumFeatures {
+		return 0, false
+	}
+	return count, true
 }
 
 // checkLayerLengths is checkLengths for the calls that take no shape (the
@@ -66,4 +81,72 @@ func ptr(s []float32) *C.float {
 		return nil
 	}
 	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+// ptr64 is ptr for the split phases' float64 arrays.
+func ptr64(s []float64) *C.double {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.double)(unsafe.Pointer(&s[0]))
+}
+
+// blocksArg is one of the split phases' float64 arrays: blocks of
+// SplitValuesPerChannel * num_features values.
+type blocksArg struct {
+	name string
+	data []float64
+	any  bool // any whole number of blocks (num_partials of them), else exactly one
+}
+
+// ofBlock is what a block's length counts, for LengthError.Of.
+var ofBlock = fmt.Sprintf("%d * num_features", SplitValuesPerChannel)
+
+// blockLength is the length of one block, SplitValuesPerChannel values per
+// channel, when num_partials blocks of it can be addressed (the library
+// checks that their byte count fits in an int64, and reports it otherwise)
+// and an int holds it.
+func blockLength(d *Descriptor) (int, bool) {
+	const most = math.MaxInt64 / 8 / SplitValuesPerChannel // doubles the library can address
+	if d.NumFeatures <= 0 || d.NumFeatures > most || d.NumFeatures > math.MaxInt/SplitValuesPerChannel {
+		return 0, false
+	}
+	return int(d.NumFeatures) * SplitValuesPerChannel, true
+}
+
+// checkBlocks returns a *LengthError for the first non-empty array that is not
+// one block (or, for any, a whole number of blocks). Call it only where
+// checkLengths or checkLayerLengths would check.
+func checkBlocks(op string, d *Descriptor, args []blocksArg) error {
+	per, ok := blockLength(d)
+	if !ok {
+		return nil
+	}
+	for _, a := range args {
+		switch n := len(a.data); {
+		case n == 0:
+		case a.any && n%per != 0:
+			return &LengthError{Op: op, Arg: a.name, Got: n, Want: per, Of: ofBlock, Multiple: true}
+		case !a.any && n != per:
+			return &LengthError{Op: op, Arg: a.name, Got: n, Want: per, Of: ofBlock}
+		}
+	}
+	return nil
+}
+
+// numPartials is the num_partials of an array of length values that
+// checkBlocks accepted (whole blocks): its block count, or 1 when it is empty
+// (NULL), so that the library reports the NULL if the array is needed. More
+// blocks than an int32 counts is a *LengthError.
+func numPartials(op, name string, d *Descriptor, length int) (C.int32_t, error) {
+	per, ok := blockLength(d)
+	if !ok || length == 0 {
+		return 1, nil
+	}
+	if length/per > math.MaxInt32 {
+		return 0, &LengthError{Op: op, Arg: name, Got: length, Want: math.MaxInt32 * per,
+			Of: fmt.Sprintf("at most %d blocks (an int32 num_partials) of %s", math.MaxInt32,
+				ofBlock)}
+	}
+	return C.int32_t(length / per), nil
 }

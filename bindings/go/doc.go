@@ -26,5 +26,19 @@
 // weights and bias of the convolution or linear layer before it, whose
 // weights must hold a whole number of NumFeatures rows.
 //
+// LocalStats, MergeStats, ForwardNormalize, BackwardReduce and
+// BackwardElementwise (bnorm 1.2) split training forward and backward into
+// phases around the exchange that data-parallel training makes between
+// processes (SyncBatchNorm): each process reduces its part of the batch to a
+// block of float64 values, the caller exchanges the blocks with its own
+// collective (an allgather for the statistics, an allgather or an allreduce
+// for the gradient sums), and every process finishes its part with the whole
+// batch's numbers. Example_splitPhases shows where the exchanges go.
+//
+// The package needs bnorm 1.2 (RequiredVersion) to build. If the program
+// loads an older libbnorm.so.1 at run time, the functions that library lacks
+// return a *VersionError (errors.Is(err, ErrLibraryVersion)) instead of
+// calling it.
+//
 // All functions are safe for concurrent use.
 package bnorm

@@ -81,3 +81,24 @@ func (e *LengthError) Error() string {
 
 // Is reports ErrLength as a match.
 func (e *LengthError) Is(target error) bool { return target == ErrLength }
+
+// ErrLibraryVersion is matched (errors.Is) by every *VersionError.
+var ErrLibraryVersion = errors.New("bnorm: the loaded library is older than the function called")
+
+// VersionError is a call to a function that the loaded library is too old to
+// have: the process loaded a libbnorm.so.1 older than the header this package
+// was built against (see RequiredVersion). It is returned before the library
+// is called, and nothing is written.
+type VersionError struct {
+	Op   string // the Go function, e.g. "MergeStats"
+	Need uint32 // the version that added it, e.g. 10200
+	Have uint32 // LibraryVersion()
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("bnorm: %s needs libbnorm %s or later, but the loaded library is %s",
+		e.Op, versionText(e.Need), versionText(e.Have))
+}
+
+// Is reports ErrLibraryVersion as a match.
+func (e *VersionError) Is(target error) bool { return target == ErrLibraryVersion }

@@ -109,8 +109,13 @@ var errorCases = []errorCase{
 	// Reserved in v1.0; the []float32 API never asks for it.
 	{"bf16 dtype", func(b *batch) { b.desc = bnorm.WithDtype(b.desc, 1) }, (*batch).training,
 		bnorm.ErrUnsupported,
-		"dtype BNORM_DTYPE_BF16 is not supported by this build of bnorm 1.1.0 (float32 only)"},
+		bf16Message},
 }
+
+// bf16Message is the library's answer to a bf16 tensor; it names the loaded
+// library's version.
+var bf16Message = "dtype BNORM_DTYPE_BF16 is not supported by this build of bnorm " +
+	bnorm.Version() + " (float32 only)"
 
 // shrinkTo gives b a smaller valid shape, with tensors to match.
 func shrinkTo(b *batch, shape bnorm.Shape) {

@@ -575,7 +575,7 @@ func TestFoldingLibraryErrors(t *testing.T) {
 
 		{"ForwardScaleShift bf16 dtype", func(f *foldCall) { f.desc = bnorm.WithDtype(f.desc, 1) },
 			(*foldCall).forwardScaleShift, "ForwardScaleShift", bnorm.ErrUnsupported,
-			"dtype BNORM_DTYPE_BF16 is not supported by this build of bnorm 1.1.0 (float32 only)"},
+			bf16Message},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

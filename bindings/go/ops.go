@@ -1,27 +1,7 @@
 package bnorm
 
 /*
-#include <string.h>
-#include <bnorm/bnorm.h>
-
-// A call's status with bnorm_last_error() copied on the thread that made the
-// call: Go may run the next cgo call on another OS thread, whose thread-local
-// message belongs to someone else. 512 bytes is the library's own buffer size.
-typedef struct {
-  bnorm_status status;
-  char message[512];
-} gobnorm_result;
-
-static gobnorm_result gobnorm_finish(bnorm_status status) {
-  gobnorm_result r;
-  r.status = status;
-  r.message[0] = '\0';
-  if (status != BNORM_OK) {
-    strncpy(r.message, bnorm_last_error(), sizeof(r.message) - 1);
-    r.message[sizeof(r.message) - 1] = '\0';
-  }
-  return r;
-}
+#include "gobnorm.h"
 
 static gobnorm_result gobnorm_forward_inference(const bnorm_desc* d, const bnorm_shape* s,
                                                 const float* x, float* y, const float* mean,
@@ -134,6 +114,9 @@ func Backward(d Descriptor, s Shape, x, dy, y, gamma, saveMean, saveInvstd, dx, 
 // scale and shift may not be inputs or each other.
 func FoldScaleShift(d Descriptor, mean, variance, gamma, beta, scale, shift []float32) error {
 	const op = "FoldScaleShift"
+	if err := needs(op, version11); err != nil {
+		return err
+	}
 	if err := checkLayerLengths(op, &d, 0, []arg{
 		{"mean", mean, false}, {"var", variance, false}, {"gamma", gamma, false},
 		{"beta", beta, false}, {"scale", scale, false}, {"shift", shift, false},
@@ -151,6 +134,9 @@ func FoldScaleShift(d Descriptor, mean, variance, gamma, beta, scale, shift []fl
 // rounding. y may be x itself (in place).
 func ForwardScaleShift(d Descriptor, s Shape, x, y, scale, shift []float32) error {
 	const op = "ForwardScaleShift"
+	if err := needs(op, version11); err != nil {
+		return err
+	}
 	if err := checkLengths(op, &d, s, []arg{
 		{"x", x, true}, {"y", y, true}, {"scale", scale, false}, {"shift", shift, false},
 	}); err != nil {
@@ -177,6 +163,9 @@ func ForwardScaleShift(d Descriptor, s Shape, x, y, scale, shift []float32) erro
 func FoldIntoLayer(d Descriptor, weights, bias, mean, variance, gamma, beta, foldedWeights,
 	foldedBias []float32) error {
 	const op = "FoldIntoLayer"
+	if err := needs(op, version11); err != nil {
+		return err
+	}
 	// Where the library fails before reading weights (num_features <= 0, or
 	// weights NULL), any row_length > 0 lets it report that instead.
 	rowLength := int64(1)

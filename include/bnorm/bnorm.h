@@ -282,7 +282,9 @@ BNORM_API bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row
  * pass the one sum. The merge functions add the blocks in index order, so
  * every process that passes the same blocks gets bit-identical results.
  * A process whose part has one value per channel (one sample, spatial size 1)
- * takes part normally; only the whole batch needs more than one value.
+ * takes part normally; only the whole batch needs more than one value. A
+ * process with no samples this step contributes a block of zeros (count 0),
+ * which the merges skip; the shaped calls need at least one sample.
  * docs/distributed.md shows the exchange with MPI and the bytes it moves.
  * Since 1.2. */
 
@@ -307,9 +309,10 @@ BNORM_API bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_sha
  * - merged_stats, when not NULL: the merged (count, mean, M2) block, itself a
  *   valid partial (for a hierarchical merge). It may be exactly partial_stats
  *   (the first block is then overwritten).
- * Counts must be whole numbers >= 0 (a block with count 0 is skipped) and M2
- * >= 0, else BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total
- * count <= 1 is BNORM_ERR_TOO_FEW_VALUES. From the descriptor it uses
+ * Counts must be whole numbers from 0 to 2^53 (a block with count 0 is
+ * skipped) and M2 >= 0 (NaN, from NaN data, passes through), else
+ * BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total count <= 1
+ * is BNORM_ERR_TOO_FEW_VALUES. From the descriptor it uses
  * num_features, eps, momentum and the flag; the other fields are validated.
  * Allocates no memory. */
 BNORM_API bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
@@ -335,7 +338,9 @@ BNORM_API bnorm_status bnorm_forward_normalize(const bnorm_desc* desc, const bno
  * y, the forward output, is required with BNORM_FLAG_FUSE_RELU. dgamma =
  * sum(g * (x - mean)) * invstd and dbeta = sum(g) over this process's part
  * only, when not NULL: data-parallel training sums them with the other
- * parameter gradients. Memory: as bnorm_backward. */
+ * parameter gradients. (The whole batch's are in the exchanged sums too:
+ * dbeta[c] = the total of [3c+1], dgamma[c] = that of [3c+2] * invstd[c].)
+ * Memory: as bnorm_backward. */
 BNORM_API bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm_shape* shape,
                                              const void* x, const void* dy, const void* y,
                                              const float* mean, const float* invstd,

@@ -10,11 +10,16 @@ from ._lib import LibraryNotFoundError, LibraryVersionError, library_path
 from .errors import (AliasingError, BnormError, FeatureMismatchError, InternalError,
                      InvalidArgumentError, InvalidDescriptorError, InvalidShapeError,
                      NullPointerError, OutOfMemoryError, TooFewValuesError, UnsupportedError)
-from .functional import (batch_norm, batch_norm_backward, batch_norm_scale_shift,
-                         fold_into_layer, fold_scale_shift, invstd)
-from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .functional import (backward_elementwise, backward_reduce, batch_norm,
+                         batch_norm_backward, batch_norm_scale_shift, fold_into_layer,
+                         fold_scale_shift, forward_normalize, invstd, local_stats, merge_stats)
+from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
+
+# BNORM_SPLIT_VALUES_PER_CHANNEL: the split phases exchange float64
+# (num_features, SPLIT_VALUES_PER_CHANNEL) arrays.
+SPLIT_VALUES_PER_CHANNEL = _lib.SPLIT_VALUES_PER_CHANNEL
 
 
 def version():
@@ -47,7 +52,9 @@ __all__ = [
     "AliasingError", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "BnormError",
     "FeatureMismatchError", "InternalError", "InvalidArgumentError", "InvalidDescriptorError",
     "InvalidShapeError", "LibraryNotFoundError", "LibraryVersionError", "NullPointerError",
-    "OutOfMemoryError", "TooFewValuesError", "UnsupportedError", "active_target", "batch_norm",
-    "batch_norm_backward", "batch_norm_scale_shift", "fold_into_layer", "fold_scale_shift",
-    "invstd", "library_path", "set_max_target", "targets", "version", "version_string",
+    "OutOfMemoryError", "SPLIT_VALUES_PER_CHANNEL", "SyncBatchNorm", "TooFewValuesError",
+    "UnsupportedError", "active_target", "backward_elementwise", "backward_reduce",
+    "batch_norm", "batch_norm_backward", "batch_norm_scale_shift", "fold_into_layer",
+    "fold_scale_shift", "forward_normalize", "invstd", "library_path", "local_stats",
+    "merge_stats", "set_max_target", "targets", "version", "version_string",
 ]

@@ -14,11 +14,11 @@ import threading
 
 from . import errors
 
-# The binding is written against bnorm.h 1.1.0; within major 1 the ABI only
+# The binding is written against bnorm.h 1.2.0; within major 1 the ABI only
 # grows, so any 1.x library is fine for the 1.0 functions. Functions added
 # later (_SINCE) are looked up when first called, and need that version.
 WRITTEN_FOR_MAJOR = 1
-WRITTEN_FOR_VERSION = "1.1.0"
+WRITTEN_FOR_VERSION = "1.2.0"
 SONAME = "libbnorm.so.1"
 
 LAYOUT_NCHW = 0
@@ -30,6 +30,9 @@ FLAG_AFFINE = 1 << 0
 FLAG_TRACK_RUNNING_STATS = 1 << 1
 FLAG_FUSE_RELU = 1 << 2
 FLAG_USE_GLOBAL_STATS = 1 << 3
+# BNORM_SPLIT_VALUES_PER_CHANNEL: doubles per channel in the split phases'
+# exchanged arrays, (count, mean, M2) or (count, sum(g), sum(g * (x - mean))).
+SPLIT_VALUES_PER_CHANNEL = 3
 
 MAX_RANK = 5
 
@@ -85,8 +88,8 @@ _PROTOTYPES = {
 }
 
 # Functions newer than 1.0: bnorm_version() number they first appear in, and
-# prototype. Not looked up at load time, so a 1.0 library still loads and
-# serves everything else; calling one of these there raises
+# prototype. Not looked up at load time, so a 1.0 (or 1.1) library still
+# loads and serves everything it has; calling a newer function there raises
 # LibraryVersionError naming both versions.
 _SINCE = {
     "bnorm_fold_scale_shift": (10100, ctypes.c_int,
@@ -97,6 +100,21 @@ _SINCE = {
     "bnorm_fold_into_layer": (10100, ctypes.c_int,
                               [ctypes.POINTER(Desc), ctypes.c_int64, _vp, _vp, _vp, _vp, _vp, _vp,
                                _vp, _vp]),
+    # Split phases (distributed training); the exchanged double arrays are
+    # passed by address like every other array.
+    "bnorm_local_stats": (10200, ctypes.c_int,
+                          [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp]),
+    "bnorm_merge_stats": (10200, ctypes.c_int,
+                          [ctypes.POINTER(Desc), ctypes.c_int32, _vp, _vp, _vp, _vp, _vp, _vp]),
+    "bnorm_forward_normalize": (10200, ctypes.c_int,
+                                [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp, _vp,
+                                 _vp, _vp]),
+    "bnorm_backward_reduce": (10200, ctypes.c_int,
+                              [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp, _vp,
+                               _vp, _vp, _vp, _vp]),
+    "bnorm_backward_elementwise": (10200, ctypes.c_int,
+                                   [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp,
+                                    _vp, _vp, _vp, ctypes.c_int32, _vp, _vp]),
 }
 
 
@@ -197,7 +215,7 @@ def function(fn_name):
     if have < needed:
         raise LibraryVersionError(
             "%s needs libbnorm >= %s, but %s reports version %s (bnorm_version() = %d); "
-            "install libbnorm %s or newer to use it (the functions of 1.0 keep working)"
+            "install libbnorm %s or newer to use it (the other functions keep working)"
             % (fn_name, _version_text(needed), library_path(),
                cdll.bnorm_version_string().decode(), have, _version_text(needed)))
     try:

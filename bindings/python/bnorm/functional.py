@@ -319,3 +319,250 @@ def fold_into_layer(weight, bias, running_mean, running_var, bn_weight=None, bn_
     _lib.call("bnorm_fold_into_layer", ctypes.byref(desc), row_length, ptr(w), ptr(b),
               ptr(mean), ptr(var), ptr(gamma), ptr(beta), ptr(folded_w), ptr(folded_b))
     return _arrays.returned(out_weight, folded_w), _arrays.returned(out_bias, folded_b)
+
+
+# ------------------------------------------------------------- split phases
+# Training batch norm over one batch spread across processes (SyncBatchNorm):
+#   forward:  local_stats -> allgather -> merge_stats -> forward_normalize
+#   backward: backward_reduce -> allreduce(sum) or allgather -> backward_elementwise
+# Every process exchanges one float64 (C, 3) block: stats (count, mean, M2) or
+# grad sums (count, sum(g), sum(g * (x - mean))). Gathered, k processes' blocks
+# are one (k, C, 3) array in rank order (or a list of k blocks). These need
+# libbnorm >= 1.2 (LibraryVersionError on an older library).
+
+_INT32_MAX = _INT32[1]
+
+
+def _num_partials(blocks, name):
+    """num_partials for the C call: k, or 1 for a missing array (NULL then
+    gets the library's own report)."""
+    if blocks is None:
+        return 1
+    if blocks.shape[0] > _INT32_MAX:
+        raise InvalidArgumentError("%s has %d blocks; bnorm merges at most %d"
+                                   % (name, blocks.shape[0], _INT32_MAX))
+    return blocks.shape[0]
+
+
+def _same_shape_as_x(xa, arrays):
+    for name, arr in arrays:
+        # One shape goes to C for all the tensors; it cannot compare them.
+        if arr is not None and (arr.shape != xa.shape or arr.dtype != xa.dtype):
+            raise InvalidShapeError("%s has shape %s and dtype %s but x has shape %s and "
+                                    "dtype %s" % (name, arr.shape, arr.dtype, xa.shape, xa.dtype))
+
+
+def local_stats(x, layout="NCHW", num_threads=0, *, out=None, copy=False):
+    """This process's part of the batch statistics: a float64 (C, 3) array,
+    per channel (count, mean, M2), M2 the sum of squared deviations from that
+    mean. x is this process's samples (float32, C-contiguous, rank 2 to 5,
+    layout as in batch_norm); one sample with one value per channel is fine.
+    out: a float64 (C, 3) array to write into, e.g. this rank's row of an
+    allgather buffer (``out=gathered[rank]``). Returns the block (``out``
+    itself when given). Gather every process's block (allgather, rank order)
+    for merge_stats: statistics are merged, not summed.
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(xa, layout_value, ())
+    return _local_stats(xa, num_features, origin, layout_value, num_threads, out)
+
+
+def _local_stats(xa, num_features, origin, layout_value, num_threads, out):
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    stats = _arrays.block_output(out, "out", num_features, origin)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, 0, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_local_stats", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(stats))
+    return _arrays.returned(out, stats)
+
+
+def merge_stats(partial_stats, running_mean=None, running_var=None, momentum=0.1, eps=1e-5, *,
+                mean=None, invstd=None, merged=None, copy=False):
+    """The whole batch's statistics from every process's local_stats block:
+    returns (mean, invstd), float32[C] each, invstd = 1 / sqrt(var + eps)
+    with the biased variance, for forward_normalize and the backward phases.
+
+    partial_stats: the gathered blocks, a float64 (k, C, 3) array in rank
+    order (what an allgather of the (C, 3) blocks fills), or a list of k
+    (C, 3) blocks (stacked into one new array), or one (C, 3) block. They are
+    merged in that order with Chan's formula, so every process passing the
+    same blocks gets bit-identical results. Blocks with count 0 are skipped.
+
+    running_mean/running_var: updated in place with momentum, the variance
+    unbiased by count / (count - 1), as batch_norm(training=True) does (give
+    both or neither). mean/invstd: float32[C] arrays to write into instead of
+    new ones. merged: a float64 (C, 3) array for the merged (count, mean, M2)
+    block, itself a valid block for a further merge (hierarchical); it may be
+    the first block itself (``merged=gathered[0]``). copy=True converts
+    non-float64 or non-contiguous blocks.
+    """
+    if momentum is None:
+        raise InvalidArgumentError(
+            "momentum is None; the cumulative average needs num_batches_tracked: use "
+            "bnorm.SyncBatchNorm(momentum=None), or pass momentum=1/num_batches_tracked")
+    num_features, origin = _vector_features(
+        (("running_mean", running_mean), ("running_var", running_var)), None, None)
+    blocks, num_features, origin = _arrays.as_blocks(partial_stats, "partial_stats",
+                                                     num_features, origin, copy)
+    return _merge_stats(blocks, num_features, origin, running_mean, running_var, momentum, eps,
+                        mean, invstd, merged)
+
+
+def _merge_stats(blocks, num_features, origin, running_mean, running_var, momentum, eps,
+                 mean, invstd, merged):
+    num_partials = _num_partials(blocks, "partial_stats")
+    # Written in place, so never copies.
+    run_mean = as_vector(running_mean, "running_mean", num_features, writable=True,
+                         origin=origin)
+    run_var = as_vector(running_var, "running_var", num_features, writable=True, origin=origin)
+    flags = 0
+    if run_mean is not None or run_var is not None:
+        flags |= _lib.FLAG_TRACK_RUNNING_STATS
+    if mean is None:
+        mean_out = np.empty(num_features, np.float32)
+    else:
+        mean_out = as_vector(mean, "mean", num_features, writable=True, origin=origin)
+    if invstd is None:
+        invstd_out = np.empty(num_features, np.float32)
+    else:
+        invstd_out = as_vector(invstd, "invstd", num_features, writable=True, origin=origin)
+    merged_out = (_arrays.block_output(merged, "merged", num_features, origin)
+                  if merged is not None else None)
+    desc = _lib.make_desc(num_features, eps, momentum, flags, _lib.LAYOUT_NCHW, _lib.DTYPE_F32,
+                          0)
+    _lib.call("bnorm_merge_stats", ctypes.byref(desc), num_partials, ptr(blocks),
+              ptr(merged_out), ptr(mean_out), ptr(invstd_out), ptr(run_mean), ptr(run_var))
+    return _arrays.returned(mean, mean_out), _arrays.returned(invstd, invstd_out)
+
+
+def forward_normalize(x, mean, invstd, weight=None, bias=None, layout="NCHW", fuse_relu=False,
+                      num_threads=0, *, out=None, copy=False):
+    """The elementwise half of a training forward, with the whole batch's
+    statistics from merge_stats: y = (x - mean) * invstd * weight + bias, then
+    ReLU with fuse_relu. weight/bias None: no affine transform. x, layout, out
+    (may be x itself) and copy as in batch_norm. Returns y (``out`` itself
+    when given).
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(
+        xa, layout_value, (("mean", mean), ("invstd", invstd), ("weight", weight),
+                           ("bias", bias)))
+    return _forward_normalize(xa, num_features, origin, mean, invstd, weight, bias,
+                              layout_value, fuse_relu, num_threads, out, copy)
+
+
+def _forward_normalize(xa, num_features, origin, mean, invstd, weight, bias, layout_value,
+                       fuse_relu, num_threads, out, copy):
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    mean_a = as_vector(mean, "mean", num_features, copy, origin=origin)
+    invstd_a = as_vector(invstd, "invstd", num_features, copy, origin=origin)
+    gamma, beta = _affine_pair(weight, bias, num_features, origin, copy)
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    if fuse_relu:
+        flags |= _lib.FLAG_FUSE_RELU
+    y = _arrays.tensor_output(out, "out", xa)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_forward_normalize", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(y),
+              ptr(gamma), ptr(beta), ptr(mean_a), ptr(invstd_a))
+    return _arrays.returned(out, y)
+
+
+def backward_reduce(grad_output, x, mean, invstd, *, y=None, fuse_relu=False, layout="NCHW",
+                    num_threads=0, out=None, output_mask=(True, True, True), copy=False):
+    """This process's part of the backward sums: (grad_sums, dweight, dbias).
+
+    grad_sums: float64 (C, 3), per channel (count, sum(g), sum(g * (x -
+    mean))), g = grad_output (zeroed where y <= 0 with fuse_relu, which needs
+    y, the forward's output). Sum it over the processes (allreduce, or gather
+    the blocks) for backward_elementwise. mean/invstd: the whole batch's, from
+    merge_stats. dweight = sum(g * (x - mean)) * invstd and dbias = sum(g)
+    over this process's part only (float32[C]): data-parallel training sums
+    them with the other parameter gradients.
+
+    out: a float64 (C, 3) array for grad_sums, e.g. an allreduce buffer.
+    output_mask: which of (grad_sums, dweight, dbias) to return; the others
+    are returned as None (grad_sums is computed either way).
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(xa, layout_value,
+                                         (("mean", mean), ("invstd", invstd)))
+    return _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fuse_relu,
+                            layout_value, num_threads, out, output_mask, copy)
+
+
+def _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fuse_relu,
+                     layout_value, num_threads, out, output_mask, copy):
+    dy = as_input(grad_output, "grad_output", copy)
+    ya = as_input(y, "y", copy) if y is not None else None
+    _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    mean_a = as_vector(mean, "mean", num_features, copy, origin=origin)
+    invstd_a = as_vector(invstd, "invstd", num_features, copy, origin=origin)
+    want_sums, want_dgamma, want_dbeta = output_mask
+    sums = _arrays.block_output(out, "out", num_features, origin)
+    dgamma = np.empty(num_features, np.float32) if want_dgamma else None
+    dbeta = np.empty(num_features, np.float32) if want_dbeta else None
+    flags = _lib.FLAG_FUSE_RELU if fuse_relu else 0
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_backward_reduce", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
+              ptr(ya), ptr(mean_a), ptr(invstd_a), ptr(sums), ptr(dgamma), ptr(dbeta))
+    return (_arrays.returned(out, sums) if want_sums else None), dgamma, dbeta
+
+
+def backward_elementwise(grad_output, x, mean, invstd, grad_sums, weight=None, *, y=None,
+                         fuse_relu=False, training=True, layout="NCHW", num_threads=0, out=None,
+                         copy=False):
+    """dx of this process's part from the whole batch's grad sums: what
+    batch_norm_backward gives for the whole batch, restricted to this part.
+
+    grad_sums: the backward_reduce blocks of every process, either summed
+    (one (C, 3) block, e.g. after an allreduce) or gathered (a (k, C, 3)
+    array or a list of k blocks, added in that order). Each channel's total
+    count must be at least this part's values per channel. mean/invstd: the
+    whole batch's (merge_stats). weight: the forward's weight (None: no
+    affine transform). fuse_relu needs y, the forward's output.
+    training=False: frozen statistics, dx = grad_output * weight * invstd, and
+    grad_sums is not read (may be None). out: array for dx (may be
+    grad_output itself). Returns dx (``out`` itself when given).
+    """
+    layout_value = _arrays.layout_code(layout)
+    xa = as_input(x, "x", copy)
+    num_features, origin = _num_features(
+        xa, layout_value, (("mean", mean), ("invstd", invstd), ("weight", weight)))
+    return _backward_elementwise(grad_output, xa, num_features, origin, mean, invstd, grad_sums,
+                                 weight, y, fuse_relu, training, layout_value, num_threads, out,
+                                 copy)
+
+
+def _backward_elementwise(grad_output, xa, num_features, origin, mean, invstd, grad_sums,
+                          weight, y, fuse_relu, training, layout_value, num_threads, out, copy):
+    dy = as_input(grad_output, "grad_output", copy)
+    ya = as_input(y, "y", copy) if y is not None else None
+    _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
+    _check_threads(num_threads)
+    shape = _arrays.shape_of(xa)
+    sums, _, _ = _arrays.as_blocks(grad_sums, "grad_sums", num_features, origin, copy)
+    num_partials = _num_partials(sums, "grad_sums")
+    gamma = as_vector(weight, "weight", num_features, copy, origin=origin)
+    mean_a = as_vector(mean, "mean", num_features, copy, origin=origin)
+    invstd_a = as_vector(invstd, "invstd", num_features, copy, origin=origin)
+    dx = _arrays.tensor_output(out, "out", xa)
+    flags = _lib.FLAG_AFFINE if gamma is not None else 0
+    if fuse_relu:
+        flags |= _lib.FLAG_FUSE_RELU
+    if not training:
+        flags |= _lib.FLAG_USE_GLOBAL_STATS
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
+                          _arrays.tensor_dtype_code(xa), num_threads)
+    _lib.call("bnorm_backward_elementwise", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
+              ptr(dy), ptr(ya), ptr(gamma), ptr(mean_a), ptr(invstd_a), num_partials, ptr(sums),
+              ptr(dx))
+    return _arrays.returned(out, dx)

@@ -4,8 +4,10 @@ torch.nn.BatchNorm1d/2d/3d."""
 import numpy as np
 
 from . import _arrays, _lib
-from .errors import InvalidShapeError, NullPointerError
-from .functional import _forward, batch_norm_backward, fold_into_layer, fold_scale_shift
+from .errors import InvalidArgumentError, InvalidShapeError, NullPointerError
+from .functional import (_backward_elementwise, _backward_reduce, _forward, _forward_normalize,
+                         _local_stats, _merge_stats, batch_norm_backward, fold_into_layer,
+                         fold_scale_shift)
 
 
 class BatchNorm:
@@ -167,6 +169,108 @@ class BatchNorm:
                 % (type(self).__name__, self.num_features, self.eps, self.momentum, self.affine,
                    self.track_running_stats, self.layout,
                    ", fuse_relu=True" if self.fuse_relu else ""))
+
+
+class SyncBatchNorm(BatchNorm):
+    """A BatchNorm for data-parallel training, like torch.nn.SyncBatchNorm:
+    each process holds some samples of one batch, and in training mode every
+    process normalizes with the statistics of the whole batch (libbnorm's
+    split phases; needs libbnorm >= 1.2). In eval mode it is a BatchNorm
+    (no communication), as in PyTorch.
+
+    The communication is yours, through two functions of one float64 (C, 3)
+    block (this process's statistics or gradient sums):
+    - allgather(block): every process's block in rank order, the same on
+      every process: a (k, C, 3) array or a list of k (C, 3) blocks.
+    - allreduce(block), optional: the (C, 3) sum of every process's block.
+      Without it, backward gathers the gradient sums with allgather instead.
+    Every process must call forward and backward in the same order, as with
+    any collective. backward returns dweight/dbias of this process's part
+    only, like PyTorch's: sum them over the processes with the other
+    parameter gradients (e.g. DistributedDataParallel does).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, *, allgather, allreduce=None, layout="NCHW",
+                 fuse_relu=False, num_threads=0):
+        for name, fn in (("allgather", allgather), ("allreduce", allreduce)):
+            if fn is not None and not callable(fn):
+                raise InvalidArgumentError(
+                    "%s is %r; it must be a function of one float64 (num_features, 3) array"
+                    % (name, fn))
+        if allgather is None:
+            raise InvalidArgumentError(
+                "allgather is None; SyncBatchNorm needs a function that returns every "
+                "process's (num_features, 3) block in rank order")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, layout=layout,
+                         fuse_relu=fuse_relu, num_threads=num_threads)
+        self.allgather = allgather
+        self.allreduce = allreduce
+
+    _ORIGIN = "the layer's num_features"
+
+    def forward(self, x, out=None, copy=False):
+        """y for this process's samples x; in training mode normalized with the
+        whole batch's statistics (one allgather), which also update the
+        running statistics. ``out=x`` normalizes in place."""
+        if not self.training:
+            return super().forward(x, out, copy)
+        xa = _arrays.as_input(x, "x", copy)
+        self._check_rank(xa)
+        c = self.num_features
+        local = _local_stats(xa, c, self._ORIGIN, self._layout_value, self.num_threads, None)
+        gathered, _, _ = _arrays.as_blocks(self.allgather(local), "allgather's result", c,
+                                           self._ORIGIN, False)
+        momentum = self.momentum
+        if self.track_running_stats:
+            if momentum is None:
+                momentum = 1.0 / (self.num_batches_tracked + 1)
+            # Merged into copies, stored only once the whole forward succeeded.
+            running_mean, running_var = self.running_mean.copy(), self.running_var.copy()
+        else:
+            running_mean = running_var = None
+        mean, invstd = _merge_stats(gathered, c, self._ORIGIN, running_mean, running_var,
+                                    momentum if momentum is not None else 0.0, self.eps, None,
+                                    None, None)
+        y = _forward_normalize(xa, c, self._ORIGIN, mean, invstd, self.weight, self.bias,
+                               self._layout_value, self.fuse_relu, self.num_threads, out, False)
+        if self.track_running_stats:
+            self.running_mean[...] = running_mean
+            self.running_var[...] = running_var
+            self.num_batches_tracked += 1
+        self.save_mean, self.save_invstd = mean, invstd
+        return y
+
+    __call__ = forward
+
+    def backward(self, grad_output, x, y=None, out=None, copy=False):
+        """(dx, dweight, dbias) for the last forward on x. In training mode dx
+        is this part of the whole batch's gradient (one allreduce, or
+        allgather); dweight/dbias cover this process's part only. With
+        fuse_relu, y (the forward's output) is required. ``out=grad_output``
+        writes dx in place."""
+        if not self.training:
+            return super().backward(grad_output, x, y, out, copy)
+        if self.save_mean is None:
+            raise NullPointerError(
+                "backward in batch-statistics mode needs save_mean/save_invstd from a "
+                "forward in that mode first")
+        xa = _arrays.as_input(x, "x", copy)
+        self._check_rank(xa)
+        c = self.num_features
+        sums, dweight, dbias = _backward_reduce(
+            grad_output, xa, c, self._ORIGIN, self.save_mean, self.save_invstd, y,
+            self.fuse_relu, self._layout_value, self.num_threads, None,
+            (True, self.affine, self.affine), copy)
+        if self.allreduce is not None:
+            total, name = self.allreduce(sums), "allreduce's result"
+        else:
+            total, name = self.allgather(sums), "allgather's result"
+        total, _, _ = _arrays.as_blocks(total, name, c, self._ORIGIN, False)
+        dx = _backward_elementwise(grad_output, xa, c, self._ORIGIN, self.save_mean,
+                                   self.save_invstd, total, self.weight, y, self.fuse_relu,
+                                   True, self._layout_value, self.num_threads, out, copy)
+        return dx, dweight, dbias
 
 
 class BatchNorm1d(BatchNorm):

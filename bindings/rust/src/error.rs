@@ -27,7 +27,8 @@ impl Status {
     pub const INTERNAL: Status = Status(sys::BNORM_ERR_INTERNAL as i32);
     /// Raised by this binding, never by the C library: a slice's length does
     /// not match the shape's element count or the descriptor's num_features
-    /// (or, folding into a layer, the weights' length).
+    /// (or, folding into a layer, the weights' length; in the split phases,
+    /// `3 * num_features` per block).
     /// Negative so that it cannot collide with codes the library may add.
     pub const LENGTH_MISMATCH: Status = Status(-1);
 
@@ -51,7 +52,7 @@ impl Status {
     /// Name and meaning, as `bnorm_status_string` gives them.
     fn description_line(self) -> &'static str {
         if self == Status::LENGTH_MISMATCH {
-            return "BNORM_RUST_LENGTH_MISMATCH: a slice's length does not match the shape, num_features or the weights";
+            return "BNORM_RUST_LENGTH_MISMATCH: a slice's length does not match the shape, num_features, the weights or the split phases' blocks";
         }
         // SAFETY: bnorm_status_string accepts any value and returns static storage.
         unsafe { static_str(sys::bnorm_status_string(self.0 as sys::bnorm_status)) }

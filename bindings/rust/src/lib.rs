@@ -22,6 +22,12 @@
 //! per-channel scale and shift (`fold_scale_shift`, `forward_scale_shift`)
 //! or into the convolution or linear layer before it (`fold_into_layer`).
 //!
+//! Since bnorm 1.2, training batch norm over a batch spread across processes
+//! (SyncBatchNorm) splits into phases around the caller's collective:
+//! `local_stats`, then `merge_stats` of every process's block,
+//! `forward_normalize`; `backward_reduce`, then `backward_elementwise` with
+//! the summed or gathered grad sums.
+//!
 //! Every call is thread-safe. Errors carry the library's status and its
 //! `bnorm_last_error()` text, read on the calling thread.
 
@@ -31,6 +37,7 @@ mod folding;
 mod info;
 mod ops;
 mod shape;
+mod split;
 pub mod sys;
 
 pub use descriptor::{Descriptor, Flags, Layout};
@@ -45,3 +52,8 @@ pub use ops::{
     forward_training_in_place, Affine, BackwardInput, ParamGrads, RunningStats, SaveStats,
 };
 pub use shape::Shape;
+pub use split::{
+    backward_elementwise, backward_elementwise_in_place, backward_reduce, forward_normalize,
+    forward_normalize_in_place, local_stats, merge_stats, merge_stats_in_place, BatchStats,
+    SPLIT_VALUES_PER_CHANNEL,
+};

@@ -339,7 +339,7 @@ pub(crate) fn check_affine(
     }
 }
 
-fn optional_channels_mut(
+pub(crate) fn optional_channels_mut(
     name: &str,
     desc: &Descriptor,
     data: Option<&mut [f32]>,

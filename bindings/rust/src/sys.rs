@@ -1,4 +1,4 @@
-//! Raw declarations of `include/bnorm/bnorm.h`, version 1.1.
+//! Raw declarations of `include/bnorm/bnorm.h`, version 1.2.
 //!
 //! C enums are plain integers here: the library may hand back a value this
 //! binding does not know (a newer minor version, a corrupted descriptor), and
@@ -10,10 +10,10 @@
 use std::os::raw::{c_char, c_uint, c_void};
 
 pub const BNORM_VERSION_MAJOR: u32 = 1;
-pub const BNORM_VERSION_MINOR: u32 = 1;
+pub const BNORM_VERSION_MINOR: u32 = 2;
 pub const BNORM_VERSION_PATCH: u32 = 0;
 /// MAJOR*10000 + MINOR*100 + PATCH of the header these declarations follow.
-pub const BNORM_VERSION_NUMBER: u32 = 10100;
+pub const BNORM_VERSION_NUMBER: u32 = 10200;
 
 pub type bnorm_status = c_uint;
 pub const BNORM_OK: bnorm_status = 0;
@@ -41,6 +41,11 @@ pub const BNORM_FLAG_AFFINE: u32 = 1 << 0;
 pub const BNORM_FLAG_TRACK_RUNNING_STATS: u32 = 1 << 1;
 pub const BNORM_FLAG_FUSE_RELU: u32 = 1 << 2;
 pub const BNORM_FLAG_USE_GLOBAL_STATS: u32 = 1 << 3;
+
+/// Values per channel in the split phases' exchanged `double` arrays: stats
+/// `(count, mean, M2)` and grad sums `(count, sum(g), sum(g * (x - mean)))`.
+/// Since 1.2.
+pub const BNORM_SPLIT_VALUES_PER_CHANNEL: u32 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -142,6 +147,67 @@ extern "C" {
         beta: *const f32,
         folded_weights: *mut f32,
         folded_bias: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_local_stats(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        partial_stats: *mut f64,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_merge_stats(
+        desc: *const bnorm_desc,
+        num_partials: i32,
+        partial_stats: *const f64,
+        merged_stats: *mut f64,
+        mean: *mut f32,
+        invstd: *mut f32,
+        running_mean: *mut f32,
+        running_var: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_forward_normalize(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        y: *mut c_void,
+        gamma: *const f32,
+        beta: *const f32,
+        mean: *const f32,
+        invstd: *const f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_backward_reduce(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        dy: *const c_void,
+        y: *const c_void,
+        mean: *const f32,
+        invstd: *const f32,
+        grad_sums: *mut f64,
+        dgamma: *mut f32,
+        dbeta: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_backward_elementwise(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        dy: *const c_void,
+        y: *const c_void,
+        gamma: *const f32,
+        mean: *const f32,
+        invstd: *const f32,
+        num_partials: i32,
+        grad_sums: *const f64,
+        dx: *mut c_void,
     ) -> bnorm_status;
 
     pub fn bnorm_active_target() -> *const c_char;
