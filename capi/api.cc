@@ -43,6 +43,118 @@ bnorm_status AllocateScratch(size_t bytes, const char* what, Scratch* scratch) {
   return BNORM_OK;
 }
 
+// The calls with and without a residual share one body each. Without one,
+// residual (and d_residual) are null and not checked; with one, they are
+// required, and y may be in place of either input.
+bnorm_status ForwardInferenceCall(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                                  const void* residual, void* y, const float* mean,
+                                  const float* var, const float* gamma, const float* beta,
+                                  bool with_residual) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = ValidateRequest(desc, shape, PlanKind::kElementwise, &r)) return s;
+    const bool affine = r.problem.affine;
+    const DataArg args[] = {
+        {"x", x, true, false, kAlways},
+        {"residual", residual, true, false, with_residual ? kAlways : kOptional},
+        {"y", y, true, true, kAlways, "x,residual"},
+        {"mean", mean, false, false, kAlways},
+        {"var", var, false, false, kAlways},
+        AffineParam("gamma", affine, gamma),
+        AffineParam("beta", affine, beta),
+    };
+    if (bnorm_status s = ValidateData(r, args)) return s;
+    if (bnorm_status s = ValidateSupported(r)) return s;
+    ForwardInference(r.problem, ActiveKernels(), static_cast<const float*>(x),
+                     static_cast<const float*>(residual), static_cast<float*>(y), mean, var, gamma,
+                     beta);
+    return Succeed();
+  });
+}
+
+bnorm_status ForwardTrainingCall(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                                 const void* residual, void* y, const float* gamma,
+                                 const float* beta, float* running_mean, float* running_var,
+                                 float* save_mean, float* save_invstd, bool with_residual) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = ValidateRequest(desc, shape, PlanKind::kReduction, &r)) return s;
+    const bool affine = r.problem.affine;
+    const bool track = r.problem.track_running_stats;
+    if (!track) running_mean = running_var = nullptr;
+    const DataArg args[] = {
+        {"x", x, true, false, kAlways},
+        {"residual", residual, true, false, with_residual ? kAlways : kOptional},
+        {"y", y, true, true, kAlways, "x,residual"},
+        AffineParam("gamma", affine, gamma),
+        AffineParam("beta", affine, beta),
+        {"running_mean", running_mean, false, true,
+         RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+        {"running_var", running_var, false, true,
+         RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
+        {"save_mean", save_mean, false, true, kOptional},
+        {"save_invstd", save_invstd, false, true, kOptional},
+    };
+    if (bnorm_status s = ValidateData(r, args)) return s;
+    if (bnorm_status s = ValidateEnoughValues(r, shape, "training")) return s;
+    if (bnorm_status s = ValidateSupported(r)) return s;
+    Scratch scratch;
+    if (bnorm_status s = AllocateScratch(TrainingScratchBytes(r.problem.plan),
+                                         "training statistics", &scratch)) {
+      return s;
+    }
+    ForwardTraining(r.problem, ActiveKernels(), scratch.get(), static_cast<const float*>(x),
+                    static_cast<const float*>(residual), static_cast<float*>(y), gamma, beta,
+                    running_mean, running_var, save_mean, save_invstd);
+    return Succeed();
+  });
+}
+
+bnorm_status BackwardCall(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
+                          const void* dy, const void* y, const float* gamma, const float* save_mean,
+                          const float* save_invstd, void* dx, void* d_residual, float* dgamma,
+                          float* dbeta, bool with_residual) {
+  return GuardedCall([&]() -> bnorm_status {
+    Request r;
+    if (bnorm_status s = ValidateRequest(desc, shape, PlanKind::kReduction, &r)) return s;
+    const bool affine = r.problem.affine;
+    const bool relu = r.problem.relu;
+    if (!relu) y = nullptr;
+    const char* const required_with_residual = with_residual ? kAlways : kOptional;
+    const DataArg args[] = {
+        {"x", x, true, false, kAlways},
+        {"dy", dy, true, false, kAlways},
+        {"y", y, true, false, RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
+        AffineParam("gamma", affine, gamma),
+        {"save_mean", save_mean, false, false, kAlways},
+        {"save_invstd", save_invstd, false, false, kAlways},
+        {"dx", dx, true, true, required_with_residual, "dy"},
+        {"d_residual", d_residual, true, true, required_with_residual, "dy"},
+        {"dgamma", dgamma, false, true, kOptional},
+        {"dbeta", dbeta, false, true, kOptional},
+    };
+    if (bnorm_status s = ValidateData(r, args)) return s;
+    if (!r.problem.global_stats) {
+      if (bnorm_status s = ValidateEnoughValues(r, shape, "training-mode backward")) return s;
+    }
+    if (bnorm_status s = ValidateSupported(r)) return s;
+    Scratch scratch;
+    if (bnorm_status s =
+            AllocateScratch(BackwardScratchBytes(r.problem.plan), "backward sums", &scratch)) {
+      return s;
+    }
+    BackwardOutputs out;
+    out.dx = static_cast<float*>(dx);
+    out.d_residual = static_cast<float*>(d_residual);
+    out.dgamma = dgamma;
+    out.dbeta = dbeta;
+    Backward(r.problem, ActiveKernels(), scratch.get(), static_cast<const float*>(x),
+             static_cast<const float*>(dy), static_cast<const float*>(y), affine ? gamma : nullptr,
+             save_mean, save_invstd, out);
+    return Succeed();
+  });
+}
+
 }  // namespace
 }  // namespace bnorm
 
@@ -72,22 +184,14 @@ bnorm_status bnorm_desc_init(bnorm_desc* d, int64_t num_features) {
 bnorm_status bnorm_forward_inference(const bnorm_desc* desc, const bnorm_shape* shape,
                                      const void* x, void* y, const float* mean, const float* var,
                                      const float* gamma, const float* beta) {
-  return GuardedCall([&]() -> bnorm_status {
-    Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kElementwise, &r))
-      return s;
-    const bool affine = r.problem.affine;
-    const DataArg args[] = {
-        {"x", x, true, false, bnorm::kAlways},        {"y", y, true, true, bnorm::kAlways, "x"},
-        {"mean", mean, false, false, bnorm::kAlways}, {"var", var, false, false, bnorm::kAlways},
-        bnorm::AffineParam("gamma", affine, gamma),   bnorm::AffineParam("beta", affine, beta),
-    };
-    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
-    bnorm::ForwardInference(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
-                            static_cast<float*>(y), mean, var, gamma, beta);
-    return bnorm::Succeed();
-  });
+  return bnorm::ForwardInferenceCall(desc, shape, x, nullptr, y, mean, var, gamma, beta, false);
+}
+
+bnorm_status bnorm_forward_inference_residual(const bnorm_desc* desc, const bnorm_shape* shape,
+                                              const void* x, const void* residual, void* y,
+                                              const float* mean, const float* var,
+                                              const float* gamma, const float* beta) {
+  return bnorm::ForwardInferenceCall(desc, shape, x, residual, y, mean, var, gamma, beta, true);
 }
 
 bnorm_status bnorm_forward_scale_shift(const bnorm_desc* desc, const bnorm_shape* shape,
@@ -174,83 +278,34 @@ bnorm_status bnorm_forward_training(const bnorm_desc* desc, const bnorm_shape* s
                                     void* y, const float* gamma, const float* beta,
                                     float* running_mean, float* running_var, float* save_mean,
                                     float* save_invstd) {
-  return GuardedCall([&]() -> bnorm_status {
-    Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
-      return s;
-    const bool affine = r.problem.affine;
-    const bool track = r.problem.track_running_stats;
-    if (!track) running_mean = running_var = nullptr;
-    const DataArg args[] = {
-        {"x", x, true, false, bnorm::kAlways},
-        {"y", y, true, true, bnorm::kAlways, "x"},
-        bnorm::AffineParam("gamma", affine, gamma),
-        bnorm::AffineParam("beta", affine, beta),
-        {"running_mean", running_mean, false, true,
-         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
-        {"running_var", running_var, false, true,
-         bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
-        {"save_mean", save_mean, false, true, bnorm::kOptional},
-        {"save_invstd", save_invstd, false, true, bnorm::kOptional},
-    };
-    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training")) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
-    bnorm::Scratch scratch;
-    if (bnorm_status s = bnorm::AllocateScratch(bnorm::TrainingScratchBytes(r.problem.plan),
-                                                "training statistics", &scratch)) {
-      return s;
-    }
-    bnorm::ForwardTraining(r.problem, bnorm::ActiveKernels(), scratch.get(),
-                           static_cast<const float*>(x), static_cast<float*>(y), gamma, beta,
-                           running_mean, running_var, save_mean, save_invstd);
-    return bnorm::Succeed();
-  });
+  return bnorm::ForwardTrainingCall(desc, shape, x, nullptr, y, gamma, beta, running_mean,
+                                    running_var, save_mean, save_invstd, false);
+}
+
+bnorm_status bnorm_forward_training_residual(const bnorm_desc* desc, const bnorm_shape* shape,
+                                             const void* x, const void* residual, void* y,
+                                             const float* gamma, const float* beta,
+                                             float* running_mean, float* running_var,
+                                             float* save_mean, float* save_invstd) {
+  return bnorm::ForwardTrainingCall(desc, shape, x, residual, y, gamma, beta, running_mean,
+                                    running_var, save_mean, save_invstd, true);
 }
 
 bnorm_status bnorm_backward(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,
                             const void* dy, const void* y, const float* gamma,
                             const float* save_mean, const float* save_invstd, void* dx,
                             float* dgamma, float* dbeta) {
-  return GuardedCall([&]() -> bnorm_status {
-    Request r;
-    if (bnorm_status s = bnorm::ValidateRequest(desc, shape, bnorm::PlanKind::kReduction, &r))
-      return s;
-    const bool affine = r.problem.affine;
-    const bool relu = r.problem.relu;
-    if (!relu) y = nullptr;
-    const DataArg args[] = {
-        {"x", x, true, false, bnorm::kAlways},
-        {"dy", dy, true, false, bnorm::kAlways},
-        {"y", y, true, false, bnorm::RequiredIf(relu, "BNORM_FLAG_FUSE_RELU")},
-        bnorm::AffineParam("gamma", affine, gamma),
-        {"save_mean", save_mean, false, false, bnorm::kAlways},
-        {"save_invstd", save_invstd, false, false, bnorm::kAlways},
-        {"dx", dx, true, true, bnorm::kOptional, "dy"},
-        {"dgamma", dgamma, false, true, bnorm::kOptional},
-        {"dbeta", dbeta, false, true, bnorm::kOptional},
-    };
-    if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (!r.problem.global_stats) {
-      if (bnorm_status s = bnorm::ValidateEnoughValues(r, shape, "training-mode backward")) {
-        return s;
-      }
-    }
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
-    bnorm::Scratch scratch;
-    if (bnorm_status s = bnorm::AllocateScratch(bnorm::BackwardScratchBytes(r.problem.plan),
-                                                "backward sums", &scratch)) {
-      return s;
-    }
-    bnorm::BackwardOutputs out;
-    out.dx = static_cast<float*>(dx);
-    out.dgamma = dgamma;
-    out.dbeta = dbeta;
-    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(), static_cast<const float*>(x),
-                    static_cast<const float*>(dy), static_cast<const float*>(y),
-                    affine ? gamma : nullptr, save_mean, save_invstd, out);
-    return bnorm::Succeed();
-  });
+  return bnorm::BackwardCall(desc, shape, x, dy, y, gamma, save_mean, save_invstd, dx, nullptr,
+                             dgamma, dbeta, false);
+}
+
+bnorm_status bnorm_backward_residual(const bnorm_desc* desc, const bnorm_shape* shape,
+                                     const void* x, const void* dy, const void* y,
+                                     const float* gamma, const float* save_mean,
+                                     const float* save_invstd, void* dx, void* d_residual,
+                                     float* dgamma, float* dbeta) {
+  return bnorm::BackwardCall(desc, shape, x, dy, y, gamma, save_mean, save_invstd, dx, d_residual,
+                             dgamma, dbeta, true);
 }
 
 bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_shape* shape, const void* x,

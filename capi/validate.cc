@@ -163,8 +163,17 @@ bool Overlap(uintptr_t a, size_t a_bytes, uintptr_t b, size_t b_bytes) {
   return a >= b ? a - b < b_bytes : b - a < a_bytes;
 }
 
-bool SameName(const char* a, const char* b) {
-  return a != nullptr && b != nullptr && strcmp(a, b) == 0;
+// Whether `name` is one of the comma-separated names in `list` ("x,residual").
+bool NamedIn(const char* name, const char* list) {
+  if (name == nullptr || list == nullptr) return false;
+  const size_t length = strlen(name);
+  for (const char* p = list;; ++p) {
+    const char* end = strchr(p, ',');
+    const size_t item = end != nullptr ? static_cast<size_t>(end - p) : strlen(p);
+    if (item == length && strncmp(p, name, length) == 0) return true;
+    if (end == nullptr) return false;
+    p = end;
+  }
 }
 
 }  // namespace
@@ -246,8 +255,8 @@ bnorm_status ValidateData(const Request& r, const DataArg* args, size_t n) {
       const uintptr_t pa = reinterpret_cast<uintptr_t>(a.ptr);
       const uintptr_t pb = reinterpret_cast<uintptr_t>(b.ptr);
       if (!Overlap(pa, ArgBytes(r, a), pb, ArgBytes(r, b))) continue;
-      const bool in_place_pair = (a.output && SameName(b.name, a.in_place_of)) ||
-                                 (b.output && SameName(a.name, b.in_place_of));
+      const bool in_place_pair = (a.output && NamedIn(b.name, a.in_place_of)) ||
+                                 (b.output && NamedIn(a.name, b.in_place_of));
       if (in_place_pair && pa == pb) continue;
       return Fail(BNORM_ERR_ALIASING, "%s overlaps %s%s", a.output ? a.name : b.name,
                   a.output ? b.name : a.name,

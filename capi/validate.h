@@ -31,7 +31,8 @@ struct DataArg {
   // Why the pointer is needed: "" always, a flag's name when only that flag
   // needs it, nullptr when it is optional.
   const char* required_by;
-  // An output may be exactly this input (in place); nullptr: none.
+  // An output may be exactly one of these inputs (in place), named and
+  // separated by commas ("x,residual"); nullptr: none.
   const char* in_place_of = nullptr;
   // A float array of this many elements, neither a tensor nor per-channel.
   int64_t floats = 0;

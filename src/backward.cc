@@ -38,6 +38,7 @@ class BackwardOps {
         mean_(save_mean),
         invstd_(save_invstd),
         dx_(out.dx),
+        d_residual_(out.d_residual),
         dgamma_(out.dgamma),
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
@@ -96,8 +97,8 @@ class BackwardOps {
     if (dx_ == nullptr) return;
     const int64_t offset = c * p_.inner;
     k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                     ChannelSpans(p_, p_.outer), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c],
-                     stream_);
+                     Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c], coef_.a[c],
+                     coef_.b[c], coef_.c[c], stream_);
   }
 
   void ElementwiseDone() {
@@ -111,8 +112,8 @@ class BackwardOps {
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
         k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                         ChannelSpans(p_, 1), mean_[c], coef_.a[c], coef_.b[c], coef_.c[c],
-                         stream_);
+                         Offset(d_residual_, offset), ChannelSpans(p_, 1), mean_[c], coef_.a[c],
+                         coef_.b[c], coef_.c[c], stream_);
       }
       ElementwiseDone();
       return;
@@ -147,8 +148,8 @@ class BackwardOps {
   }
 
   void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
-    k_.backward_rows(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset, rows, arrays,
-                     stream_);
+    k_.backward_rows(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
+                     Offset(d_residual_, offset), rows, arrays, stream_);
   }
 
   const Problem& pr_;
@@ -161,6 +162,7 @@ class BackwardOps {
   const float* mean_;
   const float* invstd_;
   float* dx_;
+  float* d_residual_;  // null unless a residual was added before the ReLU
   float* dgamma_;
   float* dbeta_;
   double* grad_sums_;

@@ -14,8 +14,10 @@
 
 namespace bnorm {
 
-void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
-                      const float* mean, const float* var, const float* gamma, const float* beta);
+// residual may be null; when given, it is added before the ReLU.
+void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x,
+                      const float* residual, float* y, const float* mean, const float* var,
+                      const float* gamma, const float* beta);
 
 // y = x * scale[c] + shift[c] (then ReLU): inference with a folded layer.
 void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
@@ -41,13 +43,16 @@ void FoldIntoLayer(int64_t channels, int64_t row_length, double eps, const float
 // (channels-first) or at most 2 MiB of partial sums (channels-last).
 size_t TrainingScratchBytes(const Plan& p);
 void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
-                     float* y, const float* gamma, const float* beta, float* running_mean,
-                     float* running_var, float* save_mean, float* save_invstd);
+                     const float* residual, float* y, const float* gamma, const float* beta,
+                     float* running_mean, float* running_var, float* save_mean, float* save_invstd);
 
 // What backward writes; any may be null. grad_sums: (count, sum(g),
 // sum(g * (x - mean))) per channel, the split form's exchanged sums.
+// d_residual (only with dx): g, the gradient of a residual added before the
+// ReLU.
 struct BackwardOutputs {
   float* dx = nullptr;
+  float* d_residual = nullptr;
   float* dgamma = nullptr;
   float* dbeta = nullptr;
   double* grad_sums = nullptr;

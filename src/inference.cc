@@ -8,24 +8,28 @@ namespace bnorm {
 
 namespace {
 
-// y = (x - center[c]) * scale[c] + shift[c] over the whole tensor, the
-// per-channel parameters from channel_affine(c, &center, &scale, &shift).
+// y = (x - center[c]) * scale[c] + shift[c] (+ residual) over the whole
+// tensor, the per-channel parameters from channel_affine(c, &center, &scale,
+// &shift).
 template <class ChannelAffine>
-void NormalizeTensor(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
-                     const ChannelAffine& channel_affine) {
+void NormalizeTensor(const Problem& pr, const KernelTable<float>& k, const float* x,
+                     const float* residual, float* y, const ChannelAffine& channel_affine) {
   const Plan& p = pr.plan;
   const double output_bytes = 4.0 * p.count * p.channels;
   const Elementwise options{pr.relu, ShouldStream(output_bytes, kInferenceStreamMinBytes)};
-  RunParallel(ThreadsFor(pr.num_threads, 2 * output_bytes),
-              [&](int t, int nt) { NormalizeShare(p, k, x, y, options, t, nt, channel_affine); });
+  const double bytes = (residual != nullptr ? 3 : 2) * output_bytes;
+  RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) {
+    NormalizeShare(p, k, x, residual, y, options, t, nt, channel_affine);
+  });
 }
 
 }  // namespace
 
-void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
-                      const float* mean, const float* var, const float* gamma, const float* beta) {
+void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x,
+                      const float* residual, float* y, const float* mean, const float* var,
+                      const float* gamma, const float* beta) {
   if (!pr.affine) gamma = beta = nullptr;
-  NormalizeTensor(pr, k, x, y, [&](int64_t c, float* center, float* scale, float* shift) {
+  NormalizeTensor(pr, k, x, residual, y, [&](int64_t c, float* center, float* scale, float* shift) {
     *center = mean[c];
     *scale = static_cast<float>(EvalScale(c, pr.eps, var, gamma));
     *shift = beta != nullptr ? beta[c] : 0.0f;
@@ -36,11 +40,12 @@ void ForwardInference(const Problem& pr, const KernelTable<float>& k, const floa
 // after the subtraction; with center 0 that is x * scale + shift, rounded once.
 void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
                        const float* scale, const float* shift) {
-  NormalizeTensor(pr, k, x, y, [&](int64_t c, float* center, float* scale_c, float* shift_c) {
-    *center = 0.0f;
-    *scale_c = scale[c];
-    *shift_c = shift[c];
-  });
+  NormalizeTensor(pr, k, x, nullptr, y,
+                  [&](int64_t c, float* center, float* scale_c, float* shift_c) {
+                    *center = 0.0f;
+                    *scale_c = scale[c];
+                    *shift_c = shift[c];
+                  });
 }
 
 // The normalize phase of split training forward: y = (x - mean) * scale +
@@ -49,7 +54,7 @@ void ForwardNormalize(const Problem& pr, const KernelTable<float>& k, const floa
                       const float* gamma, const float* beta, const float* mean,
                       const float* invstd) {
   if (!pr.affine) gamma = beta = nullptr;
-  NormalizeTensor(pr, k, x, y, [&](int64_t c, float* center, float* scale, float* shift) {
+  NormalizeTensor(pr, k, x, nullptr, y, [&](int64_t c, float* center, float* scale, float* shift) {
     *center = mean[c];
     const double g = gamma != nullptr ? gamma[c] : 1.0;
     *scale = static_cast<float>(g * invstd[c]);

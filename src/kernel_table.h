@@ -78,10 +78,12 @@ template <typename T>
 struct KernelTable {
   int64_t target;  // Highway target bit (HWY_AVX2, ...)
 
-  // y = (x - center) * scale + shift, then max(., 0) if relu (NaN stays NaN).
-  void (*normalize_span)(const T* x, T* y, Spans spans, float center, float scale, float shift,
+  // y = (x - center) * scale + shift, plus residual (at the same offsets as x)
+  // unless it is null, then max(., 0) if relu (NaN stays NaN).
+  void (*normalize_span)(const T* x, const T* residual, T* y, Spans spans, float center,
+                         float scale, float shift, Elementwise options);
+  void (*normalize_rows)(const T* x, const T* residual, T* y, Rows rows, AffineArrays params,
                          Elementwise options);
-  void (*normalize_rows)(const T* x, T* y, Rows rows, AffineArrays params, Elementwise options);
 
   // Adds sum(x - shift) and sum((x - shift)^2) to *sums.
   void (*moments_span)(const T* x, Spans spans, float shift, SumPair* sums);
@@ -95,12 +97,14 @@ struct KernelTable {
   void (*grad_sums_rows)(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                          double* first, double* second);
 
-  // dx = g * a + (x - center) * b + c, with g as above. If x is null, the
-  // (x - center) * b term is left out and x is not read. stream: as in Elementwise.
-  void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, Spans spans, float center,
-                        float a, float b, float c, bool stream);
-  void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, Rows rows, GradArrays params,
-                        bool stream);
+  // dx = g * a + (x - center) * b + c, with g as above, and d_residual = g
+  // unless d_residual is null (it may be dy). If x is null, the
+  // (x - center) * b term is left out and x is not read. stream: as in
+  // Elementwise, for dx.
+  void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
+                        float center, float a, float b, float c, bool stream);
+  void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
+                        GradArrays params, bool stream);
 };
 
 }  // namespace bnorm

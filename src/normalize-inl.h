@@ -1,5 +1,6 @@
 // The normalize pass: y = (x - center) * scale + shift, one subtract and one
-// fused multiply-add per element, then ReLU if fused.
+// fused multiply-add per element, plus a residual if given (the tail of a
+// ResNet block), then ReLU if fused.
 //
 // The subtract comes first, rather than folding center into shift, because a
 // channel whose mean is large next to its spread would otherwise lose the
@@ -20,18 +21,20 @@ namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <bool kRelu, bool kStream, typename T>
-void NormalizeSpanImpl(const T* x, T* y, Spans spans, float center, float scale, float shift,
-                       const T* prefetch) {
+template <bool kRelu, bool kStream, bool kResidual, typename T>
+void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
+                       float shift, const T* prefetch) {
   for (size_t s = 0; s < spans.segments; ++s) {
     const size_t o = s * spans.stride;
     const T* seg_x = x + o;
+    const T* seg_residual = Offset(residual, o);
     T* seg_y = y + o;
     const T* seg_prefetch = Offset(prefetch, o);
     const size_t peel = kStream ? ElementsToAlignment(seg_y) : 0;
     ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, center)),
                           hn::Set(d, scale), hn::Set(d, shift));
+      if (kResidual) v = hn::Add(v, LoadElements(d, seg_residual + i));
       if (kRelu) v = Relu(d, v);
       StoreOutput<kStream>(v, d, seg_y + i);
       PrefetchToL2(d, seg_prefetch, i);
@@ -39,50 +42,54 @@ void NormalizeSpanImpl(const T* x, T* y, Spans spans, float center, float scale,
   }
 }
 
-template <bool kRelu, bool kStream, typename T>
-void NormalizeRowsImpl(const T* x, T* y, Rows rows, AffineArrays p) {
+template <bool kRelu, bool kStream, bool kResidual, typename T>
+void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArrays p) {
   for (size_t r = 0; r < rows.rows; ++r) {
     const T* row_x = x + r * rows.stride;
+    const T* row_residual = Offset(residual, r * rows.stride);
     T* row_y = y + r * rows.stride;
     const size_t peel = kStream ? ElementsToAlignment(row_y) : 0;
     ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, row_x + i), hn::LoadU(d, p.center + i)),
                           hn::LoadU(d, p.scale + i), hn::LoadU(d, p.shift + i));
+      if (kResidual) v = hn::Add(v, LoadElements(d, row_residual + i));
       if (kRelu) v = Relu(d, v);
       StoreOutput<kStream>(v, d, row_y + i);
     });
   }
 }
 
-template <bool kRelu, bool kStream>
+template <bool kRelu, bool kStream, bool kResidual>
 struct NormalizeLoops {
   template <typename T>
-  static void Span(const T* x, T* y, Spans spans, float center, float scale, float shift,
-                   const T* prefetch) {
-    NormalizeSpanImpl<kRelu, kStream>(x, y, spans, center, scale, shift, prefetch);
+  static void Span(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
+                   float shift, const T* prefetch) {
+    NormalizeSpanImpl<kRelu, kStream, kResidual>(x, residual, y, spans, center, scale, shift,
+                                                 prefetch);
   }
   template <typename T>
-  static void Rows(const T* x, T* y, bnorm::Rows rows, AffineArrays params) {
-    NormalizeRowsImpl<kRelu, kStream>(x, y, rows, params);
+  static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params) {
+    NormalizeRowsImpl<kRelu, kStream, kResidual>(x, residual, y, rows, params);
   }
 };
 
 template <typename T>
-void NormalizeSpan(const T* x, T* y, Spans spans, float center, float scale, float shift,
-                   Elementwise options) {
+void NormalizeSpan(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
+                   float shift, Elementwise options) {
   DispatchOptions<NormalizeLoops>(
       [&](auto loops) HWY_ATTR {
-        decltype(loops)::Span(x, y, spans, center, scale, shift,
+        decltype(loops)::Span(x, residual, y, spans, center, scale, shift,
                               static_cast<const T*>(options.prefetch));
       },
-      options.relu, options.stream);
+      options.relu, options.stream, residual != nullptr);
 }
 
 template <typename T>
-void NormalizeRows(const T* x, T* y, Rows rows, AffineArrays params, Elementwise options) {
-  DispatchOptions<NormalizeLoops>([&](auto loops)
-                                      HWY_ATTR { decltype(loops)::Rows(x, y, rows, params); },
-                                  options.relu, options.stream);
+void NormalizeRows(const T* x, const T* residual, T* y, Rows rows, AffineArrays params,
+                   Elementwise options) {
+  DispatchOptions<NormalizeLoops>(
+      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, residual, y, rows, params); },
+      options.relu, options.stream, residual != nullptr);
 }
 
 }  // namespace HWY_NAMESPACE

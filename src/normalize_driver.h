@@ -1,5 +1,6 @@
 // Walks a tensor with the normalize kernels, for inference and for the
-// normalize pass of training. Per-channel parameters come from a functor
+// normalize pass of training; a residual, when not null, is added before the
+// ReLU. Per-channel parameters come from a functor
 // affine(c, &center, &scale, &shift), expanded into small stack arrays: this
 // path allocates nothing.
 #ifndef BNORM_SRC_NORMALIZE_DRIVER_H_
@@ -72,8 +73,9 @@ struct AffineBlock {
 // Segments [begin, end) of a channels-first tensor; segment s is channel
 // s % C of sample s / C.
 template <class ChannelAffine>
-void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                       Elementwise options, Range segments, const ChannelAffine& affine) {
+void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* x,
+                       const float* residual, float* y, Elementwise options, Range segments,
+                       const ChannelAffine& affine) {
   AffineBlock block;
   int64_t block_begin = -1;
   for (int64_t s = segments.begin; s < segments.end; ++s) {
@@ -85,31 +87,33 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
       block.FillChannels(block_begin, n, affine);
     }
     const int64_t i = c - block_begin;
-    k.normalize_span(x + s * p.inner, y + s * p.inner, Spans{static_cast<size_t>(p.inner), 1, 0},
-                     block.center[i], block.scale[i], block.shift[i], options);
+    const int64_t offset = s * p.inner;
+    k.normalize_span(x + offset, Offset(residual, offset), y + offset,
+                     Spans{static_cast<size_t>(p.inner), 1, 0}, block.center[i], block.scale[i],
+                     block.shift[i], options);
   }
 }
 
 // Rows [begin, end) of the rows view, plus the partial last row when
 // `with_tail`.
 template <class ChannelAffine>
-void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                       Elementwise options, Range rows, bool with_tail,
-                       const ChannelAffine& affine) {
+void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x,
+                       const float* residual, float* y, Elementwise options, Range rows,
+                       bool with_tail, const ChannelAffine& affine) {
   AffineBlock block;
   for (int64_t b = 0; b < p.num_blocks; ++b) {
     const int64_t first = b * p.block_width;
     const int64_t n = std::min(p.block_width, p.width - first);
     block.FillPositions(p, first, n, affine);
     const int64_t offset = rows.begin * p.width + first;
-    k.normalize_rows(x + offset, y + offset,
+    k.normalize_rows(x + offset, Offset(residual, offset), y + offset,
                      Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n),
                           static_cast<size_t>(p.width)},
                      block.arrays(), options);
     const int64_t tail_n = std::min(n, p.tail_width - first);
     if (with_tail && tail_n > 0) {
       const int64_t tail_offset = p.rows * p.width + first;
-      k.normalize_rows(x + tail_offset, y + tail_offset,
+      k.normalize_rows(x + tail_offset, Offset(residual, tail_offset), y + tail_offset,
                        Rows{1, static_cast<size_t>(tail_n), static_cast<size_t>(p.width)},
                        block.arrays(), options);
     }
@@ -118,12 +122,13 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
 
 // Thread t's share of the whole tensor.
 template <class ChannelAffine>
-void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x, float* y,
-                    Elementwise options, int t, int nt, const ChannelAffine& affine) {
+void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x,
+                    const float* residual, float* y, Elementwise options, int t, int nt,
+                    const ChannelAffine& affine) {
   if (p.by_rows) {
-    NormalizeRowRange(p, k, x, y, options, ShareOf(p.rows, t, nt), t == nt - 1, affine);
+    NormalizeRowRange(p, k, x, residual, y, options, ShareOf(p.rows, t, nt), t == nt - 1, affine);
   } else {
-    NormalizeSegments(p, k, x, y, options, ShareOf(p.outer * p.channels, t, nt), affine);
+    NormalizeSegments(p, k, x, residual, y, options, ShareOf(p.outer * p.channels, t, nt), affine);
   }
   if (options.stream) FlushStreams();
 }

@@ -116,11 +116,12 @@ class LocalStatsOps : public MomentSums {
 class TrainingOps : public MomentSums {
  public:
   TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays, const float* x,
-              float* y, const float* gamma, const float* beta, float* running_mean,
-              float* running_var, float* save_mean, float* save_invstd)
+              const float* residual, float* y, const float* gamma, const float* beta,
+              float* running_mean, float* running_var, float* save_mean, float* save_invstd)
       : MomentSums(pr.plan, k, x, arrays.shift_estimate),
         pr_(pr),
         a_(arrays),
+        residual_(residual),
         y_(y),
         gamma_(gamma),
         beta_(beta),
@@ -162,8 +163,8 @@ class TrainingOps : public MomentSums {
     Elementwise options = options_;
     if (next >= 0 && prefetch_next_) options.prefetch = x_ + next * p_.inner;
     const int64_t offset = c * p_.inner;
-    k_.normalize_span(x_ + offset, y_ + offset, ChannelSpans(p_, p_.outer), a_.center[c],
-                      a_.scale[c], a_.shift[c], options);
+    k_.normalize_span(x_ + offset, Offset(residual_, offset), y_ + offset,
+                      ChannelSpans(p_, p_.outer), a_.center[c], a_.scale[c], a_.shift[c], options);
   }
 
   void ElementwiseDone() {
@@ -171,12 +172,14 @@ class TrainingOps : public MomentSums {
   }
 
   void ElementwiseShare(int t, int nt) {
-    NormalizeShare(p_, k_, x_, y_, options_, t, nt, ChannelParams{a_.center, a_.scale, a_.shift});
+    NormalizeShare(p_, k_, x_, residual_, y_, options_, t, nt,
+                   ChannelParams{a_.center, a_.scale, a_.shift});
   }
 
  private:
   const Problem& pr_;
   ChannelArrays a_;
+  const float* residual_;  // null unless added before the ReLU
   float* y_;
   const float* gamma_;
   const float* beta_;
@@ -195,10 +198,11 @@ size_t TrainingScratchBytes(const Plan& p) {
 }
 
 void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
-                     float* y, const float* gamma, const float* beta, float* running_mean,
-                     float* running_var, float* save_mean, float* save_invstd) {
+                     const float* residual, float* y, const float* gamma, const float* beta,
+                     float* running_mean, float* running_var, float* save_mean,
+                     float* save_invstd) {
   const Plan& p = pr.plan;
-  TrainingOps ops(pr, k, CarveChannelArrays(p, scratch), x, y, gamma, beta, running_mean,
+  TrainingOps ops(pr, k, CarveChannelArrays(p, scratch), x, residual, y, gamma, beta, running_mean,
                   running_var, save_mean, save_invstd);
   // Partial sums go after the channel arrays, aligned for doubles.
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));

@@ -6,6 +6,9 @@ namespace bnorm_test {
 namespace {
 
 double Relu(double v, bool relu) { return relu && v < 0 ? 0.0 : v; }
+double Residual(const Inputs& in, int64_t i) {
+  return in.residual != nullptr ? double{in.residual[i]} : 0.0;
+}
 double Gamma(const Inputs& in, int64_t c) { return in.gamma ? in.gamma[c] : 1.0; }
 double Beta(const Inputs& in, int64_t c) { return in.beta ? in.beta[c] : 0.0; }
 
@@ -28,7 +31,8 @@ std::vector<double> ReferenceInference(const Geometry& g, const float* x, const 
   for (int64_t c = 0; c < g.c; ++c) {
     const double invstd = 1.0 / std::sqrt(double{var[c]} + in.eps);
     g.ForChannel(c, [&](int64_t i) {
-      y[i] = Relu((x[i] - double{mean[c]}) * invstd * Gamma(in, c) + Beta(in, c), in.relu);
+      y[i] = Relu((x[i] - double{mean[c]}) * invstd * Gamma(in, c) + Beta(in, c) + Residual(in, i),
+                  in.relu);
     });
   }
   return y;
@@ -49,7 +53,7 @@ TrainingResult ReferenceTraining(const Geometry& g, const float* x, const Inputs
     const double var = squares / count;
     const double invstd = 1.0 / std::sqrt(var + in.eps);
     g.ForChannel(c, [&](int64_t i) {
-      r.y[i] = Relu((x[i] - mean) * invstd * Gamma(in, c) + Beta(in, c), in.relu);
+      r.y[i] = Relu((x[i] - mean) * invstd * Gamma(in, c) + Beta(in, c) + Residual(in, i), in.relu);
     });
     r.mean.push_back(mean);
     r.var.push_back(var);

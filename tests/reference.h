@@ -36,8 +36,9 @@ struct Geometry {
 };
 
 struct Inputs {
-  const float* gamma = nullptr;  // NULL: 1
-  const float* beta = nullptr;   // NULL: 0
+  const float* gamma = nullptr;     // NULL: 1
+  const float* beta = nullptr;      // NULL: 0
+  const float* residual = nullptr;  // added before the ReLU; NULL: none
   double eps = 1e-5;
   bool relu = false;
 };

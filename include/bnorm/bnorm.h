@@ -256,6 +256,46 @@ BNORM_API bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row
                                              const float* gamma, const float* beta,
                                              float* folded_weights, float* folded_bias);
 
+/* ------------------------------------------------------- residual add
+ *
+ * The tail of a ResNet block, batch norm then the skip connection's add then
+ * ReLU, in one pass over memory (oneDNN's fuse_norm_add_relu):
+ *   y = bn(x) + residual, then y = max(y, 0) with BNORM_FLAG_FUSE_RELU.
+ * residual is a tensor of x's shape and dtype. Each call is validated like
+ * the call without a residual, and behaves like it followed by the add (and
+ * the ReLU), to float rounding: the add happens before any rounding of bn(x)
+ * to the dtype. Since 1.2. */
+
+/* bnorm_forward_inference plus the residual. y may be exactly x or exactly
+ * residual (in place). Allocates no memory. */
+BNORM_API bnorm_status bnorm_forward_inference_residual(const bnorm_desc* desc,
+                                                        const bnorm_shape* shape, const void* x,
+                                                        const void* residual, void* y,
+                                                        const float* mean, const float* var,
+                                                        const float* gamma, const float* beta);
+
+/* bnorm_forward_training plus the residual; the statistics are x's. y may be
+ * exactly x or exactly residual. */
+BNORM_API bnorm_status bnorm_forward_training_residual(const bnorm_desc* desc,
+                                                       const bnorm_shape* shape, const void* x,
+                                                       const void* residual, void* y,
+                                                       const float* gamma, const float* beta,
+                                                       float* running_mean, float* running_var,
+                                                       float* save_mean, float* save_invstd);
+
+/* The backward of the calls above: with g = dy, zeroed where the forward
+ * output y <= 0 with BNORM_FLAG_FUSE_RELU, d_residual = g and dx, dgamma,
+ * dbeta are bnorm_backward's with g for dy. (bnorm_backward with
+ * BNORM_FLAG_FUSE_RELU and this y gives the same dx, without d_residual.)
+ * dx and d_residual are required; dgamma, dbeta may be NULL. Either dx or
+ * d_residual (not both) may be exactly dy. y is required with
+ * BNORM_FLAG_FUSE_RELU. */
+BNORM_API bnorm_status bnorm_backward_residual(const bnorm_desc* desc, const bnorm_shape* shape,
+                                               const void* x, const void* dy, const void* y,
+                                               const float* gamma, const float* save_mean,
+                                               const float* save_invstd, void* dx, void* d_residual,
+                                               float* dgamma, float* dbeta);
+
 /* ------------------------------------------------ split phases (distributed)
  *
  * Training batch norm over a batch spread across processes (PyTorch's
