@@ -97,7 +97,7 @@ TEST(AllocationTest, InferenceAllocatesNothing) {
 
 // The folded-inference path a runtime uses after loading a model: folding
 // once, then inference from the scale and shift, allocates nothing either.
-TEST(AllocationTest, FoldingAndScaleShiftInferenceAllocateNothing) {
+TEST(AllocationTest, FoldingScaleShiftAndResidualInferenceAllocateNothing) {
   for (const Case& c : kCases) {
     SCOPED_TRACE(ToString(c.shape) + " " + LayoutName(c.layout));
     const Geometry g = Geometry::Of(c.shape, c.layout);
@@ -116,6 +116,11 @@ TEST(AllocationTest, FoldingAndScaleShiftInferenceAllocateNothing) {
       ASSERT_EQ(
           bnorm_forward_scale_shift(&d, &c.shape, x.data(), y.data(), scale.data(), shift.data()),
           BNORM_OK);
+      // The residual block's inference too.
+      ASSERT_EQ(bnorm_forward_inference_residual(&d, &c.shape, x.data(), x.data(), y.data(),
+                                                 stats.data(), stats.data() + g.c,
+                                                 stats.data() + 2 * g.c, stats.data() + 3 * g.c),
+                BNORM_OK);
     });
     EXPECT_EQ(counted.allocations, 0u);
   }
