@@ -35,6 +35,22 @@ HWY_INLINE hn::Vec<D> InputGradient(D d, hn::Vec<D> g, const T* x, size_t i, hn:
   return v;
 }
 
+// d_residual is streamed with dx when its vectors line up with dx's (the
+// loop peels to dx's alignment), as they do for buffers from one allocator.
+template <bool kStream, typename T>
+HWY_INLINE bool StreamsAlongside(const T* d_residual, size_t peel) {
+  return kStream && d_residual != nullptr && ElementsToAlignment(d_residual) == peel;
+}
+
+template <class D, typename T>
+HWY_INLINE void StoreResidualGrad(hn::Vec<D> g, D d, T* p, bool stream) {
+  if (stream) {
+    StoreOutput<true>(g, d, p);
+  } else {
+    StoreElements(g, d, p);
+  }
+}
+
 template <bool kRelu, bool kUseX, bool kStream, bool kResidualGrad>
 struct BackwardLoops {
   template <typename T>
@@ -48,12 +64,13 @@ struct BackwardLoops {
       T* seg_dx = dx + o;
       T* seg_d_residual = Offset(d_residual, o);
       const size_t peel = kStream ? ElementsToAlignment(seg_dx) : 0;
+      const bool stream_residual = StreamsAlongside<kStream>(seg_d_residual, peel);
       ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto g = OutputGradient<kRelu>(d, seg_dy, seg_y, i);
         const auto v = InputGradient<kUseX>(d, g, seg_x, i, hn::Set(d, center), hn::Set(d, a),
                                             hn::Set(d, b), hn::Set(d, c));
         // After g is formed: d_residual may be dy itself.
-        if (kResidualGrad) StoreElements(g, d, seg_d_residual + i);
+        if (kResidualGrad) StoreResidualGrad(g, d, seg_d_residual + i, stream_residual);
         StoreOutput<kStream>(v, d, seg_dx + i);
       });
     }
@@ -68,12 +85,13 @@ struct BackwardLoops {
       const T* row_y = Offset(y, offset);
       T* row_d_residual = Offset(d_residual, offset);
       const size_t peel = kStream ? ElementsToAlignment(dx + offset) : 0;
+      const bool stream_residual = StreamsAlongside<kStream>(row_d_residual, peel);
       ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto g = OutputGradient<kRelu>(d, dy + offset, row_y, i);
         const auto v =
             InputGradient<kUseX>(d, g, row_x, i, hn::LoadU(d, p.center + i), hn::LoadU(d, p.a + i),
                                  hn::LoadU(d, p.b + i), hn::LoadU(d, p.c + i));
-        if (kResidualGrad) StoreElements(g, d, row_d_residual + i);
+        if (kResidualGrad) StoreResidualGrad(g, d, row_d_residual + i, stream_residual);
         StoreOutput<kStream>(v, d, dx + offset + i);
       });
     }

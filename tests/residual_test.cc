@@ -3,6 +3,7 @@
 // float64 reference on every runnable SIMD target and both layouts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -225,6 +226,41 @@ TEST_P(ResidualTest, InPlaceGivesTheSameResult) {
       EXPECT_EQ(dx_over_dy ? dy : other, dx);
       EXPECT_EQ(dx_over_dy ? other : dy, d_residual);
     }
+  }
+}
+
+// Outputs of 16 MiB and more are streamed past the cache; d_residual is
+// streamed beside dx when the two line up, else stored normally.
+TEST_P(ResidualTest, LargeGradientsAreTheSameStreamedOrNot) {
+  const bnorm_shape shape = InLayout({4, 3, 600, 600}, layout());  // 17.3 MB per tensor
+  const Geometry g = Geometry::Of(shape, layout());
+  const bnorm_desc d = Desc(g.c, layout(), kResidualBlock);
+  const std::vector<float> x = ChannelData(g, 7), dy = Uniform(g.Elements(), -1, 1, 8);
+  const std::vector<float> residual = Uniform(g.Elements(), -2, 2, 9);
+  const std::vector<float> gamma = Uniform(g.c, 0.5f, 1.5f, 10), beta(g.c, 0.0f);
+  std::vector<float> y(g.Elements()), save_mean(g.c), save_invstd(g.c);
+  ASSERT_EQ(bnorm_forward_training_residual(&d, &shape, x.data(), residual.data(), y.data(),
+                                            gamma.data(), beta.data(), nullptr, nullptr,
+                                            save_mean.data(), save_invstd.data()),
+            BNORM_OK);
+  std::vector<float> plain_dx(g.Elements());
+  ASSERT_EQ(bnorm_backward(&d, &shape, x.data(), dy.data(), y.data(), gamma.data(),
+                           save_mean.data(), save_invstd.data(), plain_dx.data(), nullptr, nullptr),
+            BNORM_OK);
+  std::vector<float> masked = dy;
+  for (size_t i = 0; i < masked.size(); ++i) masked[i] = y[i] <= 0 ? 0.0f : dy[i];
+  // d_residual aligned as dx is, then one float off.
+  for (size_t shift : {0, 1}) {
+    SCOPED_TRACE(shift);
+    std::vector<float> dx(g.Elements()), d_residual_storage(g.Elements() + 1);
+    float* d_residual = d_residual_storage.data() + shift;
+    ASSERT_EQ(bnorm_backward_residual(&d, &shape, x.data(), dy.data(), y.data(), gamma.data(),
+                                      save_mean.data(), save_invstd.data(), dx.data(), d_residual,
+                                      nullptr, nullptr),
+              BNORM_OK)
+        << bnorm_last_error();
+    EXPECT_EQ(dx, plain_dx);
+    EXPECT_TRUE(std::equal(masked.begin(), masked.end(), d_residual));
   }
 }
 
