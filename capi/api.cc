@@ -318,7 +318,7 @@ bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_shape* shape,
         {"x", x, true, false, bnorm::kAlways},
         {"partial_stats", partial_stats, false, true, bnorm::kAlways},
     };
-    args[1].doubles = 3 * r.desc.num_features;
+    args[1].doubles = bnorm::SplitBlockDoubles(r);
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
@@ -355,7 +355,7 @@ bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
          bnorm::RequiredIf(track, "BNORM_FLAG_TRACK_RUNNING_STATS")},
     };
     args[0].doubles = doubles;
-    args[1].doubles = 3 * r.desc.num_features;
+    args[1].doubles = bnorm::SplitBlockDoubles(r);
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidatePartialStats(r, num_partials, partial_stats)) return s;
     bnorm::MergeStats(r.problem, r.desc.num_features, num_partials, partial_stats, merged_stats,
@@ -408,7 +408,7 @@ bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm_shape* sh
         {"dgamma", dgamma, false, true, bnorm::kOptional},
         {"dbeta", dbeta, false, true, bnorm::kOptional},
     };
-    args[5].doubles = 3 * r.desc.num_features;
+    args[5].doubles = bnorm::SplitBlockDoubles(r);
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
     if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;

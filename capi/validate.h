@@ -56,18 +56,23 @@ bnorm_status ValidateData(const Request& request, const DataArg (&args)[N]) {
 bnorm_status ValidateEnoughValues(const Request& request, const bnorm_shape* shape,
                                   const char* what);
 
+// Doubles in one block of the split phases' exchanged arrays, 3 per channel,
+// saturated: a num_features near 2^62 must not wrap (no such buffer exists).
+int64_t SplitBlockDoubles(const Request& request);
+
 // The split phases' exchanged arrays: num_partials blocks of
 // 3 * num_features doubles, num_partials >= 1.
 bnorm_status ValidatePartialCount(const Request& request, int32_t num_partials, const char* name,
                                   int64_t* doubles);
 
-// Merge input: counts whole and >= 0, M2 >= 0 (or NaN, from NaN data), and
-// each channel's total count > 1.
+// Merge input: every block's counts whole and in [0, 2^53] and M2 >= 0 (or
+// NaN, from NaN data); then, channel by channel, a total count > 1.
 bnorm_status ValidatePartialStats(const Request& request, int32_t num_partials,
                                   const double* partial_stats);
 
-// Backward elementwise input: counts whole and >= 0, each channel's total at
-// least the tensor's values per channel and > 1.
+// Backward elementwise input: every block's counts whole and in [0, 2^53];
+// then, channel by channel, a total of at least the tensor's values per
+// channel, and > 1.
 bnorm_status ValidateGradSums(const Request& request, const bnorm_shape* shape,
                               int32_t num_partials, const double* grad_sums);
 

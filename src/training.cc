@@ -102,7 +102,8 @@ class LocalStatsOps : public MomentSums {
     double* out = partial_stats_ + 3 * c;
     out[0] = count;
     out[1] = shift_estimate_[c] + deviation;
-    out[2] = std::max(0.0, sums.second - sums.first * deviation);
+    // Rounding can leave M2 a little below 0; NaN (from NaN data) stays NaN.
+    out[2] = std::max(sums.second - sums.first * deviation, 0.0);
   }
 
   void ElementwiseChannel(int64_t, int64_t) {}
@@ -136,7 +137,8 @@ class TrainingOps : public MomentSums {
     const double count = static_cast<double>(p_.count);
     const double deviation = sums.first / count;  // mean - shift_estimate
     const double mean = a_.shift_estimate[c] + deviation;
-    const double var = std::max(0.0, sums.second / count - deviation * deviation);
+    // Rounding can leave var a little below 0; NaN (from NaN data) stays NaN.
+    const double var = std::max(sums.second / count - deviation * deviation, 0.0);
     const double invstd = 1.0 / std::sqrt(var + static_cast<double>(pr_.eps));
     const double gamma = pr_.affine ? gamma_[c] : 1.0;
     const double beta = pr_.affine ? beta_[c] : 0.0;

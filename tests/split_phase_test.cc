@@ -513,6 +513,57 @@ TEST_F(SplitPhaseValidation, MergeChecksTheBlocks) {
                "running_mean is NULL but BNORM_FLAG_TRACK_RUNNING_STATS is set");
 }
 
+// Every block is checked before any total, so the error does not depend on
+// where in the channels (or in the library's tiling of them) each problem is.
+TEST_F(SplitPhaseValidation, MalformedBlocksAreReportedBeforeTotals) {
+  const int64_t c = 300;
+  const bnorm_desc d = Desc(c, BNORM_LAYOUT_NCHW, 0);
+  std::vector<double> blocks(kPerChannel * c, 0.0);
+  for (int64_t i = 0; i < c; ++i) blocks[kPerChannel * i] = 20;
+  blocks[0] = 1;                    // channel 0: too few in all
+  blocks[kPerChannel * 299] = 0.5;  // channel 299: not a count
+  std::vector<float> mean(c, -7.0f);
+  EXPECT_EQ(
+      bnorm_merge_stats(&d, 1, blocks.data(), nullptr, mean.data(), nullptr, nullptr, nullptr),
+      BNORM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(bnorm_last_error()).find("block 0, channel 299: count is 0.5"),
+            std::string::npos)
+      << bnorm_last_error();
+  EXPECT_EQ(mean, std::vector<float>(c, -7.0f));
+}
+
+// A num_features no buffer can hold is still checked without overflow.
+TEST_F(SplitPhaseValidation, HugeChannelCountsDoNotOverflow) {
+  const int64_t c = int64_t{3} << 60;  // 3 * c overflows int64
+  bnorm_desc d = Desc(c, BNORM_LAYOUT_NHWC, 0);
+  d.dtype = BNORM_DTYPE_BF16;
+  const bnorm_shape shape = Shape({1, c});
+  EXPECT_EQ(bnorm_local_stats(&d, &shape, x_.data(), nullptr), BNORM_ERR_NULL_POINTER);
+  EXPECT_STREQ(bnorm_last_error(), "partial_stats is NULL");
+  EXPECT_EQ(bnorm_backward_reduce(&d, &shape, x_.data(), dy_.data(), nullptr, mean_.data(),
+                                  invstd_.data(), nullptr, nullptr, nullptr),
+            BNORM_ERR_NULL_POINTER);
+  EXPECT_STREQ(bnorm_last_error(), "grad_sums is NULL");
+}
+
+// NaN data gives NaN statistics, which the merge passes on.
+TEST_F(SplitPhaseValidation, NanDataGivesNanStatistics) {
+  std::vector<float> x = x_;
+  x[5] = std::nanf("");  // sample 0, channel 1
+  std::vector<double> stats(kPerChannel * kC);
+  ASSERT_EQ(bnorm_local_stats(&d_, &shape_, x.data(), stats.data()), BNORM_OK);
+  EXPECT_TRUE(std::isnan(stats[kPerChannel * 1 + 1]));
+  EXPECT_TRUE(std::isnan(stats[kPerChannel * 1 + 2]));
+  EXPECT_FALSE(std::isnan(stats[kPerChannel * 2 + 2]));
+  std::vector<float> mean(kC), invstd(kC);
+  ASSERT_EQ(bnorm_merge_stats(&d_, 1, stats.data(), nullptr, mean.data(), invstd.data(), nullptr,
+                              nullptr),
+            BNORM_OK)
+      << bnorm_last_error();
+  EXPECT_TRUE(std::isnan(mean[1]) && std::isnan(invstd[1]));
+  EXPECT_FALSE(std::isnan(mean[0]) || std::isnan(invstd[0]));
+}
+
 TEST_F(SplitPhaseValidation, OnePartWithOneValuePerChannelIsFine) {
   const bnorm_shape one = Shape({1, kC});
   std::vector<double> stats(kPerChannel * kC);

@@ -347,12 +347,12 @@ BNORM_API bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_sha
  *   (required) updated as bnorm_forward_training does (momentum; variance
  *   unbiased by count / (count - 1)); otherwise they are ignored;
  * - merged_stats, when not NULL: the merged (count, mean, M2) block, itself a
- *   valid partial (for a hierarchical merge). It may be exactly partial_stats
- *   (the first block is then overwritten).
- * Counts must be whole numbers from 0 to 2^53 (a block with count 0 is
- * skipped) and M2 >= 0 (NaN, from NaN data, passes through), else
- * BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total count <= 1
- * is BNORM_ERR_TOO_FEW_VALUES. From the descriptor it uses
+ *   valid partial (for a hierarchical merge) while its count is at most 2^53.
+ *   It may be exactly partial_stats (the first block is then overwritten).
+ * Every block's counts must be whole numbers from 0 to 2^53 (a block with
+ * count 0 is skipped) and its M2 >= 0 (NaN, from NaN data, passes through),
+ * else BNORM_ERR_INVALID_ARGUMENT naming the block and channel. Then, in
+ * channel order, a total count <= 1 is BNORM_ERR_TOO_FEW_VALUES. From the descriptor it uses
  * num_features, eps, momentum and the flag; the other fields are validated.
  * Allocates no memory. */
 BNORM_API bnorm_status bnorm_merge_stats(const bnorm_desc* desc, int32_t num_partials,
@@ -389,9 +389,11 @@ BNORM_API bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm
 /* dx of this process's part from the whole batch's grad sums: num_partials
  * blocks of grad sums (all processes' blocks, or 1 block already summed),
  * added in block order. dx is what bnorm_backward gives for the whole batch,
- * restricted to this part. Each channel's total count must be a whole number
- * at least this part's values per channel (else BNORM_ERR_INVALID_ARGUMENT)
- * and more than 1 (else BNORM_ERR_TOO_FEW_VALUES).
+ * restricted to this part. Every block's counts must be whole numbers from 0
+ * to 2^53 (else BNORM_ERR_INVALID_ARGUMENT naming the block and channel);
+ * then, in channel order, each total count must be at least this part's
+ * values per channel (else BNORM_ERR_INVALID_ARGUMENT) and more than 1 (else
+ * BNORM_ERR_TOO_FEW_VALUES).
  * With BNORM_FLAG_USE_GLOBAL_STATS dx = dy * gamma * invstd: grad_sums is not
  * read and may be NULL. y is required with BNORM_FLAG_FUSE_RELU, gamma with
  * BNORM_FLAG_AFFINE. dx == dy (in place) is allowed.

@@ -30,6 +30,9 @@ namespace {
 // executions fast; BNORM_FUZZ_MAX_ELEMENTS raises it, e.g. to 5000000 to reach
 // the non-temporal stores the library uses for outputs of 16 MiB and more.
 int64_t max_elements = 64 * 1024;
+// BNORM_FUZZ_VERBOSE=1: print every compute call and its status (to see what
+// a seed or a crash input does).
+bool verbose = false;
 // Buffers carved for shapes that must be rejected before any data is read.
 constexpr uint64_t kSmallBuffer = 64;
 // Untouchable bytes around each region of the arena.
@@ -146,8 +149,10 @@ struct Layout {
   uint64_t size;
 };
 
+bool IsDoubleArray(Extent e) { return e == Extent::kStats || e == Extent::kPartials; }
+
 // bytes: what to carve for an argument of each Extent.
-Layout Place(const CallSpec& c, const uint64_t (&bytes)[3]) {
+Layout Place(const CallSpec& c, const uint64_t (&bytes)[kNumExtents]) {
   const Signature& sig = SignatureOf(c.op);
   Layout l{};
   uint64_t cursor = kGuard;
@@ -164,7 +169,12 @@ Layout Place(const CallSpec& c, const uint64_t (&bytes)[3]) {
       const uint64_t base = l.offset[p.target % i];
       l.offset[i] = delta < 0 && static_cast<uint64_t>(-delta) > base ? 0 : base + delta;
     } else {
-      l.offset[i] = (cursor + 63) / 64 * 64 + (p.kind == Placement::kMisaligned ? p.misalign : 0);
+      // A double array misaligned by 1 is misaligned by 4 instead: aligned
+      // for a float, not for a double.
+      const uint64_t shift = p.kind != Placement::kMisaligned                        ? 0
+                             : IsDoubleArray(sig.slots[i].extent) && p.misalign == 1 ? 4
+                                                                                     : p.misalign;
+      l.offset[i] = (cursor + 63) / 64 * 64 + shift;
       cursor = l.offset[i] + l.bytes[i] + kGuard;
     }
     l.size = std::max({l.size, cursor, l.offset[i] + l.bytes[i] + kGuard});
@@ -185,6 +195,16 @@ const char* OpName(Op op) {
       return "bnorm_forward_scale_shift";
     case Op::kFoldIntoLayer:
       return "bnorm_fold_into_layer";
+    case Op::kLocalStats:
+      return "bnorm_local_stats";
+    case Op::kMergeStats:
+      return "bnorm_merge_stats";
+    case Op::kForwardNormalize:
+      return "bnorm_forward_normalize";
+    case Op::kBackwardReduce:
+      return "bnorm_backward_reduce";
+    case Op::kBackwardElementwise:
+      return "bnorm_backward_elementwise";
     default:
       return "bnorm_backward";
   }
@@ -211,6 +231,14 @@ std::string Describe(const CallSpec& c, const Layout& l, void* const* ptrs) {
   }
   if (c.op == Op::kFoldIntoLayer) {
     s += Printf(" row_length=%lld", static_cast<long long>(c.row_length));
+  }
+  if (c.op == Op::kMergeStats || c.op == Op::kBackwardElementwise) {
+    static const char* const kKinds[] = {"sane", "poked", "count", "special", "raw"};
+    s += Printf(" num_partials=%d stats=%s", c.num_partials, kKinds[c.stats.kind]);
+    if (c.stats.kind == StatsSpec::kPoked) s += Printf("(%d)", c.stats.pokes);
+    if (c.stats.kind == StatsSpec::kCount) {
+      s += Printf("(%lld)", static_cast<long long>(c.stats.count));
+    }
   }
   s += Printf(" fill=%d arena=%llu bytes:", static_cast<int>(c.fill),
               static_cast<unsigned long long>(l.size));
@@ -266,6 +294,7 @@ struct Call {
     const bnorm_desc* d = reinterpret_cast<const bnorm_desc*>(desc.get());
     void* const* p = ptrs;
     auto f = [p](int i) { return static_cast<float*>(p[i]); };
+    auto df = [p](int i) { return static_cast<double*>(p[i]); };
     switch (spec.op) {
       case Op::kInference:
         return bnorm_forward_inference(d, shape_arg(), p[0], p[1], f(2), f(3), f(4), f(5));
@@ -279,14 +308,126 @@ struct Call {
       case Op::kFoldIntoLayer:
         return bnorm_fold_into_layer(d, spec.row_length, f(0), f(1), f(2), f(3), f(4), f(5), f(6),
                                      f(7));
+      case Op::kLocalStats:
+        return bnorm_local_stats(d, shape_arg(), p[0], df(1));
+      case Op::kMergeStats:
+        return bnorm_merge_stats(d, spec.num_partials, df(0), df(1), f(2), f(3), f(4), f(5));
+      case Op::kForwardNormalize:
+        return bnorm_forward_normalize(d, shape_arg(), p[0], p[1], f(2), f(3), f(4), f(5));
+      case Op::kBackwardReduce:
+        return bnorm_backward_reduce(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), df(5), f(6),
+                                     f(7));
+      case Op::kBackwardElementwise:
+        return bnorm_backward_elementwise(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5),
+                                          spec.num_partials, df(6), p[7]);
       default:
         return bnorm_backward(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5), p[6], f(7), f(8));
     }
   }
 };
 
-// Builds the call and returns the status bnorm.h prescribes for it.
-bnorm_status Prepare(Call& call) {
+// Doubles the stats generators draw from: edge cases of the count checks
+// (fractions, negatives, NaN, infinities, 2^53 and beyond, this part's count
+// and one less) and of M2.
+double SpecialDouble(uint64_t& state, int64_t local) {
+  static const double kSpecials[] = {0.0,
+                                     -0.0,
+                                     1.0,
+                                     2.0,
+                                     0.5,
+                                     -1.0,
+                                     NAN,
+                                     INFINITY,
+                                     -INFINITY,
+                                     0x1p53,
+                                     0x1p53 + 2,
+                                     0x1p53 - 1,
+                                     4503599627370495.5,  // 2^52 - 0.5
+                                     1e300,
+                                     5e-324,
+                                     DBL_MAX,
+                                     3.0,
+                                     -0.5,
+                                     -1e-300,
+                                     1.5};
+  constexpr uint64_t kNum = sizeof(kSpecials) / sizeof(kSpecials[0]);
+  const uint64_t r = NextRandom(state) % (kNum + 2);
+  if (r == kNum) return static_cast<double>(local);
+  if (r == kNum + 1) return static_cast<double>(local) - 1;
+  return kSpecials[r];
+}
+
+double Uniform(uint64_t& state, double lo, double hi) {
+  return lo + (hi - lo) * static_cast<double>(NextRandom(state) >> 11) * 0x1p-53;
+}
+
+// Fills num_partials blocks of the exchanged doubles at `out` as `spec`
+// says. Stats (bnorm_merge_stats): (count, mean, M2). Grad sums (bnorm_
+// backward_elementwise, local = this part's values per channel): (count,
+// sum(g), sum(g * (x - mean))).
+void FillStats(uint8_t* out, const StatsSpec& spec, uint64_t seed, int64_t channels,
+               int32_t num_partials, bool grad_sums, int64_t local) {
+  if (spec.kind == StatsSpec::kRaw) return;  // FillArena's random bytes
+  uint64_t state = seed ^ 0x6a09e667f3bcc909;
+  const uint64_t doubles = static_cast<uint64_t>(channels) * kSplit * num_partials;
+  // Counts: every block this part's count (an allgather of equal parts), or
+  // a mix of small counts (0 and 1 included) and, for grad sums, counts
+  // around this part's.
+  const bool equal_parts = grad_sums && (NextRandom(state) & 1);
+  for (uint64_t i = 0; i < doubles; i += kSplit) {
+    double v[kSplit];
+    if (spec.kind == StatsSpec::kSpecial) {
+      for (double& d : v) d = SpecialDouble(state, local);
+    } else {
+      const uint64_t r = NextRandom(state);
+      double count;
+      if (spec.kind == StatsSpec::kCount) {
+        count = static_cast<double>(spec.count);
+      } else if (equal_parts) {
+        count = static_cast<double>(local);
+      } else if ((r & 3) == 0) {
+        count = static_cast<double>((r >> 2) % 3);
+      } else if (grad_sums) {
+        count = static_cast<double>(local) * static_cast<double>((r >> 2) % 3) + (r >> 4) % 2;
+      } else {
+        count = static_cast<double>(1 + (r >> 2) % 1024);
+      }
+      const double n = fabs(count) < 1e6 ? fabs(count) : 1e6;  // keeps the values bounded
+      v[0] = count;
+      if (grad_sums) {
+        v[1] = Uniform(state, -8, 8) * n;
+        v[2] = Uniform(state, -64, 64) * n;
+      } else {
+        v[1] = Uniform(state, -8, 8);
+        v[2] = Uniform(state, 0, 64) * n;
+      }
+    }
+    memcpy(out + i * sizeof(double), v, sizeof(v));
+  }
+  if (spec.kind == StatsSpec::kPoked) {
+    for (int k = 0; k < spec.pokes; ++k) {
+      const double d = SpecialDouble(state, local);
+      memcpy(out + NextRandom(state) % doubles * sizeof(double), &d, sizeof(d));
+    }
+  }
+}
+
+// The slot a split phase reads exchanged doubles from, or -1.
+int PartialsSlot(Op op) {
+  return op == Op::kMergeStats ? 0 : op == Op::kBackwardElementwise ? 6 : -1;
+}
+
+// The statuses in a set, for failure messages: "A or B".
+std::string StatusNames(StatusSet set) {
+  std::string names;
+  for (int s = 0; s < kNumStatuses; ++s) {
+    if ((set >> s) & 1) names += (names.empty() ? "" : " or ") + StatusName(s);
+  }
+  return names;
+}
+
+// Builds the call and returns the statuses bnorm.h allows for it.
+StatusSet Prepare(Call& call) {
   const CallSpec& c = call.spec;
   StoreDesc(c.desc, &call.image);
   // A descriptor from an older header is only struct_size bytes long, so
@@ -300,18 +441,25 @@ bnorm_status Prepare(Call& call) {
   call.shape.rank = c.shape.rank;
   memcpy(call.shape.dims, c.shape.dims, sizeof(call.shape.dims));
 
-  const Request& req = call.req = HasShape(c.op)
-                                      ? ModelRequest(call.desc.get(), call.shape_arg())
-                                      : ModelLayerRequest(call.desc.get(), c.op, c.row_length);
+  call.req = HasShape(c.op) ? ModelRequest(call.desc.get(), call.shape_arg())
+                            : ModelLayerRequest(call.desc.get(), c.op, c.row_length);
+  ModelPartialCount(call.req, c.op, c.num_partials);
+  const Request& req = call.req;
   const bool real_vectors = req.status == BNORM_OK && req.channels <= max_elements;
-  // Values per channel in the tensor or the weights (a row each).
-  const int64_t per_channel = HasShape(c.op)               ? req.count
-                              : c.op == Op::kFoldIntoLayer ? c.row_length
-                                                           : 1;
+  // Values per channel in the tensor or the weights (a row each), and two
+  // per double of the exchanged arrays.
+  int64_t per_channel = HasShape(c.op) ? req.count : c.op == Op::kFoldIntoLayer ? c.row_length : 1;
+  if (c.op == Op::kLocalStats || c.op == Op::kBackwardReduce) {
+    per_channel = std::max<int64_t>(per_channel, 2 * kSplit);
+  }
+  if (req.partials_bytes > 0) {
+    per_channel = std::max<int64_t>(per_channel, int64_t{2} * kSplit * req.num_partials);
+  }
   const bool real = real_vectors && per_channel <= max_elements / req.channels;
-  const uint64_t extent_bytes[3] = {real_vectors ? req.vector_bytes : kSmallBuffer,
-                                    real ? req.tensor_bytes : kSmallBuffer,
-                                    real ? req.weight_bytes : kSmallBuffer};
+  const uint64_t extent_bytes[kNumExtents] = {
+      real_vectors ? req.vector_bytes : kSmallBuffer, real ? req.tensor_bytes : kSmallBuffer,
+      real ? req.weight_bytes : kSmallBuffer, real ? req.stats_bytes : kSmallBuffer,
+      real ? req.partials_bytes : kSmallBuffer};
   const Layout& layout = call.layout = Place(c, extent_bytes);
   call.arena.reset(new uint8_t[layout.size]);
   uint8_t* arena = call.arena.get();
@@ -329,22 +477,31 @@ bnorm_status Prepare(Call& call) {
       memcpy(arena + layout.offset[var] + i, &v, 4);
     }
   }
-
-  const bnorm_status expected =
-      req.status != BNORM_OK ? req.status : ModelCall(req, c.op, call.ptrs);
-  // Per-channel arrays longer than int64 bytes cannot exist, so bnorm.h has
-  // no verdict on their overlaps; bnorm_fold_scale_shift has no shape to
-  // reject them.
-  const bool unreal_vectors = req.status == BNORM_OK && req.vector_bytes > INT64_MAX;
-  if (real || (!unreal_vectors && expected != BNORM_OK && expected != BNORM_ERR_TOO_FEW_VALUES &&
-               expected != BNORM_ERR_UNSUPPORTED)) {
-    return expected;
+  const int partials = PartialsSlot(c.op);
+  if (real && partials >= 0 && call.ptrs[partials] != nullptr &&
+      IsUsed(req, call.sig.slots[partials].use)) {
+    FillStats(static_cast<uint8_t*>(call.ptrs[partials]), c.stats, c.seed, req.channels,
+              req.num_partials, c.op == Op::kBackwardElementwise, req.count);
   }
-  // A valid shape (or num_features, or weight count) larger than the
-  // buffers: with the first argument (x, mean or weights, always required)
-  // NULL the call must stop at the pointer checks without reading anything.
+
+  bnorm_status expected = req.status;
+  if (expected == BNORM_OK) expected = ModelPointers(req, c.op, call.ptrs);
+  // Arrays longer than int64 bytes (per-channel arrays, or a block of the
+  // split phases, of a huge num_features) cannot exist, so bnorm.h has no
+  // verdict on their overlaps; bnorm_fold_scale_shift has no shape to
+  // reject them.
+  bool unreal_arrays = false;
+  for (int i = 0; i < call.sig.num_slots && req.status == BNORM_OK; ++i) {
+    unreal_arrays = unreal_arrays || SlotBytes(req, call.sig.slots[i]) > INT64_MAX;
+  }
+  if (real) return expected == BNORM_OK ? ModelValues(req, c.op, call.ptrs) : Only(expected);
+  if (!unreal_arrays && expected != BNORM_OK) return Only(expected);
+  // A valid shape (or num_features, weight count, num_partials) larger than
+  // the buffers: with the first argument (x, mean, weights or partial_stats,
+  // always required) NULL the call must stop at the pointer checks without
+  // reading anything.
   call.ptrs[0] = nullptr;
-  return ModelCall(req, c.op, call.ptrs);
+  return Only(ModelPointers(req, c.op, call.ptrs));
 }
 
 void CheckUnchangedExceptOutputs(const Call& call, const std::vector<uint8_t>& before) {
@@ -368,19 +525,332 @@ void CheckUnchangedExceptOutputs(const Call& call, const std::vector<uint8_t>& b
   }
 }
 
-// Bounded inputs and any valid eps give bounded outputs, unless an input is
-// also an output (the in-place pair excepted) or var doubles as mean.
+// Whether the call's inputs are bounded: sane fill, sane exchanged blocks
+// (when read), and no argument overlapping another (the in-place pair
+// excepted) or var doubling as mean.
+bool Bounded(const Call& call) {
+  const int partials = PartialsSlot(call.spec.op);
+  if (partials >= 0 && IsUsed(call.req, call.sig.slots[partials].use) &&
+      call.spec.stats.kind != StatsSpec::kSane) {
+    return false;
+  }
+  return call.spec.fill == Fill::kSane && !AnyOverlap(call.req, call.spec.op, call.ptrs);
+}
+
+// Bounded inputs and any valid eps give bounded outputs.
 void CheckFinite(const Call& call) {
-  if (call.spec.fill != Fill::kSane || AnyOverlap(call.req, call.spec.op, call.ptrs)) return;
+  if (!Bounded(call)) return;
   for (int i = 0; i < call.sig.num_slots; ++i) {
     if (!call.IsUsedOutput(i)) continue;
-    for (uint64_t b = 0; b < SlotBytes(call.req, call.sig.slots[i]); b += 4) {
-      float v;
-      memcpy(&v, call.arena.get() + call.layout.offset[i] + b, 4);
+    const bool doubles = IsDoubleArray(call.sig.slots[i].extent);
+    const uint64_t size = doubles ? sizeof(double) : sizeof(float);
+    for (uint64_t b = 0; b < SlotBytes(call.req, call.sig.slots[i]); b += size) {
+      double v;
+      if (doubles) {
+        memcpy(&v, call.arena.get() + call.layout.offset[i] + b, sizeof(v));
+      } else {
+        float f;
+        memcpy(&f, call.arena.get() + call.layout.offset[i] + b, sizeof(f));
+        v = f;
+      }
       if (!isfinite(v)) {
         Fail("%s[%llu] is %g from finite inputs", call.sig.slots[i].name,
-             static_cast<unsigned long long>(b / 4), v);
+             static_cast<unsigned long long>(b / size), v);
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Results of the split phases against a reference, for bounded inputs. The
+// reference computes in long double from the inputs as they were before the
+// call (`before`, so in-place calls are covered); the tolerances allow for
+// the library's float arithmetic with room to spare, and catch a value
+// summed into the wrong channel, a missed or repeated element, or a wrong
+// formula.
+
+using Bytes = std::vector<uint8_t>;
+using Wide = long double;
+
+float FloatAt(const uint8_t* arena, const Call& call, int slot, uint64_t index) {
+  float v;
+  memcpy(&v, arena + call.layout.offset[slot] + index * sizeof(float), sizeof(v));
+  return v;
+}
+double DoubleAt(const uint8_t* arena, const Call& call, int slot, uint64_t index) {
+  double v;
+  memcpy(&v, arena + call.layout.offset[slot] + index * sizeof(double), sizeof(v));
+  return v;
+}
+
+void Expect(bool ok, const char* what, uint64_t index, Wide got, Wide want, Wide tolerance) {
+  if (!ok) {
+    Fail("%s[%llu] is %.17Lg; the reference gives %.17Lg (tolerance %.3Lg)", what,
+         static_cast<unsigned long long>(index), got, want, tolerance);
+  }
+}
+void ExpectNear(const char* what, uint64_t index, Wide got, Wide want, Wide tolerance) {
+  Expect(fabsl(got - want) <= tolerance, what, index, got, want, tolerance);
+}
+
+// g: dy, zeroed where y <= 0 with a fused ReLU (NaN passes).
+Wide Gradient(const uint8_t* before, const Call& call, uint64_t j) {
+  const float dy = FloatAt(before, call, 1, j);
+  return call.req.relu && FloatAt(before, call, 2, j) <= 0 ? 0 : dy;
+}
+
+void CheckLocalStatsValues(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t channels = r.channels, elements = r.count * channels;
+  const Wide n = r.count;
+  std::vector<Wide> sum(channels), squares(channels);
+  for (uint64_t j = 0; j < elements; ++j)
+    sum[ChannelOf(r, j)] += FloatAt(before.data(), call, 0, j);
+  for (uint64_t j = 0; j < elements; ++j) {
+    const int64_t c = ChannelOf(r, j);
+    const Wide d = FloatAt(before.data(), call, 0, j) - sum[c] / n;
+    squares[c] += d * d;
+  }
+  const uint8_t* after = call.arena.get();
+  for (uint64_t c = 0; c < channels; ++c) {
+    const double count = DoubleAt(after, call, 1, 3 * c),
+                 mean = DoubleAt(after, call, 1, 3 * c + 1),
+                 m2 = DoubleAt(after, call, 1, 3 * c + 2);
+    Expect(count == r.count, "partial_stats count", c, count, n, 0);
+    ExpectNear("partial_stats mean", c, mean, sum[c] / n, 1e-5);
+    Expect(m2 >= 0, "partial_stats M2", c, m2, squares[c], 0);
+    ExpectNear("partial_stats M2", c, m2, squares[c], 1e-5 * (squares[c] + n));
+  }
+}
+
+void CheckMergeValues(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t channels = r.channels;
+  const uint8_t* after = call.arena.get();
+  const Wide m = r.momentum;
+  for (uint64_t c = 0; c < channels; ++c) {
+    double counted = 0;  // as a caller adds the counts, in block order
+    Wide n = 0, sum = 0;
+    for (int32_t i = 0; i < r.num_partials; ++i) {
+      const uint64_t at = (i * channels + c) * kSplit;
+      const double count = DoubleAt(before.data(), call, 0, at);
+      counted += count;
+      n += count;
+      if (count != 0) sum += count * DoubleAt(before.data(), call, 0, at + 1);
+    }
+    const Wide mean = sum / n;
+    Wide m2 = 0;
+    for (int32_t i = 0; i < r.num_partials; ++i) {
+      const uint64_t at = (i * channels + c) * kSplit;
+      const double count = DoubleAt(before.data(), call, 0, at);
+      if (count == 0) continue;
+      const Wide d = DoubleAt(before.data(), call, 0, at + 1) - mean;
+      m2 += DoubleAt(before.data(), call, 0, at + 2) + count * d * d;
+    }
+    if (call.ptrs[1] != nullptr) {
+      const double merged_count = DoubleAt(after, call, 1, 3 * c);
+      Expect(merged_count == counted, "merged_stats count", c, merged_count, counted, 0);
+      ExpectNear("merged_stats mean", c, DoubleAt(after, call, 1, 3 * c + 1), mean,
+                 1e-12 * (1 + fabsl(mean)));
+      ExpectNear("merged_stats M2", c, DoubleAt(after, call, 1, 3 * c + 2), m2, 1e-11 * (1 + m2));
+    }
+    const Wide invstd = 1 / sqrtl(m2 / n + static_cast<Wide>(r.eps));
+    if (call.ptrs[2] != nullptr) {
+      ExpectNear("mean", c, FloatAt(after, call, 2, c), mean, 2e-7 * fabsl(mean) + 1e-12);
+    }
+    if (call.ptrs[3] != nullptr) {
+      ExpectNear("invstd", c, FloatAt(after, call, 3, c), invstd, 1e-6 * invstd);
+    }
+    if (r.track) {
+      const Wide old_mean = FloatAt(before.data(), call, 4, c);
+      const Wide old_var = FloatAt(before.data(), call, 5, c);
+      const Wide unbiased = m2 / (n - 1);
+      ExpectNear("running_mean", c, FloatAt(after, call, 4, c), (1 - m) * old_mean + m * mean,
+                 1e-6 * (fabsl((1 - m) * old_mean) + fabsl(m * mean)) + 1e-12);
+      ExpectNear("running_var", c, FloatAt(after, call, 5, c), (1 - m) * old_var + m * unbiased,
+                 1e-6 * (fabsl((1 - m) * old_var) + fabsl(m * unbiased)) + 1e-12);
+    }
+  }
+}
+
+void CheckForwardNormalizeValues(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t elements = r.count * r.channels;
+  for (uint64_t j = 0; j < elements; ++j) {
+    const int64_t c = ChannelOf(r, j);
+    const Wide gamma = r.affine ? FloatAt(before.data(), call, 2, c) : 1;
+    const Wide beta = r.affine ? FloatAt(before.data(), call, 3, c) : 0;
+    const Wide centered = FloatAt(before.data(), call, 0, j) - FloatAt(before.data(), call, 4, c);
+    const Wide scale = gamma * FloatAt(before.data(), call, 5, c);
+    Wide want = centered * scale + beta;
+    if (r.relu && want < 0) want = 0;
+    ExpectNear("y", j, FloatAt(call.arena.get(), call, 1, j), want,
+               1e-5 * (fabsl(centered * scale) + fabsl(beta)) + 1e-30);
+  }
+}
+
+void CheckBackwardReduceValues(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t channels = r.channels, elements = r.count * channels;
+  std::vector<Wide> sum(channels), dot(channels), sum_abs(channels), dot_abs(channels);
+  for (uint64_t j = 0; j < elements; ++j) {
+    const int64_t c = ChannelOf(r, j);
+    const Wide g = Gradient(before.data(), call, j);
+    const Wide centered = FloatAt(before.data(), call, 0, j) - FloatAt(before.data(), call, 3, c);
+    sum[c] += g;
+    dot[c] += g * centered;
+    sum_abs[c] += fabsl(g);
+    dot_abs[c] += fabsl(g * centered);
+  }
+  const uint8_t* after = call.arena.get();
+  for (uint64_t c = 0; c < channels; ++c) {
+    const double count = DoubleAt(after, call, 5, 3 * c),
+                 g_sum = DoubleAt(after, call, 5, 3 * c + 1),
+                 g_dot = DoubleAt(after, call, 5, 3 * c + 2);
+    const Wide invstd = FloatAt(before.data(), call, 4, c);
+    Expect(count == r.count, "grad_sums count", c, count, r.count, 0);
+    ExpectNear("grad_sums sum(g)", c, g_sum, sum[c], 1e-5 * sum_abs[c] + 1e-30);
+    ExpectNear("grad_sums sum(g * (x - mean))", c, g_dot, dot[c], 1e-5 * dot_abs[c] + 1e-30);
+    // dgamma and dbeta are the same sums, rounded to float.
+    if (call.ptrs[6] != nullptr) {
+      const Wide want = static_cast<Wide>(g_dot) * invstd;
+      ExpectNear("dgamma (against grad_sums)", c, FloatAt(after, call, 6, c), want,
+                 2.5e-7 * fabsl(want) + 1e-37);
+    }
+    if (call.ptrs[7] != nullptr) {
+      ExpectNear("dbeta (against grad_sums)", c, FloatAt(after, call, 7, c), g_sum,
+                 1.2e-7 * fabs(g_sum) + 1e-37);
+    }
+  }
+}
+
+void CheckBackwardElementwiseValues(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t channels = r.channels, elements = r.count * channels;
+  std::vector<Wide> a(channels), b(channels), k(channels);
+  for (uint64_t c = 0; c < channels; ++c) {
+    const Wide invstd = FloatAt(before.data(), call, 5, c);
+    a[c] = (r.affine ? FloatAt(before.data(), call, 3, c) : 1) * invstd;
+    if (r.global_stats) continue;
+    Wide n = 0, sum = 0, dot = 0;
+    for (int32_t i = 0; i < r.num_partials; ++i) {
+      const uint64_t at = (i * channels + c) * kSplit;
+      n += DoubleAt(before.data(), call, 6, at);
+      sum += DoubleAt(before.data(), call, 6, at + 1);
+      dot += DoubleAt(before.data(), call, 6, at + 2);
+    }
+    b[c] = -a[c] * invstd * invstd * dot / n;
+    k[c] = -a[c] * sum / n;
+  }
+  for (uint64_t j = 0; j < elements; ++j) {
+    const int64_t c = ChannelOf(r, j);
+    const Wide g = Gradient(before.data(), call, j);
+    const Wide centered = FloatAt(before.data(), call, 0, j) - FloatAt(before.data(), call, 4, c);
+    const Wide want = g * a[c] + centered * b[c] + k[c];
+    ExpectNear("dx", j, FloatAt(call.arena.get(), call, 7, j), want,
+               1e-5 * (fabsl(g * a[c]) + fabsl(centered * b[c]) + fabsl(k[c])) + 1e-30);
+  }
+}
+
+void CheckSplitValues(const Call& call, const Bytes& before) {
+  if (!Bounded(call)) return;
+  switch (call.spec.op) {
+    case Op::kLocalStats:
+      return CheckLocalStatsValues(call, before);
+    case Op::kMergeStats:
+      return CheckMergeValues(call, before);
+    case Op::kForwardNormalize:
+      return CheckForwardNormalizeValues(call, before);
+    case Op::kBackwardReduce:
+      return CheckBackwardReduceValues(call, before);
+    case Op::kBackwardElementwise:
+      return CheckBackwardElementwiseValues(call, before);
+    default:
+      return;
+  }
+}
+
+// A copy of per-channel float argument `slot` as it was, or none (NULL).
+std::vector<float> CopyVector(const Call& call, const Bytes& before, int slot) {
+  if (call.ptrs[slot] == nullptr || !IsUsed(call.req, call.sig.slots[slot].use)) return {};
+  std::vector<float> v(call.req.channels);
+  memcpy(v.data(), before.data() + call.layout.offset[slot], v.size() * sizeof(float));
+  return v;
+}
+float* DataOrNull(std::vector<float>& v) { return v.empty() ? nullptr : v.data(); }
+
+// bnorm_merge_stats, accepted: the same blocks merged again give bit-identical
+// results; merged_stats in place (== partial_stats) and apart give the same;
+// and merged_stats is itself a valid partial whose merge alone gives the same
+// statistics.
+void CheckMerge(Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  uint8_t* arena = call.arena.get();
+  const Bytes first(arena, arena + call.layout.size);
+  // Again, from the same bytes.
+  memcpy(arena, before.data(), call.layout.size);
+  if (call.Invoke() != BNORM_OK) Fail("merging the same blocks again failed");
+  const uint64_t i = FirstDifference(arena, first.data(), 0, call.layout.size);
+  if (i != call.layout.size) {
+    Fail("merging the same blocks again changed arena byte %llu (%s)",
+         static_cast<unsigned long long>(i), Owners(call.spec, call.layout, i).c_str());
+  }
+
+  // The other placement of merged_stats, outside the arena: apart if the call
+  // had it in place, in place (the first block overwritten) otherwise.
+  const uint64_t block = static_cast<uint64_t>(r.channels) * kSplit;
+  const bool was_in_place = call.ptrs[1] != nullptr && call.ptrs[1] == call.ptrs[0];
+  std::vector<double> blocks(block * r.num_partials), apart(block);
+  memcpy(blocks.data(), before.data() + call.layout.offset[0], r.partials_bytes);
+  std::vector<float> outputs[4];
+  for (int s = 0; s < 4; ++s) outputs[s] = CopyVector(call, before, 2 + s);
+  const bnorm_desc* desc = reinterpret_cast<const bnorm_desc*>(call.desc.get());
+  double* merged = was_in_place ? apart.data() : blocks.data();
+  if (bnorm_merge_stats(desc, r.num_partials, blocks.data(), merged, DataOrNull(outputs[0]),
+                        DataOrNull(outputs[1]), DataOrNull(outputs[2]),
+                        DataOrNull(outputs[3])) != BNORM_OK) {
+    Fail("failed with merged_stats %s", was_in_place ? "apart" : "in place");
+  }
+  const char* other = was_in_place ? "merged_stats apart" : "merged_stats in place";
+  if (call.ptrs[1] != nullptr &&
+      memcmp(merged, first.data() + call.layout.offset[1], block * sizeof(double)) != 0) {
+    Fail("%s gave other merged statistics", other);
+  }
+  const uint64_t untouched = was_in_place ? 0 : block;  // the blocks past the merged one
+  if (memcmp(blocks.data() + untouched,
+             before.data() + call.layout.offset[0] + untouched * sizeof(double),
+             (blocks.size() - untouched) * sizeof(double)) != 0) {
+    Fail("%s changed a block of partial_stats past the first", other);
+  }
+  for (int s = 0; s < 4; ++s) {
+    if (!outputs[s].empty() && memcmp(outputs[s].data(), first.data() + call.layout.offset[2 + s],
+                                      outputs[s].size() * sizeof(float)) != 0) {
+      Fail("%s gave another %s", other, call.sig.slots[2 + s].name);
+    }
+  }
+
+  // The merged block alone (bnorm.h: "itself a valid partial"). A merged
+  // count past 2^53 is rejected as a partial (README.md, "Oracle choices"):
+  // that case is left out.
+  const double* result = merged;  // equal to the call's own merged_stats, checked above
+  for (uint64_t c = 0; c < static_cast<uint64_t>(r.channels); ++c) {
+    if (!(result[kSplit * c] <= 0x1p53)) return;
+  }
+  std::vector<double> alone(result, result + block);
+  std::vector<float> again[4];
+  for (int s = 0; s < 4; ++s) again[s] = CopyVector(call, before, 2 + s);
+  if (bnorm_merge_stats(desc, 1, alone.data(), nullptr, DataOrNull(again[0]), DataOrNull(again[1]),
+                        DataOrNull(again[2]), DataOrNull(again[3])) != BNORM_OK) {
+    Fail("rejected its merged_stats as a partial: %s", bnorm_last_error());
+  }
+  if (!Bounded(call)) return;
+  for (int s = 0; s < 4; ++s) {
+    for (size_t c = 0; c < again[s].size(); ++c) {
+      ExpectNear(s == 0   ? "mean from merged_stats alone"
+                 : s == 1 ? "invstd from merged_stats alone"
+                 : s == 2 ? "running_mean from merged_stats alone"
+                          : "running_var from merged_stats alone",
+                 c, again[s][c], outputs[s][c], 2.5e-7 * fabsf(outputs[s][c]) + 1e-37);
     }
   }
 }
@@ -406,12 +876,28 @@ void CheckThreadsAgree(Call& call, const std::vector<uint8_t>& before) {
 
 void RunCompute(const CallSpec& c) {
   Call call(c);
-  const bnorm_status expected = Prepare(call);
+  const StatusSet expected = Prepare(call);
   current_call = Describe(c, call.layout, call.ptrs);
   const std::vector<uint8_t> before(call.arena.get(), call.arena.get() + call.layout.size);
   const bnorm_status status = call.Invoke();
-  if (status != expected) {
-    Fail("returned %s; bnorm.h says %s", StatusName(status).c_str(), StatusName(expected).c_str());
+  if (verbose) {
+    fprintf(stderr, "%s\n", current_call.c_str());
+    const int partials = PartialsSlot(c.op);
+    // Only arrays carved at their full size hold generated blocks.
+    if (partials >= 0 && call.ptrs[partials] != nullptr && call.req.status == BNORM_OK &&
+        call.layout.bytes[partials] == SlotBytes(call.req, call.sig.slots[partials])) {
+      fprintf(stderr, "  %s:", call.sig.slots[partials].name);
+      for (uint64_t i = 0; i < 48 && (i + 1) * 8 <= call.layout.bytes[partials]; ++i) {
+        double v;
+        memcpy(&v, before.data() + call.layout.offset[partials] + 8 * i, 8);
+        fprintf(stderr, "%s%g", i % kSplit ? ", " : " | ", v);
+      }
+      fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "  -> %s\n", StatusName(status).c_str());
+  }
+  if (status < 0 || status >= kNumStatuses || !((expected >> status) & 1)) {
+    Fail("returned %s; bnorm.h says %s", StatusName(status).c_str(), StatusNames(expected).c_str());
   }
   CheckLastError(status);
   if ((call.desc && memcmp(call.desc.get(), &call.image, call.desc_bytes) != 0) ||
@@ -430,7 +916,9 @@ void RunCompute(const CallSpec& c) {
   }
   CheckUnchangedExceptOutputs(call, before);
   CheckFinite(call);
+  CheckSplitValues(call, before);
   CheckThreadsAgree(call, before);
+  if (c.op == Op::kMergeStats) CheckMerge(call, before);
 }
 
 void RunDescInit(const CallSpec& c) {
@@ -544,6 +1032,7 @@ using namespace bnorm_fuzz;
 // each name caps the dispatch at exactly that target, as bnorm.h promises.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   if (const char* max = getenv("BNORM_FUZZ_MAX_ELEMENTS")) max_elements = atoll(max);
+  if (const char* v = getenv("BNORM_FUZZ_VERBOSE")) verbose = atoi(v) != 0;
   current_call = "initialization: bnorm_target_count, bnorm_target_name, bnorm_set_max_target";
   const int32_t count = bnorm_target_count();
   for (int32_t i = 0; i < count; ++i) targets.push_back(bnorm_target_name(i));
@@ -574,6 +1063,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case Op::kFoldScaleShift:
       case Op::kForwardScaleShift:
       case Op::kFoldIntoLayer:
+      case Op::kLocalStats:
+      case Op::kMergeStats:
+      case Op::kForwardNormalize:
+      case Op::kBackwardReduce:
+      case Op::kBackwardElementwise:
         RunCompute(c);
         break;
       case Op::kSetMaxTarget:

@@ -198,6 +198,49 @@ void EncodeData(Writer& w, const CallSpec& c) {
   for (int i = 0; i < NumSlots(c.op); ++i) EncodePlacement(w, c.slots[i]);
 }
 
+// num_partials: mostly 1 to 64 blocks, else 0 and small negatives, or any
+// int32.
+int32_t DecodePartials(Reader& r) {
+  const uint8_t t = r.U8();
+  if (t < 0xC0) return 1 + t % 64;
+  if (t < 0xF0) return -(t - 0xC0);
+  return DecodeRaw(r);
+}
+void EncodePartials(Writer& w, int32_t v) {
+  if (v >= 1 && v <= 64) return w.U8(v - 1);
+  if (v <= 0 && v > -0x30) return w.U8(0xC0 - v);
+  EncodeRaw(w, v);
+}
+
+void DecodeStats(Reader& r, StatsSpec& s) {
+  const uint8_t t = r.U8();
+  if (t < 0x80) {
+    s.kind = StatsSpec::kSane;
+  } else if (t < 0xA0) {
+    s.kind = StatsSpec::kPoked;
+    s.pokes = 1 + (t & 0xF);
+  } else if (t < 0xC0) {
+    s.kind = StatsSpec::kCount;
+    s.count = DecodeInt(r);
+  } else {
+    s.kind = t < 0xE0 ? StatsSpec::kSpecial : StatsSpec::kRaw;
+  }
+}
+void EncodeStats(Writer& w, const StatsSpec& s) {
+  switch (s.kind) {
+    case StatsSpec::kSane:
+      return w.U8(0);
+    case StatsSpec::kPoked:
+      return w.U8(0x80 + s.pokes - 1);
+    case StatsSpec::kCount:
+      return w.U8(0xA0), EncodeInt(w, s.count);
+    case StatsSpec::kSpecial:
+      return w.U8(0xC0);
+    case StatsSpec::kRaw:
+      return w.U8(0xE0);
+  }
+}
+
 constexpr uint8_t kDescNull = 0xFF, kShapeNull = 0xFE;
 
 }  // namespace
@@ -208,13 +251,19 @@ const char* const kListedNames[16] = {nullptr,    "",        "BEST",  "best",   
 
 int NumSlots(Op op) {
   switch (op) {
+    case Op::kLocalStats:
+      return 2;
     case Op::kInference:
     case Op::kFoldScaleShift:
+    case Op::kMergeStats:
+    case Op::kForwardNormalize:
       return 6;
     case Op::kForwardScaleShift:
       return 4;
     case Op::kTraining:
     case Op::kFoldIntoLayer:
+    case Op::kBackwardReduce:
+    case Op::kBackwardElementwise:
       return 8;
     case Op::kBackward:
       return 9;
@@ -237,7 +286,11 @@ std::vector<CallSpec> Decode(const uint8_t* data, size_t size) {
       case Op::kInference:
       case Op::kTraining:
       case Op::kBackward:
-      case Op::kForwardScaleShift: {
+      case Op::kForwardScaleShift:
+      case Op::kLocalStats:
+      case Op::kForwardNormalize:
+      case Op::kBackwardReduce:
+      case Op::kBackwardElementwise: {
         const uint8_t options = r.U8();
         c.desc.null = options == kDescNull;
         c.shape.null = options == kShapeNull;
@@ -248,15 +301,24 @@ std::vector<CallSpec> Decode(const uint8_t* data, size_t size) {
           c.shape.dims[c.desc.layout == BNORM_LAYOUT_NHWC ? c.shape.rank - 1 : 1] =
               c.desc.num_features;
         }
+        if (c.op == Op::kBackwardElementwise) {
+          c.num_partials = DecodePartials(r);
+          DecodeStats(r, c.stats);
+        }
         DecodeData(r, c);
         break;
       }
       // No shape: the options byte only says whether desc is NULL.
       case Op::kFoldScaleShift:
       case Op::kFoldIntoLayer:
+      case Op::kMergeStats:
         c.desc.null = r.U8() == kDescNull;
         DecodeDesc(r, c.desc);
         if (c.op == Op::kFoldIntoLayer) c.row_length = DecodeInt(r);
+        if (c.op == Op::kMergeStats) {
+          c.num_partials = DecodePartials(r);
+          DecodeStats(r, c.stats);
+        }
         DecodeData(r, c);
         break;
       case Op::kSetMaxTarget: {
@@ -297,16 +359,29 @@ std::vector<uint8_t> Encode(const std::vector<CallSpec>& calls) {
       case Op::kTraining:
       case Op::kBackward:
       case Op::kForwardScaleShift:
+      case Op::kLocalStats:
+      case Op::kForwardNormalize:
+      case Op::kBackwardReduce:
+      case Op::kBackwardElementwise:
         w.U8(c.desc.null ? kDescNull : c.shape.null ? kShapeNull : c.match_channels ? 1 : 0);
         EncodeDesc(w, c.desc);
         EncodeShape(w, c.shape);
+        if (c.op == Op::kBackwardElementwise) {
+          EncodePartials(w, c.num_partials);
+          EncodeStats(w, c.stats);
+        }
         EncodeData(w, c);
         break;
       case Op::kFoldScaleShift:
       case Op::kFoldIntoLayer:
+      case Op::kMergeStats:
         w.U8(c.desc.null ? kDescNull : 0);
         EncodeDesc(w, c.desc);
         if (c.op == Op::kFoldIntoLayer) EncodeInt(w, c.row_length);
+        if (c.op == Op::kMergeStats) {
+          EncodePartials(w, c.num_partials);
+          EncodeStats(w, c.stats);
+        }
         EncodeData(w, c);
         break;
       case Op::kSetMaxTarget:
@@ -340,15 +415,19 @@ bool ShapeSpec::operator==(const ShapeSpec& o) const {
   return null == o.null && rank == o.rank && memcmp(dims, o.dims, sizeof(dims)) == 0;
 }
 
+bool StatsSpec::operator==(const StatsSpec& o) const {
+  return kind == o.kind && pokes == o.pokes && count == o.count;
+}
+
 bool Placement::operator==(const Placement& o) const {
   return kind == o.kind && target == o.target && delta == o.delta && misalign == o.misalign;
 }
 
 bool CallSpec::operator==(const CallSpec& o) const {
   if (op != o.op || name_kind != o.name_kind || name_index != o.name_index ||
-      raw_name != o.raw_name || value != o.value || row_length != o.row_length || fill != o.fill ||
-      seed != o.seed || match_channels != o.match_channels || !(desc == o.desc) ||
-      !(shape == o.shape)) {
+      raw_name != o.raw_name || value != o.value || row_length != o.row_length ||
+      num_partials != o.num_partials || !(stats == o.stats) || fill != o.fill || seed != o.seed ||
+      match_channels != o.match_channels || !(desc == o.desc) || !(shape == o.shape)) {
     return false;
   }
   for (int i = 0; i < kMaxSlots; ++i) {

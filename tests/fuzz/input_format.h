@@ -30,6 +30,12 @@ enum class Op : uint8_t {
   kFoldScaleShift,
   kForwardScaleShift,
   kFoldIntoLayer,
+  // Since 1.2, the split (distributed) phases, appended likewise.
+  kLocalStats,
+  kMergeStats,
+  kForwardNormalize,
+  kBackwardReduce,
+  kBackwardElementwise,
   kNumOps
 };
 
@@ -76,6 +82,23 @@ enum class Fill : uint8_t {
   kSpecial,  // a mix of 0, -0, +-inf, NaN, denormals, FLT_MAX
 };
 
+// The exchanged double arrays (partial_stats, grad_sums) the split phases
+// read: (count, mean or sum, M2 or sum) per channel and block. Every kind
+// draws from the call's seed; the oracle judges the bytes as they end up.
+struct StatsSpec {
+  enum Kind : uint8_t {
+    kSane,     // valid counts (some 0), means and sums in [-8, 8] per value, M2 >= 0
+    kPoked,    // sane, then `pokes` random entries set to special values
+    kCount,    // sane, every count `count`
+    kSpecial,  // every entry a special value (0, -0, 0.5, -1, NaN, inf, 2^53 + 2, ...)
+    kRaw,      // random bytes
+  };
+  Kind kind = kSane;
+  uint8_t pokes = 0;  // kPoked: 1 to 16
+  int64_t count = 0;  // kCount
+  bool operator==(const StatsSpec& o) const;
+};
+
 constexpr int kMaxSlots = 9;  // bnorm_backward's pointer arguments
 constexpr size_t kMaxOps = 16;
 
@@ -85,6 +108,8 @@ struct CallSpec {
   bool match_channels = false;  // decode-time: dims[channel] = num_features
   ShapeSpec shape;              // the calls with a shape (HasShape in oracle.h)
   int64_t row_length = 9;       // kFoldIntoLayer
+  int32_t num_partials = 1;     // kMergeStats, kBackwardElementwise
+  StatsSpec stats;              // kMergeStats, kBackwardElementwise: the blocks read
   Fill fill = Fill::kSane;
   uint32_t seed = 0;
   Placement slots[kMaxSlots];

@@ -30,6 +30,12 @@ enum { kFsMean = 0, kFsVar = 1, kFsGamma = 2, kFsBeta = 3, kScale = 4, kShift = 
 enum { kSsScale = 2, kSsShift = 3 };
 enum { kWeights = 0, kBias = 1, kFlMean = 2, kFlVar = 3, kFlGamma = 4, kFlBeta = 5 };
 enum { kFoldedWeights = 6, kFoldedBias = 7 };
+// Since 1.2, the split phases.
+enum { kLocalPartial = 1 };
+enum { kMsPartial = 0, kMsMerged = 1, kMsMean = 2, kMsInvstd = 3, kMsRunMean = 4, kMsRunVar = 5 };
+enum { kFnGamma = 2, kFnBeta = 3, kFnMean = 4, kFnInvstd = 5 };
+enum { kBrMean = 3, kBrInvstd = 4, kGradSums = 5, kBrDgamma = 6, kBrDbeta = 7 };
+enum { kBeGamma = 3, kBeMean = 4, kBeInvstd = 5, kBeSums = 6, kBeDx = 7 };
 
 uint32_t next_seed = 1;
 
@@ -59,6 +65,43 @@ CallSpec Layer(Op op, int64_t num_features, int64_t row_length = 9,
   c.row_length = row_length;
   c.seed = next_seed++;
   return c;
+}
+
+// bnorm_merge_stats of num_partials blocks.
+CallSpec Merge(int64_t num_features, int32_t num_partials, uint32_t flags = kDefaultFlags) {
+  CallSpec c = Layer(Op::kMergeStats, num_features, 9, flags);
+  c.num_partials = num_partials;
+  return c;
+}
+
+StatsSpec Counts(int64_t count) {
+  StatsSpec s;
+  s.kind = StatsSpec::kCount;
+  s.count = count;
+  return s;
+}
+
+// bnorm_backward_elementwise with num_partials blocks of grad sums, each with
+// this part's count (an allgather of equal parts).
+CallSpec Elementwise(int layout, std::initializer_list<int64_t> dims, int32_t num_partials,
+                     uint32_t flags = kDefaultFlags) {
+  CallSpec c = Compute(Op::kBackwardElementwise, layout, dims, flags);
+  c.num_partials = num_partials;
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  c.stats = Counts(count / c.desc.num_features);
+  return c;
+}
+StatsSpec Poked(uint8_t pokes) {
+  StatsSpec s;
+  s.kind = StatsSpec::kPoked;
+  s.pokes = pokes;
+  return s;
+}
+StatsSpec OfKind(StatsSpec::Kind kind) {
+  StatsSpec s;
+  s.kind = kind;
+  return s;
 }
 
 Placement Null() { return Placement{Placement::kNull, 0, 0, 0}; }
@@ -363,6 +406,243 @@ std::vector<Seed> Seeds() {
                      {CapAt(CallSpec::kTargetIndex, t), Compute(kSs, kNhwc, {3, 5, 2, 19}),
                       Compute(kSs, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
                       Compute(kSs, kNhwc, {7, 33}), Simple(Op::kQueries)}});
+  }
+  // Since 1.2: the split (distributed) phases, appended likewise. Valid
+  // calls first.
+  const Op kLs = Op::kLocalStats, kFn = Op::kForwardNormalize, kBr = Op::kBackwardReduce;
+  const CallSpec ls = Compute(kLs, kNchw, {2, 3, 4, 5});
+  const CallSpec ms = Merge(6, 4);
+  const CallSpec fn = Compute(kFn, kNchw, {2, 3, 4, 5});
+  const CallSpec br = Compute(kBr, kNchw, {2, 3, 4, 5});
+  const CallSpec be = Elementwise(kNchw, {2, 3, 4, 5}, 1);  // 40 values per channel
+  const std::vector<Seed> split = {
+      {"local_stats",
+       {ls, Compute(kLs, kNhwc, {2, 4, 5, 3}), Compute(kLs, kNchw, {5, 7}),
+        Compute(kLs, kNhwc, {2, 9, 6}), Compute(kLs, kNchw, {2, 3, 2, 3, 4}),
+        // One value per channel is fine for a part.
+        Compute(kLs, kNchw, {1, 5}), Compute(kLs, kNhwc, {1, 1, 1, 5})}},
+      {"merge_stats",
+       {ms, Merge(1, 1), Merge(37, 16, 0), Merge(5, 64),
+        Merge(3, 2, BNORM_FLAG_TRACK_RUNNING_STATS),
+        With(Merge(4, 3), [](CallSpec& c) { c.desc.momentum_bits = 0x3f800000; })}},
+      {"merge_stats_in_place",
+       {With(ms, [](CallSpec& c) { c.slots[kMsMerged] = Same(kMsPartial); }),
+        With(Merge(7, 1),
+             [](CallSpec& c) {
+               c.slots[kMsMerged] = Same(kMsPartial);
+               c.stats = Counts(5);
+             })}},
+      {"merge_stats_outputs",
+       {With(ms, [](CallSpec& c) { c.slots[kMsMerged] = Null(); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsMean] = c.slots[kMsInvstd] = Null(); }),
+        With(Merge(6, 4, BNORM_FLAG_AFFINE),
+             [](CallSpec& c) { c.slots[kMsRunMean] = c.slots[kMsRunVar] = Null(); }),
+        With(Merge(6, 4, 0),
+             [](CallSpec& c) {
+               for (int s : {kMsMerged, kMsMean, kMsInvstd, kMsRunMean, kMsRunVar})
+                 c.slots[s] = Null();
+             })}},
+      // Counts at the edges that are still valid: one value per block, 2^53.
+      {"merge_stats_count_edges",
+       {With(Merge(3, 2), [](CallSpec& c) { c.stats = Counts(1); }),
+        With(Merge(3, 2), [](CallSpec& c) { c.stats = Counts(int64_t{1} << 53); }),
+        With(Merge(2, 1), [](CallSpec& c) { c.stats = Counts(2); })}},
+      {"forward_normalize",
+       {fn, Compute(kFn, kNhwc, {2, 4, 5, 3}), Compute(kFn, kNchw, {5, 7}),
+        Compute(kFn, kNhwc, {2, 9, 6}), Compute(kFn, kNhwc, {2, 2, 3, 4, 3}),
+        Compute(kFn, kNchw, {1, 5})}},
+      {"forward_normalize_flags",
+       {With(Compute(kFn, kNhwc, {4, 3, 3, 16}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) { c.slots[kFnGamma] = c.slots[kFnBeta] = Null(); }),
+        Compute(kFn, kNchw, {3, 5, 7}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)}},
+      {"forward_normalize_in_place", {With(fn, [](CallSpec& c) { c.slots[kY] = Same(kX); })}},
+      {"backward_reduce",
+       {br, Compute(kBr, kNhwc, {2, 4, 5, 3}), Compute(kBr, kNchw, {5, 7}),
+        Compute(kBr, kNhwc, {3, 7, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+        With(br, [](CallSpec& c) { c.slots[kBrDgamma] = c.slots[kBrDbeta] = Null(); }),
+        Compute(kBr, kNhwc, {1, 1, 1, 5}),
+        Compute(kBr, kNchw, {2, 6}, BNORM_FLAG_USE_GLOBAL_STATS)}},
+      {"backward_elementwise",
+       {be, Elementwise(kNhwc, {2, 4, 5, 3}, 4), Elementwise(kNchw, {5, 7}, 8),
+        Elementwise(kNhwc, {3, 7, 5}, 2, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+        Elementwise(kNchw, {2, 3, 2, 3, 4}, 3, 0),
+        // Random counts: some valid, some below this part's.
+        With(Elementwise(kNhwc, {2, 6, 4}, 5), [](CallSpec& c) { c.stats = StatsSpec(); }),
+        // Allreduced: one block, the whole batch's count.
+        With(be, [](CallSpec& c) { c.stats = Counts(160); }),
+        // A part of one value per channel, the batch of two.
+        With(Elementwise(kNchw, {1, 5}, 2), [](CallSpec& c) { c.stats = Counts(1); })}},
+      {"backward_elementwise_global_stats",
+       {With(Elementwise(kNchw, {1, 6}, 1, BNORM_FLAG_USE_GLOBAL_STATS),
+             [](CallSpec& c) { c.slots[kBeSums] = Null(); }),
+        // grad_sums and num_partials are not read: no error from either.
+        With(Elementwise(kNhwc, {2, 3, 3, 6}, 0, BNORM_FLAG_USE_GLOBAL_STATS | BNORM_FLAG_AFFINE),
+             [](CallSpec& c) {
+               c.stats = OfKind(StatsSpec::kRaw);
+               c.slots[kBeSums] = Misaligned(1);
+             }),
+        Elementwise(kNchw, {2, 3, 5}, -7, BNORM_FLAG_USE_GLOBAL_STATS | BNORM_FLAG_FUSE_RELU)}},
+      {"backward_elementwise_in_place",
+       {With(be, [](CallSpec& c) { c.slots[kBeDx] = Same(kBwDy); }),
+        With(Elementwise(kNhwc, {3, 5, 17}, 2, BNORM_FLAG_USE_GLOBAL_STATS),
+             [](CallSpec& c) { c.slots[kBeDx] = Same(kBwDy); })}},
+      {"split_read_only_overlap",
+       {With(fn, [](CallSpec& c) { c.slots[kFnInvstd] = Same(kFnMean); }),
+        With(br, [](CallSpec& c) { c.slots[kBwDy] = Same(kX); }),
+        With(be, [](CallSpec& c) { c.slots[kBeSums] = Same(kBwDy); }),
+        With(be, [](CallSpec& c) { c.slots[kBeGamma] = Same(kBeInvstd); })}},
+      {"split_older_struct_sizes",
+       {With(ls, [](CallSpec& c) { c.desc.struct_size = 16; }),
+        With(ms, [](CallSpec& c) { c.desc.struct_size = 20; }),
+        With(fn, [](CallSpec& c) { c.desc.struct_size = 28; }),
+        With(br, [](CallSpec& c) { c.desc.struct_size = 32; }),
+        With(be, [](CallSpec& c) { c.desc.struct_size = 36; })}},
+      // Fields bnorm_merge_stats does not use: no error, bf16 included.
+      {"merge_stats_unused_fields",
+       {With(Merge(4, 3, kDefaultFlags | BNORM_FLAG_FUSE_RELU | BNORM_FLAG_USE_GLOBAL_STATS),
+             [](CallSpec& c) {
+               c.desc.layout = kNhwc;
+               c.desc.dtype = BNORM_DTYPE_BF16;
+               c.desc.num_threads = 3;
+             }),
+        With(Merge(4, 3), [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; })}},
+      // Larger: threads and reduction chunks, many blocks.
+      {"large_split",
+       {With(Compute(kLs, kNchw, {4, 8, 32, 32}), [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(Compute(kFn, kNhwc, {4096, 3}), [](CallSpec& c) { c.desc.num_threads = 3; }),
+        With(Compute(kBr, kNhwc, {8, 16, 16, 16}), [](CallSpec& c) { c.desc.num_threads = 3; }),
+        With(Elementwise(kNchw, {4, 8, 32, 32}, 4), [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(Elementwise(kNhwc, {4096, 3}, 1),
+             [](CallSpec& c) {
+               c.desc.num_threads = 3;
+               c.stats = Counts(3 * 4096);
+             }),
+        Merge(1000, 8), Merge(64, 64)}},
+      // Outputs of 16 MiB: see "streaming" above.
+      {"split_streaming",
+       {Compute(kFn, kNchw, {1, 4, 1024, 1024}), Compute(kLs, kNhwc, {4096, 1024}),
+        Compute(kBr, kNchw, {16, 2, 512, 256}), Elementwise(kNchw, {16, 2, 512, 256}, 2)}},
+      // The phases in the order a training step calls them.
+      {"split_step",
+       {Compute(kLs, kNhwc, {2, 5, 5, 8}), Merge(8, 4), Compute(kFn, kNhwc, {2, 5, 5, 8}),
+        Compute(kBr, kNhwc, {2, 5, 5, 8}), Elementwise(kNhwc, {2, 5, 5, 8}, 4)}},
+      // Valid shapes far too large to allocate (passed with x NULL, or buffers
+      // too short), and num_features where 3 * num_features nears int64's
+      // limit: a bf16 tensor of (1, 3 * 2^60) is valid, the f32 one not.
+      {"split_huge_shapes",
+       {Compute(kLs, kNchw, {int64_t{1} << 40, 4}), Compute(kBr, kNhwc, {1, int64_t{1} << 61}),
+        Compute(kLs, kNchw, {1, int64_t{3} << 60}), Compute(kBr, kNchw, {1, int64_t{3} << 60}),
+        With(Compute(kLs, kNhwc, {1, int64_t{1} << 60}),
+             [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        Elementwise(kNhwc, {int64_t{1} << 20, 1 << 20, 4}, 2)}},
+      // One call per error, in bnorm.h's order of precedence.
+      {"split_err_null_desc",
+       {With(ls, [](CallSpec& c) { c.desc.null = true; }),
+        With(ms, [](CallSpec& c) { c.desc.null = true; }),
+        With(fn, [](CallSpec& c) { c.desc.null = true; }),
+        With(br, [](CallSpec& c) { c.desc.null = true; }),
+        With(be, [](CallSpec& c) { c.desc.null = true; })}},
+      {"split_err_null_shape",
+       {With(ls, [](CallSpec& c) { c.shape.null = true; }),
+        With(fn, [](CallSpec& c) { c.shape.null = true; }),
+        With(br, [](CallSpec& c) { c.shape.null = true; }),
+        With(be, [](CallSpec& c) { c.shape.null = true; })}},
+      {"split_err_descriptor",
+       {With(ls, [](CallSpec& c) { c.desc.struct_size = 3; }),
+        With(ms, [](CallSpec& c) { c.desc.num_features = 0; }),
+        With(Merge(-2, 0), [](CallSpec& c) { c.desc.struct_size = 18; }),
+        With(be,
+             [](CallSpec& c) {
+               c.desc.num_features = -1;
+               c.num_partials = 0;
+             })}},
+      {"split_err_fields",
+       {With(ms, [](CallSpec& c) { c.desc.eps_bits = 0; }),
+        With(ms, [](CallSpec& c) { c.desc.momentum_bits = 0x7fc00000; }),
+        With(fn, [](CallSpec& c) { c.desc.layout = 2; }),
+        With(br, [](CallSpec& c) { c.desc.flags |= 0x10; }),
+        With(ms, [](CallSpec& c) { c.desc.dtype = 3; }),
+        With(be, [](CallSpec& c) { c.desc.num_threads = -1; })}},
+      {"split_err_shape",
+       {With(ls, [](CallSpec& c) { c.shape.rank = 1; }),
+        With(fn, [](CallSpec& c) { c.shape.dims[3] = 0; }),
+        Compute(kBr, kNhwc, {int64_t{1} << 40, int64_t{1} << 30, 4}),
+        With(Elementwise(kNchw, {2, 4, 5, 3}, 0), [](CallSpec& c) { c.desc.layout = kNhwc; })}},
+      // num_partials: checked after the shape, before the pointers, only when
+      // the blocks are read.
+      {"split_err_num_partials",
+       {Merge(6, 0), Merge(6, -1), Merge(int64_t{1} << 40, 1 << 30), Merge(int64_t{3} << 60, 1),
+        Elementwise(kNchw, {2, 3, 4, 5}, 0),
+        With(Elementwise(kNhwc, {2, 4, 5, 3}, -3), [](CallSpec& c) { c.slots[kX] = Null(); }),
+        // Valid, more data than the harness allocates: passed as buffers too
+        // short (overlaps are judged at full size) or with partial_stats NULL.
+        Merge(4, 1 << 30), Elementwise(kNchw, {2, 3, 4, 5}, 1 << 20),
+        With(Merge(4, 1 << 30, 0),
+             [](CallSpec& c) {
+               for (int s : {kMsMerged, kMsMean, kMsInvstd}) c.slots[s] = Null();
+             })}},
+      {"split_err_null_data",
+       {With(ls, [](CallSpec& c) { c.slots[kLocalPartial] = Null(); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsPartial] = Null(); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsRunVar] = Null(); }),
+        With(fn, [](CallSpec& c) { c.slots[kFnInvstd] = Null(); }),
+        With(fn, [](CallSpec& c) { c.slots[kFnBeta] = Null(); }),
+        With(br, [](CallSpec& c) { c.slots[kGradSums] = Null(); }),
+        With(Compute(kBr, kNchw, {2, 3, 4}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) { c.slots[kBwY] = Null(); }),
+        With(be, [](CallSpec& c) { c.slots[kBeSums] = Null(); }),
+        With(be, [](CallSpec& c) { c.slots[kBeDx] = Null(); }),
+        With(be, [](CallSpec& c) { c.slots[kBeGamma] = Null(); })}},
+      // Misaligned by 1 on a double array is 4 bytes: float-aligned only.
+      {"split_err_misaligned",
+       {With(ls, [](CallSpec& c) { c.slots[kLocalPartial] = Misaligned(1); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsPartial] = Misaligned(2); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsMerged] = Misaligned(1); }),
+        With(fn, [](CallSpec& c) { c.slots[kFnMean] = Misaligned(1); }),
+        With(br, [](CallSpec& c) { c.slots[kGradSums] = Misaligned(3); }),
+        With(be, [](CallSpec& c) { c.slots[kBeSums] = Misaligned(1); })}},
+      {"split_err_aliasing",
+       {With(ls, [](CallSpec& c) { c.slots[kLocalPartial] = Same(kX); }),
+        // merged_stats may be exactly partial_stats, not its second block.
+        With(ms, [](CallSpec& c) { c.slots[kMsMerged] = Offset(kMsPartial, 6 * 3 * 8); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsMerged] = Offset(kMsPartial, 8); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsInvstd] = Same(kMsMean); }),
+        With(ms, [](CallSpec& c) { c.slots[kMsRunVar] = Offset(kMsMerged, 16); }),
+        With(fn, [](CallSpec& c) { c.slots[kY] = Offset(kX, 4); }),
+        With(br, [](CallSpec& c) { c.slots[kGradSums] = Same(kBwDy); }),
+        With(br, [](CallSpec& c) { c.slots[kBrDgamma] = Same(kBrMean); }),
+        With(be, [](CallSpec& c) { c.slots[kBeDx] = Same(kX); }),
+        With(be, [](CallSpec& c) { c.slots[kBeDx] = Offset(kBeSums, 8); })}},
+      // Counts: fractional, negative, NaN, past 2^53, M2 < 0; totals below
+      // this part's count.
+      {"split_err_counts",
+       {With(ms, [](CallSpec& c) { c.stats = Counts(-1); }),
+        With(ms, [](CallSpec& c) { c.stats = Counts((int64_t{1} << 53) + 2); }),
+        With(ms, [](CallSpec& c) { c.stats = OfKind(StatsSpec::kSpecial); }),
+        With(ms, [](CallSpec& c) { c.stats = Poked(1); }),
+        With(ms, [](CallSpec& c) { c.stats = Poked(16); }),
+        With(ms, [](CallSpec& c) { c.stats = OfKind(StatsSpec::kRaw); }),
+        With(be, [](CallSpec& c) { c.stats = Counts(39); }),
+        With(be, [](CallSpec& c) { c.stats = Poked(2); }),
+        With(be, [](CallSpec& c) { c.stats = OfKind(StatsSpec::kSpecial); })}},
+      {"split_err_too_few_values",
+       {With(Merge(3, 1), [](CallSpec& c) { c.stats = Counts(1); }),
+        With(Merge(3, 4), [](CallSpec& c) { c.stats = Counts(0); }),
+        With(Elementwise(kNchw, {1, 5}, 1), [](CallSpec& c) { c.stats = Counts(1); })}},
+      {"split_err_unsupported",
+       {With(ls, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        With(fn, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; }),
+        With(br, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        With(be, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; })}},
+  };
+  seeds.insert(seeds.end(), split.begin(), split.end());
+  // The split phases' kernels on each target.
+  for (uint8_t t = 0; t < 6; ++t) {
+    seeds.push_back({"split_target" + std::to_string(t),
+                     {CapAt(CallSpec::kTargetIndex, t), Compute(kLs, kNhwc, {3, 5, 2, 19}),
+                      Compute(kFn, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+                      Compute(kBr, kNhwc, {7, 33}), Elementwise(kNchw, {3, 19, 5, 2}, 3),
+                      Simple(Op::kQueries)}});
   }
   return seeds;
 }

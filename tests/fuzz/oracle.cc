@@ -3,10 +3,13 @@
 #include <math.h>
 #include <string.h>
 
+#include <cmath>
+
 namespace bnorm_fuzz {
 namespace {
 
 constexpr Extent kV = Extent::kVector, kT = Extent::kTensor, kW = Extent::kWeights;
+constexpr Extent kS = Extent::kStats, kP = Extent::kPartials;
 
 constexpr Slot kInferenceSlots[] = {
     {"x", kT, false, Use::kAlways},       {"y", kT, true, Use::kAlways},
@@ -46,6 +49,33 @@ constexpr Slot kFoldIntoLayerSlots[] = {
     {"mean", kV, false, Use::kAlways},          {"var", kV, false, Use::kAlways},
     {"gamma", kV, false, Use::kIfAffine},       {"beta", kV, false, Use::kIfAffine},
     {"folded_weights", kW, true, Use::kAlways}, {"folded_bias", kV, true, Use::kAlways},
+};
+// Since 1.2: the split phases.
+constexpr Slot kLocalStatsSlots[] = {
+    {"x", kT, false, Use::kAlways},
+    {"partial_stats", kS, true, Use::kAlways},
+};
+constexpr Slot kMergeStatsSlots[] = {
+    {"partial_stats", kP, false, Use::kAlways}, {"merged_stats", kS, true, Use::kOptional},
+    {"mean", kV, true, Use::kOptional},         {"invstd", kV, true, Use::kOptional},
+    {"running_mean", kV, true, Use::kIfTrack},  {"running_var", kV, true, Use::kIfTrack},
+};
+constexpr Slot kForwardNormalizeSlots[] = {
+    {"x", kT, false, Use::kAlways},       {"y", kT, true, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine}, {"beta", kV, false, Use::kIfAffine},
+    {"mean", kV, false, Use::kAlways},    {"invstd", kV, false, Use::kAlways},
+};
+constexpr Slot kBackwardReduceSlots[] = {
+    {"x", kT, false, Use::kAlways},       {"dy", kT, false, Use::kAlways},
+    {"y", kT, false, Use::kIfRelu},       {"mean", kV, false, Use::kAlways},
+    {"invstd", kV, false, Use::kAlways},  {"grad_sums", kS, true, Use::kAlways},
+    {"dgamma", kV, true, Use::kOptional}, {"dbeta", kV, true, Use::kOptional},
+};
+constexpr Slot kBackwardElementwiseSlots[] = {
+    {"x", kT, false, Use::kAlways},         {"dy", kT, false, Use::kAlways},
+    {"y", kT, false, Use::kIfRelu},         {"gamma", kV, false, Use::kIfAffine},
+    {"mean", kV, false, Use::kAlways},      {"invstd", kV, false, Use::kAlways},
+    {"grad_sums", kP, false, Use::kIfSums}, {"dx", kT, true, Use::kAlways},
 };
 
 // A field of the caller's bytes, read without loading a C++ enum.
@@ -123,12 +153,18 @@ void ModelDescriptor(const void* desc, Request& r, int32_t& layout) {
   r.channels = num_features;
   const unsigned __int128 vector_bytes = static_cast<unsigned __int128>(num_features) * 4;
   r.vector_bytes = vector_bytes > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(vector_bytes);
+  const unsigned __int128 stats_bytes =
+      static_cast<unsigned __int128>(num_features) * kSplit * sizeof(double);
+  r.stats_bytes = stats_bytes > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(stats_bytes);
   r.element_size = dtype == BNORM_DTYPE_F32 ? 4 : 2;
   r.affine = flags & BNORM_FLAG_AFFINE;
   r.track = flags & BNORM_FLAG_TRACK_RUNNING_STATS;
   r.relu = flags & BNORM_FLAG_FUSE_RELU;
   r.global_stats = flags & BNORM_FLAG_USE_GLOBAL_STATS;
   r.f32 = dtype == BNORM_DTYPE_F32;
+  r.eps = eps;
+  r.momentum = momentum;
+  r.nhwc = layout == BNORM_LAYOUT_NHWC;
 }
 
 }  // namespace
@@ -140,6 +176,12 @@ const Signature& SignatureOf(Op op) {
   static const Signature kFoldScaleShift = {kFoldScaleShiftSlots, 6, {-1, -1}, {-1, -1}, 1};
   static const Signature kForwardScaleShift = {kForwardScaleShiftSlots, 4, {1, -1}, {0, -1}, -1};
   static const Signature kFoldIntoLayer = {kFoldIntoLayerSlots, 8, {6, 7}, {0, 1}, 3};
+  static const Signature kLocalStats = {kLocalStatsSlots, 2, {-1, -1}, {-1, -1}, -1};
+  static const Signature kMergeStats = {kMergeStatsSlots, 6, {1, -1}, {0, -1}, -1};
+  static const Signature kForwardNormalize = {kForwardNormalizeSlots, 6, {1, -1}, {0, -1}, -1};
+  static const Signature kBackwardReduce = {kBackwardReduceSlots, 8, {-1, -1}, {-1, -1}, -1};
+  static const Signature kBackwardElementwise = {
+      kBackwardElementwiseSlots, 8, {7, -1}, {1, -1}, -1};
   switch (op) {
     case Op::kInference:
       return kInference;
@@ -151,12 +193,24 @@ const Signature& SignatureOf(Op op) {
       return kForwardScaleShift;
     case Op::kFoldIntoLayer:
       return kFoldIntoLayer;
+    case Op::kLocalStats:
+      return kLocalStats;
+    case Op::kMergeStats:
+      return kMergeStats;
+    case Op::kForwardNormalize:
+      return kForwardNormalize;
+    case Op::kBackwardReduce:
+      return kBackwardReduce;
+    case Op::kBackwardElementwise:
+      return kBackwardElementwise;
     default:
       return kBackward;
   }
 }
 
-bool HasShape(Op op) { return op != Op::kFoldScaleShift && op != Op::kFoldIntoLayer; }
+bool HasShape(Op op) {
+  return op != Op::kFoldScaleShift && op != Op::kFoldIntoLayer && op != Op::kMergeStats;
+}
 
 bool IsKnownDescSize(uint32_t size) {
   return size == sizeof(bnorm_desc) || (size >= offsetof(bnorm_desc, eps) &&
@@ -211,7 +265,13 @@ Request ModelRequest(const void* desc, const bnorm_shape* shape) {
   }
   r.count = static_cast<int64_t>(elements) / r.channels;
   r.tensor_bytes = static_cast<uint64_t>(elements * r.element_size);
+  r.inner = r.nhwc ? 1 : r.count / shape->dims[0];
   return r;
+}
+
+int64_t ChannelOf(const Request& r, uint64_t index) {
+  return static_cast<int64_t>(index / static_cast<uint64_t>(r.inner) %
+                              static_cast<uint64_t>(r.channels));
 }
 
 Request ModelLayerRequest(const void* desc, Op op, int64_t row_length) {
@@ -235,6 +295,24 @@ Request ModelLayerRequest(const void* desc, Op op, int64_t row_length) {
   return r;
 }
 
+// bnorm.h: "num_partials >= 1"; like every array, its num_partials * 3 *
+// num_features doubles must have a byte count within int64 (the library
+// checks both right after the descriptor, and for bnorm_backward_elementwise
+// after the shape, before any pointer).
+void ModelPartialCount(Request& r, Op op, int32_t num_partials) {
+  r.num_partials = num_partials;
+  if (r.status != BNORM_OK) return;
+  if (op != Op::kMergeStats && !(op == Op::kBackwardElementwise && !r.global_stats)) return;
+  const unsigned __int128 bytes = static_cast<unsigned __int128>(r.channels) * kSplit *
+                                  static_cast<uint64_t>(num_partials > 0 ? num_partials : 0) *
+                                  sizeof(double);
+  if (num_partials < 1 || bytes > INT64_MAX) {
+    r.status = BNORM_ERR_INVALID_ARGUMENT;
+    return;
+  }
+  r.partials_bytes = static_cast<uint64_t>(bytes);
+}
+
 bool IsUsed(const Request& r, Use use) {
   switch (use) {
     case Use::kIfAffine:
@@ -243,6 +321,8 @@ bool IsUsed(const Request& r, Use use) {
       return r.track;
     case Use::kIfRelu:
       return r.relu;
+    case Use::kIfSums:
+      return !r.global_stats;
     default:
       return true;
   }
@@ -254,28 +334,126 @@ uint64_t SlotBytes(const Request& r, const Slot& slot) {
       return r.tensor_bytes;
     case Extent::kWeights:
       return r.weight_bytes;
+    case Extent::kStats:
+      return r.stats_bytes;
+    case Extent::kPartials:
+      return r.partials_bytes;
     default:
       return r.vector_bytes;
   }
 }
 
-bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs) {
+bnorm_status ModelPointers(const Request& r, Op op, void* const* ptrs) {
   const Signature& sig = SignatureOf(op);
   for (int i = 0; i < sig.num_slots; ++i) {
     if (ptrs[i] == nullptr && Required(r, sig.slots[i].use)) return BNORM_ERR_NULL_POINTER;
   }
   for (int i = 0; i < sig.num_slots; ++i) {
-    const uint64_t align = sig.slots[i].extent == Extent::kTensor ? r.element_size : sizeof(float);
+    const Extent e = sig.slots[i].extent;
+    const uint64_t align = e == Extent::kTensor                            ? r.element_size
+                           : e == Extent::kStats || e == Extent::kPartials ? sizeof(double)
+                                                                           : sizeof(float);
     if (IsUsed(r, sig.slots[i].use) && reinterpret_cast<uintptr_t>(ptrs[i]) % align != 0) {
       return BNORM_ERR_INVALID_ARGUMENT;
     }
   }
   if (OutputOverlap(r, op, ptrs, true)) return BNORM_ERR_ALIASING;
-  const bool needs_statistics = op == Op::kTraining || (op == Op::kBackward && !r.global_stats);
-  if (needs_statistics && r.count == 1) return BNORM_ERR_TOO_FEW_VALUES;
-  // The folding calls have no tensor: they do not use the dtype.
-  if (HasShape(op) && !r.f32) return BNORM_ERR_UNSUPPORTED;
   return BNORM_OK;
+}
+
+bool IsValidCount(double count) {
+  return count >= 0 && count <= 0x1p53 && std::floor(count) == count;
+}
+
+namespace {
+
+double LoadDouble(const void* base, uint64_t index) {
+  return Load<double>(base, index * sizeof(double));
+}
+
+// The statuses the errors found allow: BNORM_ERR_INVALID_ARGUMENT for bad
+// counts, BNORM_ERR_TOO_FEW_VALUES for small totals, either when both apply.
+StatusSet Allowed(bool invalid, bool too_few) {
+  StatusSet allowed = 0;
+  if (invalid) allowed |= Only(BNORM_ERR_INVALID_ARGUMENT);
+  if (too_few) allowed |= Only(BNORM_ERR_TOO_FEW_VALUES);
+  return allowed;
+}
+
+// bnorm_merge_stats's blocks. bnorm.h: "Counts must be whole numbers from 0 to
+// 2^53 ... and M2 >= 0 (NaN, from NaN data, passes through), else
+// BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total count <= 1
+// is BNORM_ERR_TOO_FEW_VALUES". A channel with a bad count has no meaningful
+// total.
+StatusSet ModelStatsValues(const Request& r, const void* stats) {
+  const uint64_t channels = static_cast<uint64_t>(r.channels);
+  bool invalid = false, too_few = false;
+  for (uint64_t c = 0; c < channels; ++c) {
+    bool bad = false;
+    double total = 0;
+    for (uint64_t i = 0; i < static_cast<uint64_t>(r.num_partials); ++i) {
+      const uint64_t at = (i * channels + c) * kSplit;
+      const double count = LoadDouble(stats, at), m2 = LoadDouble(stats, at + 2);
+      bad = bad || !IsValidCount(count) || m2 < 0;
+      total += count;  // in block order, as a caller would add them
+    }
+    invalid = invalid || bad;
+    too_few = too_few || (!bad && !(total > 1));
+  }
+  return Allowed(invalid, too_few);
+}
+
+// bnorm_backward_elementwise's grad sums. bnorm.h: "Each channel's total
+// count must be a whole number at least this part's values per channel (else
+// BNORM_ERR_INVALID_ARGUMENT) and more than 1 (else BNORM_ERR_TOO_FEW_
+// VALUES)". Each block's count is held to the rule of bnorm_merge_stats
+// (whole, 0 to 2^53), as the library does: a block is what bnorm_backward_
+// reduce writes, a count. README.md, "Oracle choices".
+StatusSet ModelGradSumValues(const Request& r, const void* sums) {
+  const uint64_t channels = static_cast<uint64_t>(r.channels);
+  const double local = static_cast<double>(r.count);
+  bool invalid = false, too_few = false;
+  for (uint64_t c = 0; c < channels; ++c) {
+    bool bad = false;
+    double total = 0;
+    for (uint64_t i = 0; i < static_cast<uint64_t>(r.num_partials); ++i) {
+      const double count = LoadDouble(sums, (i * channels + c) * kSplit);
+      bad = bad || !IsValidCount(count);
+      total += count;
+    }
+    invalid = invalid || bad || total < local;
+    too_few = too_few || (!bad && !(total > 1));
+  }
+  return Allowed(invalid, too_few);
+}
+
+}  // namespace
+
+StatusSet ModelValues(const Request& r, Op op, void* const* ptrs) {
+  StatusSet errors = 0;
+  switch (op) {
+    case Op::kTraining:
+      if (r.count == 1) return Only(BNORM_ERR_TOO_FEW_VALUES);
+      break;
+    case Op::kBackward:
+      if (!r.global_stats && r.count == 1) return Only(BNORM_ERR_TOO_FEW_VALUES);
+      break;
+    case Op::kMergeStats:
+      // Uses no tensor, so no dtype: bf16 and f16 are no error.
+      errors = ModelStatsValues(r, ptrs[0]);
+      return errors != 0 ? errors : Only(BNORM_OK);
+    case Op::kBackwardElementwise:
+      if (!r.global_stats) errors = ModelGradSumValues(r, ptrs[6]);
+      if (errors != 0) return errors;
+      break;
+    default:
+      // bnorm_local_stats and bnorm_backward_reduce: one value per channel is
+      // fine (only the whole batch needs more).
+      break;
+  }
+  // The folding calls have no tensor: they do not use the dtype.
+  if (HasShape(op) && !r.f32) return Only(BNORM_ERR_UNSUPPORTED);
+  return Only(BNORM_OK);
 }
 
 bool AnyOverlap(const Request& r, Op op, void* const* ptrs) {

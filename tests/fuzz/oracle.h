@@ -13,14 +13,22 @@
 namespace bnorm_fuzz {
 
 // When a pointer argument is read or written. kOptional: only when non-NULL.
-enum class Use : uint8_t { kAlways, kOptional, kIfAffine, kIfTrack, kIfRelu };
+// kIfSums: without BNORM_FLAG_USE_GLOBAL_STATS (bnorm_backward_elementwise's
+// grad_sums).
+enum class Use : uint8_t { kAlways, kOptional, kIfAffine, kIfTrack, kIfRelu, kIfSums };
 
 // How long an argument is.
 enum class Extent : uint8_t {
-  kVector,   // float[num_features]
-  kTensor,   // the shape's element count in the dtype
-  kWeights,  // float[num_features * row_length] (bnorm_fold_into_layer)
+  kVector,    // float[num_features]
+  kTensor,    // the shape's element count in the dtype
+  kWeights,   // float[num_features * row_length] (bnorm_fold_into_layer)
+  kStats,     // double[3 * num_features]: one block of the split phases
+  kPartials,  // double[num_partials * 3 * num_features]: the blocks a merge reads
 };
+constexpr int kNumExtents = 5;
+
+// The split phases' exchanged values per channel (bnorm.h).
+constexpr int kSplit = BNORM_SPLIT_VALUES_PER_CHANNEL;
 
 struct Slot {
   const char* name;
@@ -57,11 +65,24 @@ struct Request {
   int64_t channels = 0;
   int64_t count = 0;  // values per channel
   uint64_t element_size = 4;
-  uint64_t tensor_bytes = 0;  // < 2^63: larger shapes are rejected
-  uint64_t vector_bytes = 0;  // num_features floats, saturated at UINT64_MAX
-  uint64_t weight_bytes = 0;  // bnorm_fold_into_layer: < 2^63, larger is rejected
+  uint64_t tensor_bytes = 0;    // < 2^63: larger shapes are rejected
+  uint64_t vector_bytes = 0;    // num_features floats, saturated at UINT64_MAX
+  uint64_t weight_bytes = 0;    // bnorm_fold_into_layer: < 2^63, larger is rejected
+  uint64_t stats_bytes = 0;     // 3 * num_features doubles, saturated at UINT64_MAX
+  int32_t num_partials = 0;     // bnorm_merge_stats, bnorm_backward_elementwise
+  uint64_t partials_bytes = 0;  // num_partials blocks: < 2^63, larger is rejected
   bool affine = false, track = false, relu = false, global_stats = false, f32 = true;
+  // What the harness's reference checks need: the descriptor's eps and
+  // momentum (defaults past an older struct_size), the layout, and for NCHW
+  // the values of a channel per sample (element j is in channel
+  // (j / inner) % channels; NHWC: j % channels).
+  float eps = 0, momentum = 0;
+  bool nhwc = false;
+  int64_t inner = 1;
 };
+
+// The channel of a tensor's element `index`, for a request that passed.
+int64_t ChannelOf(const Request& r, uint64_t index);
 
 // `desc` is the caller's memory (struct_size bytes of it are read) or NULL.
 Request ModelRequest(const void* desc, const bnorm_shape* shape);
@@ -70,12 +91,35 @@ Request ModelRequest(const void* desc, const bnorm_shape* shape);
 // Op::kFoldIntoLayer) row_length and the weight count.
 Request ModelLayerRequest(const void* desc, Op op, int64_t row_length);
 
+// After either of the above: num_partials (>= 1, the blocks' byte count
+// within int64) for Op::kMergeStats, and for Op::kBackwardElementwise when it
+// reads grad_sums.
+void ModelPartialCount(Request& r, Op op, int32_t num_partials);
+
 bool IsUsed(const Request& r, Use use);
 uint64_t SlotBytes(const Request& r, const Slot& slot);
 
-// The verdict on a whole call whose request passed: NULL pointers,
-// alignment, overlap, too few values, dtype (for the calls that use it).
-bnorm_status ModelCall(const Request& r, Op op, void* const* ptrs);
+// The verdict on a call whose request passed, from its pointers: NULL
+// pointers, alignment, overlap.
+bnorm_status ModelPointers(const Request& r, Op op, void* const* ptrs);
+
+// A set of statuses, one bit each: where bnorm.h leaves the order of two
+// errors open, a call may return either.
+using StatusSet = uint32_t;
+constexpr StatusSet Only(bnorm_status s) { return StatusSet{1} << s; }
+
+// The verdict on a call whose pointers passed: the exchanged blocks' counts
+// (read from the caller's memory: bnorm_merge_stats, bnorm_backward_
+// elementwise), too few values, dtype (for the calls that use it). bnorm.h
+// orders "too few values" after overlap, but says nothing of where a bad
+// count (BNORM_ERR_INVALID_ARGUMENT, found in the data) stands against it:
+// when one channel's counts are bad and another's total is too small, or one
+// channel's total is both below this part's count and <= 1, both statuses are
+// allowed (README.md, "Oracle choices").
+StatusSet ModelValues(const Request& r, Op op, void* const* ptrs);
+
+// A count as bnorm_merge_stats and bnorm_backward_elementwise accept it.
+bool IsValidCount(double count);
 
 // Whether two used, non-NULL arguments overlap, other than the in-place pairs.
 bool AnyOverlap(const Request& r, Op op, void* const* ptrs);
