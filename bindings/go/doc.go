@@ -35,6 +35,11 @@
 // for the gradient sums), and every process finishes its part with the whole
 // batch's numbers. Example_splitPhases shows where the exchanges go.
 //
+// ForwardInferenceResidual, ForwardTrainingResidual and BackwardResidual
+// (bnorm 1.2) are the tail of a ResNet block in one pass: y = bn(x) +
+// residual, then ReLU with FuseReLU; the backward gives dx and the residual's
+// gradient (dy, masked by y > 0 with FuseReLU). Example_residual runs one.
+//
 // The package needs bnorm 1.2 (RequiredVersion) to build. If the program
 // loads an older libbnorm.so.1 at run time, the functions that library lacks
 // return a *VersionError (errors.Is(err, ErrLibraryVersion)) instead of

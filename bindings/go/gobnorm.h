@@ -8,7 +8,8 @@
 #include <bnorm/bnorm.h>
 
 // The oldest bnorm this package works with in full: the version that added the
-// newest functions it wraps (1.2, the split phases). Older headers lack them.
+// newest functions it wraps (1.2: the split phases and the residual add).
+// Older headers lack them.
 #define GOBNORM_REQUIRED_VERSION 10200
 #if !defined(BNORM_VERSION_NUMBER) || BNORM_VERSION_NUMBER < GOBNORM_REQUIRED_VERSION
 #error "the Go binding needs bnorm.h 1.2 or later: point PKG_CONFIG_PATH at a bnorm 1.2 install"

@@ -14,15 +14,19 @@ const HeaderVersion = C.BNORM_VERSION_NUMBER
 
 // RequiredVersion is the oldest bnorm version (MAJOR*10000 + MINOR*100 +
 // PATCH) that has every function this package wraps: 1.2, which added the
-// split phases. The package does not build against an older header. A program
-// may still load an older libbnorm.so.1 at run time; the functions it lacks
-// then return a *VersionError instead of calling into it.
+// split phases and the residual add. The package does not build against an
+// older header. A program may still load an older libbnorm.so.1 at run time;
+// the functions it lacks then return a *VersionError instead of calling into
+// it.
 const RequiredVersion = C.GOBNORM_REQUIRED_VERSION
 
 // The versions that added functions to the 1.0 API.
 const (
 	version11 = 10100 // FoldScaleShift, ForwardScaleShift, FoldIntoLayer
-	version12 = 10200 // LocalStats, MergeStats, ForwardNormalize, BackwardReduce, BackwardElementwise
+	// LocalStats, MergeStats, ForwardNormalize, BackwardReduce and
+	// BackwardElementwise; ForwardInferenceResidual, ForwardTrainingResidual
+	// and BackwardResidual.
+	version12 = 10200
 )
 
 // LibraryVersion is the loaded library's version number, to compare with

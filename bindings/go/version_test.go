@@ -22,8 +22,9 @@ func TestLoadedLibraryMatchesTheHeader(t *testing.T) {
 	}
 }
 
-// The binding wraps the split phases, which bnorm 1.2 added: it needs 1.2 (a
-// 1.1 header fails the build), and so does everything it is tested against.
+// The binding wraps the split phases and the residual add, which bnorm 1.2
+// added: it needs 1.2 (a 1.1 header fails the build), and so does everything
+// it is tested against.
 func TestRequiresVersion1_2(t *testing.T) {
 	if bnorm.RequiredVersion != 10200 {
 		t.Errorf("RequiredVersion = %d, want 10200 (1.2.0)", bnorm.RequiredVersion)
@@ -44,6 +45,7 @@ func TestRequiresVersion1_2(t *testing.T) {
 func TestFunctionsNewerThanTheLoadedLibrary(t *testing.T) {
 	fold := newFoldCall()
 	s := newSplitCall()
+	res := newResidualCall()
 	calls := []struct {
 		op    string
 		since uint32
@@ -57,12 +59,15 @@ func TestFunctionsNewerThanTheLoadedLibrary(t *testing.T) {
 		{"ForwardNormalize", 10200, s.forwardNormalize},
 		{"BackwardReduce", 10200, s.backwardReduce},
 		{"BackwardElementwise", 10200, s.backwardElementwise},
+		{"ForwardInferenceResidual", 10200, res.inferenceResidual},
+		{"ForwardTrainingResidual", 10200, res.trainingResidual},
+		{"BackwardResidual", 10200, res.backwardResidual},
 	}
 	for _, have := range []uint32{10000, 10100, 10105} {
 		func() {
 			defer bnorm.PretendLoadedVersion(have)()
 			for _, c := range calls {
-				beforeFold, beforeSplit := snapshot(fold), snapshotSplit(s)
+				beforeFold, beforeSplit, beforeRes := snapshot(fold), snapshotSplit(s), snapshot(res)
 				err := c.call()
 				if have >= c.since {
 					if err != nil {
@@ -82,6 +87,7 @@ func TestFunctionsNewerThanTheLoadedLibrary(t *testing.T) {
 				}
 				expectUnchanged(t, fold, beforeFold)
 				expectSplitUnchanged(t, s, beforeSplit)
+				expectUnchanged(t, res, beforeRes)
 			}
 		}()
 	}

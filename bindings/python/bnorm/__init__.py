@@ -11,8 +11,9 @@ from .errors import (AliasingError, BnormError, FeatureMismatchError, InternalEr
                      InvalidArgumentError, InvalidDescriptorError, InvalidShapeError,
                      NullPointerError, OutOfMemoryError, TooFewValuesError, UnsupportedError)
 from .functional import (backward_elementwise, backward_reduce, batch_norm,
-                         batch_norm_backward, batch_norm_scale_shift, fold_into_layer,
-                         fold_scale_shift, forward_normalize, invstd, local_stats, merge_stats)
+                         batch_norm_backward, batch_norm_backward_residual,
+                         batch_norm_scale_shift, fold_into_layer, fold_scale_shift,
+                         forward_normalize, invstd, local_stats, merge_stats)
 from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 
 __version__ = "1.2.0"
@@ -54,7 +55,8 @@ __all__ = [
     "InvalidShapeError", "LibraryNotFoundError", "LibraryVersionError", "NullPointerError",
     "OutOfMemoryError", "SPLIT_VALUES_PER_CHANNEL", "SyncBatchNorm", "TooFewValuesError",
     "UnsupportedError", "active_target", "backward_elementwise", "backward_reduce",
-    "batch_norm", "batch_norm_backward", "batch_norm_scale_shift", "fold_into_layer",
+    "batch_norm", "batch_norm_backward", "batch_norm_backward_residual",
+    "batch_norm_scale_shift", "fold_into_layer",
     "fold_scale_shift", "forward_normalize", "invstd", "library_path", "local_stats",
     "merge_stats", "set_max_target", "targets", "version", "version_string",
 ]

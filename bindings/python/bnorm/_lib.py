@@ -115,6 +115,16 @@ _SINCE = {
     "bnorm_backward_elementwise": (10200, ctypes.c_int,
                                    [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp,
                                     _vp, _vp, _vp, ctypes.c_int32, _vp, _vp]),
+    # Residual add (the tail of a ResNet block): y = bn(x) + residual (+ ReLU).
+    "bnorm_forward_inference_residual": (10200, ctypes.c_int,
+                                         [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp,
+                                          _vp, _vp, _vp, _vp, _vp]),
+    "bnorm_forward_training_residual": (10200, ctypes.c_int,
+                                        [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp,
+                                         _vp, _vp, _vp, _vp, _vp, _vp, _vp]),
+    "bnorm_backward_residual": (10200, ctypes.c_int,
+                                [ctypes.POINTER(Desc), ctypes.POINTER(Shape), _vp, _vp, _vp, _vp,
+                                 _vp, _vp, _vp, _vp, _vp, _vp]),
 }
 
 

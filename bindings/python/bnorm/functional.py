@@ -45,6 +45,14 @@ def _check_threads(num_threads):
         raise InvalidArgumentError("num_threads is %d; it must fit in int32" % num_threads)
 
 
+def _same_shape_as_x(xa, arrays):
+    for name, arr in arrays:
+        # One shape goes to C for all the tensors; it cannot compare them.
+        if arr is not None and (arr.shape != xa.shape or arr.dtype != xa.dtype):
+            raise InvalidShapeError("%s has shape %s and dtype %s but x has shape %s and "
+                                    "dtype %s" % (name, arr.shape, arr.dtype, xa.shape, xa.dtype))
+
+
 def _affine_pair(weight, bias, num_features, origin, copy, names=("weight", "bias")):
     """(gamma, beta), or (None, None) without either. PyTorch applies whichever
     of weight and bias is given; the C API takes both, so the other defaults
@@ -62,7 +70,7 @@ def _affine_pair(weight, bias, num_features, origin, copy, names=("weight", "bia
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, layout="NCHW", fuse_relu=False, num_threads=0, *,
-               out=None, save_mean=None, save_invstd=None, copy=False):
+               residual=None, out=None, save_mean=None, save_invstd=None, copy=False):
     """Batch normalization of x (float32, C-contiguous, rank 2 to 5).
 
     Semantics of torch.nn.functional.batch_norm: training=False normalizes with
@@ -70,12 +78,18 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     updates running_mean/running_var in place (momentum) when they are given.
     weight/bias None means no affine transform. fuse_relu applies ReLU.
 
+    residual: an array of x's shape and dtype added to the batch norm's output
+    before the ReLU, y = relu(batch_norm(x) + residual), in the same pass (the
+    tail of a ResNet block; needs libbnorm >= 1.2). The statistics are x's.
+    None (the default) is plain batch norm, which any 1.x library serves.
+
     layout: "NCHW" (channels at dim 1) or "NHWC" (channels last); x.shape is
-    the memory order either way. out: array to write y into (may be x itself).
+    the memory order either way. out: array to write y into (may be x itself,
+    or residual itself).
     save_mean/save_invstd: optional float32[C] arrays a training forward fills
     with the batch mean and 1/sqrt(var + eps), for batch_norm_backward.
-    copy=True converts a non-contiguous or non-float32 x/weight/bias instead of
-    raising. Returns y (``out`` itself when given).
+    copy=True converts a non-contiguous or non-float32 x/residual/weight/bias
+    instead of raising. Returns y (``out`` itself when given).
     """
     layout_value = _arrays.layout_code(layout)
     xa = as_input(x, "x", copy)
@@ -84,20 +98,38 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                            ("weight", weight), ("bias", bias)))
     return _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
                     momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean,
-                    save_invstd, copy)
+                    save_invstd, copy, residual)
+
+
+def _residual_input(residual, xa, layout_value, copy):
+    """residual as an array of exactly x's shape and dtype: one shape goes to
+    C for both, so a residual of another shape would be read past its end."""
+    ra = as_input(residual, "residual", copy)
+    if ra.shape != xa.shape and ra.ndim == xa.ndim:
+        axis = _arrays.channel_axis(layout_value, xa.ndim)
+        others = [i for i in range(xa.ndim) if ra.shape[i] != xa.shape[i]]
+        if others == [axis] and 0 < axis < xa.ndim:
+            raise FeatureMismatchError(
+                "residual has shape %s but x has shape %s: residual's channel dimension "
+                "(dim %d) is %d but x's is %d; residual must have x's shape and dtype"
+                % (ra.shape, xa.shape, axis, ra.shape[axis], xa.shape[axis]))
+    _same_shape_as_x(xa, (("residual", ra),))
+    return ra
 
 
 def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
              momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean, save_invstd,
-             copy):
+             copy, residual=None):
     """batch_norm once x is an array and num_features is settled (a layer
-    passes its own); origin says where it came from, for error messages."""
+    passes its own); origin says where it came from, for error messages.
+    With a residual, the bnorm_*_residual call of libbnorm 1.2."""
     if momentum is None:
         raise InvalidArgumentError(
             "momentum is None; the cumulative average needs num_batches_tracked: use "
             "bnorm.BatchNorm(momentum=None), or pass momentum=1/num_batches_tracked")
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
+    ra = _residual_input(residual, xa, layout_value, copy) if residual is not None else None
     gamma, beta = _affine_pair(weight, bias, num_features, origin, copy)
     flags = _lib.FLAG_AFFINE if gamma is not None else 0
     if fuse_relu:
@@ -125,13 +157,20 @@ def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, 
     y = _arrays.tensor_output(out, "out", xa)
     desc = _lib.make_desc(num_features, eps, momentum, flags, layout_value,
                           _arrays.tensor_dtype_code(xa), num_threads)
-    if training:
+    if training and ra is None:
         _lib.call("bnorm_forward_training", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
                   ptr(y), ptr(gamma), ptr(beta), ptr(mean), ptr(var), ptr(saved_mean),
                   ptr(saved_invstd))
-    else:
+    elif training:
+        _lib.call("bnorm_forward_training_residual", ctypes.byref(desc), ctypes.byref(shape),
+                  ptr(xa), ptr(ra), ptr(y), ptr(gamma), ptr(beta), ptr(mean), ptr(var),
+                  ptr(saved_mean), ptr(saved_invstd))
+    elif ra is None:
         _lib.call("bnorm_forward_inference", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
                   ptr(y), ptr(mean), ptr(var), ptr(gamma), ptr(beta))
+    else:
+        _lib.call("bnorm_forward_inference_residual", ctypes.byref(desc), ctypes.byref(shape),
+                  ptr(xa), ptr(ra), ptr(y), ptr(mean), ptr(var), ptr(gamma), ptr(beta))
     return _arrays.returned(out, y)
 
 
@@ -159,15 +198,47 @@ def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd
     out: array for dx (may be grad_output itself). output_mask: which of
     (dx, dweight, dbias) to compute; the others are returned as None.
     """
+    want_dx, want_dgamma, want_dbeta = output_mask
+    dx, _, dgamma, dbeta = _backward(
+        grad_output, x, weight, save_mean, save_invstd, training, running_mean, running_var,
+        eps, y, fuse_relu, layout, num_threads, out, None, (want_dx, False, want_dgamma,
+                                                            want_dbeta), copy, False)
+    return dx, dgamma, dbeta
+
+
+def batch_norm_backward_residual(grad_output, x, weight=None, save_mean=None, save_invstd=None,
+                                 *, training=True, running_mean=None, running_var=None,
+                                 eps=1e-5, y=None, fuse_relu=False, layout="NCHW",
+                                 num_threads=0, out=None, out_residual=None,
+                                 output_mask=(True, True, True, True), copy=False):
+    """Gradients of batch_norm(..., residual=r): (dx, d_residual, dweight,
+    dbias), in one pass (needs libbnorm >= 1.2).
+
+    With g = grad_output, zeroed where the forward's output y <= 0 with
+    fuse_relu (so fuse_relu needs that y), d_residual = g and dx, dweight,
+    dbias are batch_norm_backward's for g. Arguments as in
+    batch_norm_backward. out: array for dx, out_residual: array for
+    d_residual; either one (not both) may be grad_output itself.
+    output_mask: which of (dx, d_residual, dweight, dbias) to return; the
+    others are returned as None (the library computes dx and d_residual
+    either way, into scratch arrays when not wanted).
+    """
+    return _backward(grad_output, x, weight, save_mean, save_invstd, training, running_mean,
+                     running_var, eps, y, fuse_relu, layout, num_threads, out, out_residual,
+                     output_mask, copy, True)
+
+
+def _backward(grad_output, x, weight, save_mean, save_invstd, training, running_mean,
+              running_var, eps, y, fuse_relu, layout, num_threads, out, out_residual,
+              output_mask, copy, with_residual):
+    """batch_norm_backward (with_residual False: bnorm_backward) or
+    batch_norm_backward_residual (bnorm_backward_residual); output_mask is
+    (dx, d_residual, dgamma, dbeta)."""
     layout_value = _arrays.layout_code(layout)
     xa = as_input(x, "x", copy)
     dy = as_input(grad_output, "grad_output", copy)
     ya = as_input(y, "y", copy) if y is not None else None
-    for name, arr in (("grad_output", dy), ("y", ya)):
-        # One shape goes to C for all three tensors; it cannot compare them.
-        if arr is not None and (arr.shape != xa.shape or arr.dtype != xa.dtype):
-            raise InvalidShapeError("%s has shape %s and dtype %s but x has shape %s and "
-                                    "dtype %s" % (name, arr.shape, arr.dtype, xa.shape, xa.dtype))
+    _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
     _check_threads(num_threads)
 
     frozen_from_running = not training and (running_mean is not None or running_var is not None)
@@ -188,8 +259,16 @@ def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd
         mean = as_vector(save_mean, "save_mean", num_features, copy, origin=origin)
         inv = as_vector(save_invstd, "save_invstd", num_features, copy, origin=origin)
 
-    want_dx, want_dgamma, want_dbeta = output_mask
-    dx = _arrays.tensor_output(out, "out", xa) if want_dx else None
+    want_dx, want_dres, want_dgamma, want_dbeta = output_mask
+    if want_dx:
+        dx = _arrays.tensor_output(out, "out", xa)
+    else:
+        # bnorm_backward_residual needs both tensors; bnorm_backward skips a NULL dx.
+        dx = np.empty_like(xa) if with_residual else None
+    dres = None
+    if with_residual:
+        dres = (_arrays.tensor_output(out_residual, "out_residual", xa) if want_dres
+                else np.empty_like(xa))
     dgamma = np.empty(num_features, np.float32) if want_dgamma else None
     dbeta = np.empty(num_features, np.float32) if want_dbeta else None
 
@@ -200,9 +279,16 @@ def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd
         flags |= _lib.FLAG_USE_GLOBAL_STATS
     desc = _lib.make_desc(num_features, eps, 0.1, flags, layout_value,
                           _arrays.tensor_dtype_code(xa), num_threads)
-    _lib.call("bnorm_backward", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
-              ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dgamma), ptr(dbeta))
-    return (_arrays.returned(out, dx) if want_dx else None), dgamma, dbeta
+    if with_residual:
+        _lib.call("bnorm_backward_residual", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
+                  ptr(dy), ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dres),
+                  ptr(dgamma), ptr(dbeta))
+    else:
+        _lib.call("bnorm_backward", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
+                  ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dgamma), ptr(dbeta))
+    return ((_arrays.returned(out, dx) if want_dx else None),
+            (_arrays.returned(out_residual, dres) if with_residual and want_dres else None),
+            dgamma, dbeta)
 
 
 # ------------------------------------------------------------------ folding
@@ -342,14 +428,6 @@ def _num_partials(blocks, name):
         raise InvalidArgumentError("%s has %d blocks; bnorm merges at most %d"
                                    % (name, blocks.shape[0], _INT32_MAX))
     return blocks.shape[0]
-
-
-def _same_shape_as_x(xa, arrays):
-    for name, arr in arrays:
-        # One shape goes to C for all the tensors; it cannot compare them.
-        if arr is not None and (arr.shape != xa.shape or arr.dtype != xa.dtype):
-            raise InvalidShapeError("%s has shape %s and dtype %s but x has shape %s and "
-                                    "dtype %s" % (name, arr.shape, arr.dtype, xa.shape, xa.dtype))
 
 
 def local_stats(x, layout="NCHW", num_threads=0, *, out=None, copy=False):

@@ -4,10 +4,10 @@ torch.nn.BatchNorm1d/2d/3d."""
 import numpy as np
 
 from . import _arrays, _lib
-from .errors import InvalidArgumentError, InvalidShapeError, NullPointerError
+from .errors import InvalidArgumentError, InvalidShapeError, NullPointerError, UnsupportedError
 from .functional import (_backward_elementwise, _backward_reduce, _forward, _forward_normalize,
-                         _local_stats, _merge_stats, batch_norm_backward, fold_into_layer,
-                         fold_scale_shift)
+                         _local_stats, _merge_stats, batch_norm_backward,
+                         batch_norm_backward_residual, fold_into_layer, fold_scale_shift)
 
 
 class BatchNorm:
@@ -84,11 +84,16 @@ class BatchNorm:
                 "%s expects an input of rank %s, got rank %d (shape %s)"
                 % (type(self).__name__, " or ".join(map(str, self._ranks)), x.ndim, x.shape))
 
-    def forward(self, x, out=None, copy=False):
+    def forward(self, x, out=None, copy=False, *, residual=None):
         """y for input x (float32, C-contiguous); written into ``out`` when
-        given (``out=x`` normalizes in place)."""
+        given (``out=x`` normalizes in place). residual: an array of x's shape
+        added before the ReLU, y = relu(bn(x) + residual) with fuse_relu, in
+        one pass (libbnorm >= 1.2); ``out`` may then be residual itself."""
         xa = _arrays.as_input(x, "x", copy)
         self._check_rank(xa)
+        if residual is not None:
+            # copy applies to the tensors only, not to the layer's own vectors.
+            residual = _arrays.as_input(residual, "residual", copy)
         batch_stats = self.uses_batch_stats
         updates = self.training and self.track_running_stats
         momentum = self.momentum
@@ -107,7 +112,8 @@ class BatchNorm:
                      self.running_var if use_running else None,
                      self.weight, self.bias, batch_stats,
                      momentum if momentum is not None else 0.0, self.eps, self._layout_value,
-                     self.fuse_relu, self.num_threads, out, save_mean, save_invstd, False)
+                     self.fuse_relu, self.num_threads, out, save_mean, save_invstd, False,
+                     residual)
         # Only after success: a failed call changed nothing, nor should we.
         if updates:
             self.num_batches_tracked += 1
@@ -138,6 +144,30 @@ class BatchNorm:
         return batch_norm_backward(grad_output, xa, self.weight, training=False,
                                    running_mean=self.running_mean,
                                    running_var=self.running_var, **common)
+
+    def backward_residual(self, grad_output, x, y=None, out=None, out_residual=None,
+                          copy=False):
+        """(dx, d_residual, dweight, dbias) for the last forward on x with a
+        residual (bnorm.batch_norm_backward_residual): d_residual is
+        grad_output, zeroed where y <= 0 with fuse_relu (which needs y, the
+        forward's output); the rest as in backward. ``out`` takes dx and
+        ``out_residual`` d_residual; either (not both) may be grad_output."""
+        xa = _arrays.as_input(x, "x", copy)
+        self._check_rank(xa)
+        mask = (True, True, self.affine, self.affine)
+        common = dict(y=y, fuse_relu=self.fuse_relu, layout=self.layout, eps=self.eps,
+                      num_threads=self.num_threads, out=out, out_residual=out_residual,
+                      output_mask=mask, copy=copy)
+        if self.uses_batch_stats:
+            if self.save_mean is None:
+                raise NullPointerError(
+                    "backward in batch-statistics mode needs save_mean/save_invstd from a "
+                    "forward in that mode first")
+            return batch_norm_backward_residual(grad_output, xa, self.weight, self.save_mean,
+                                                self.save_invstd, training=True, **common)
+        return batch_norm_backward_residual(grad_output, xa, self.weight, training=False,
+                                            running_mean=self.running_mean,
+                                            running_var=self.running_var, **common)
 
     def _running_stats_for_folding(self):
         if not self.track_running_stats:
@@ -209,12 +239,21 @@ class SyncBatchNorm(BatchNorm):
 
     _ORIGIN = "the layer's num_features"
 
-    def forward(self, x, out=None, copy=False):
+    def _no_residual_in_training(self, what):
+        raise UnsupportedError(
+            "%s with a residual in training mode: libbnorm's split phases have no residual "
+            "add; with fuse_relu=False, add the residual (and apply the ReLU) to the layer's "
+            "output yourself. In eval mode the residual is fused as in BatchNorm" % what)
+
+    def forward(self, x, out=None, copy=False, *, residual=None):
         """y for this process's samples x; in training mode normalized with the
         whole batch's statistics (one allgather), which also update the
-        running statistics. ``out=x`` normalizes in place."""
+        running statistics. ``out=x`` normalizes in place. residual: eval
+        mode only (the split phases have no residual add; UnsupportedError)."""
         if not self.training:
-            return super().forward(x, out, copy)
+            return super().forward(x, out, copy, residual=residual)
+        if residual is not None:
+            self._no_residual_in_training("SyncBatchNorm.forward")
         xa = _arrays.as_input(x, "x", copy)
         self._check_rank(xa)
         c = self.num_features
@@ -271,6 +310,13 @@ class SyncBatchNorm(BatchNorm):
                                    self.save_invstd, total, self.weight, y, self.fuse_relu,
                                    True, self._layout_value, self.num_threads, out, copy)
         return dx, dweight, dbias
+
+    def backward_residual(self, grad_output, x, y=None, out=None, out_residual=None,
+                          copy=False):
+        """As BatchNorm.backward_residual, in eval mode only (see forward)."""
+        if self.training:
+            self._no_residual_in_training("SyncBatchNorm.backward_residual")
+        return super().backward_residual(grad_output, x, y, out, out_residual, copy)
 
 
 class BatchNorm1d(BatchNorm):

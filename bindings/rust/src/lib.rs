@@ -28,6 +28,11 @@
 //! `forward_normalize`; `backward_reduce`, then `backward_elementwise` with
 //! the summed or gathered grad sums.
 //!
+//! Also since 1.2, the tail of a ResNet block, batch norm then the skip
+//! connection's add then ReLU, runs in one pass:
+//! `forward_inference_residual`, `forward_training_residual` and
+//! `backward_residual`, which also gives the residual's gradient.
+//!
 //! Every call is thread-safe. Errors carry the library's status and its
 //! `bnorm_last_error()` text, read on the calling thread.
 
@@ -36,6 +41,7 @@ mod error;
 mod folding;
 mod info;
 mod ops;
+mod residual;
 mod shape;
 mod split;
 pub mod sys;
@@ -50,6 +56,12 @@ pub use info::{active_target, set_max_target, targets, version, version_string};
 pub use ops::{
     backward, backward_in_place, forward_inference, forward_inference_in_place, forward_training,
     forward_training_in_place, Affine, BackwardInput, ParamGrads, RunningStats, SaveStats,
+};
+pub use residual::{
+    backward_residual, backward_residual_d_residual_in_place, backward_residual_in_place,
+    forward_inference_residual, forward_inference_residual_in_place,
+    forward_inference_residual_over_residual, forward_training_residual,
+    forward_training_residual_in_place, forward_training_residual_over_residual,
 };
 pub use shape::Shape;
 pub use split::{

@@ -428,7 +428,11 @@ fn count_blocks(name: &str, desc: &Descriptor, data: &[f64]) -> Result<i32, Erro
     })
 }
 
-fn optional_tensor(name: &str, shape: &Shape, data: Option<&[f32]>) -> Result<*const f32, Error> {
+pub(crate) fn optional_tensor(
+    name: &str,
+    shape: &Shape,
+    data: Option<&[f32]>,
+) -> Result<*const f32, Error> {
     match data {
         Some(data) => {
             check_tensor(name, shape, data)?;

@@ -150,6 +150,50 @@ extern "C" {
     ) -> bnorm_status;
 
     /// Since 1.2.
+    pub fn bnorm_forward_inference_residual(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        residual: *const c_void,
+        y: *mut c_void,
+        mean: *const f32,
+        var: *const f32,
+        gamma: *const f32,
+        beta: *const f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_forward_training_residual(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        residual: *const c_void,
+        y: *mut c_void,
+        gamma: *const f32,
+        beta: *const f32,
+        running_mean: *mut f32,
+        running_var: *mut f32,
+        save_mean: *mut f32,
+        save_invstd: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
+    pub fn bnorm_backward_residual(
+        desc: *const bnorm_desc,
+        shape: *const bnorm_shape,
+        x: *const c_void,
+        dy: *const c_void,
+        y: *const c_void,
+        gamma: *const f32,
+        save_mean: *const f32,
+        save_invstd: *const f32,
+        dx: *mut c_void,
+        d_residual: *mut c_void,
+        dgamma: *mut f32,
+        dbeta: *mut f32,
+    ) -> bnorm_status;
+
+    /// Since 1.2.
     pub fn bnorm_local_stats(
         desc: *const bnorm_desc,
         shape: *const bnorm_shape,

@@ -1,12 +1,13 @@
-//! The SIMD target accessors. The cap is process-wide, so these tests live in
-//! their own test binary (own process) and run one after another through a
-//! lock, never next to tests that compare results bit for bit.
+//! The SIMD target accessors, and results on every target. The cap is
+//! process-wide, so these tests live in their own test binary (own process)
+//! and run one after another through a lock, never next to tests that
+//! compare results bit for bit.
 
 mod common;
 
 use std::sync::Mutex;
 
-use bnorm::{Affine, Descriptor, Flags, Layout, Status};
+use bnorm::{Affine, BackwardInput, Descriptor, Flags, Layout, ParamGrads, SaveStats, Status};
 use common::{ReferenceParams, Rng, View};
 
 static CAP: Mutex<()> = Mutex::new(());
@@ -51,6 +52,131 @@ fn every_target_agrees_with_the_reference() {
             let expected = common::inference(&view, &x, &mean, &var, &params);
             let what = format!("{} {:?}", target, shape);
             common::assert_close(&what, &y, &expected, 5e-5);
+        }
+    }
+    bnorm::set_max_target(None).unwrap();
+    assert_eq!(bnorm::active_target(), bnorm::targets()[0]);
+}
+
+/// dy where the forward output is > 0 or NaN, +0 elsewhere.
+fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<u32> {
+    dy.iter()
+        .zip(y)
+        .map(|(&g, &out)| if out <= 0.0 { 0.0f32 } else { g }.to_bits())
+        .collect()
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn every_target_agrees_with_the_reference_with_a_residual() {
+    // The residual calls (bnorm 1.2) on every target: the forward against
+    // the reference, the backward's dx against `backward` on the same
+    // target bit for bit, and d_residual exactly dy masked by the ReLU.
+    let _cap = CAP.lock().unwrap();
+    let mut rng = Rng::new(12);
+    for target in bnorm::targets() {
+        bnorm::set_max_target(Some(target)).unwrap();
+        assert_eq!(bnorm::active_target(), target);
+        for &layout in &[Layout::Nchw, Layout::Nhwc] {
+            for &channels in &[3i64, 17, 67] {
+                let shape = common::random_shape(&mut rng, layout, 4, channels, 2);
+                let view = View::new(&shape, layout);
+                let c = channels as usize;
+                let desc = Descriptor::new(channels)
+                    .unwrap()
+                    .with_layout(layout)
+                    .with_flags(Flags::AFFINE | Flags::FUSE_RELU);
+                let x = common::random_input(&mut rng, &view);
+                let residual = rng.vec(x.len(), -2.0, 2.0);
+                let dy = rng.vec(x.len(), -1.0, 1.0);
+                let (mean, var) = (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.1, 2.0));
+                let (gamma, beta) = (rng.vec(c, -2.0, 2.0), rng.vec(c, -1.0, 1.0));
+                let affine = Affine {
+                    gamma: &gamma,
+                    beta: &beta,
+                };
+                let params = ReferenceParams::of(&desc, Some(affine)).with_residual(&residual);
+                let what = format!("{} {:?}", target, shape);
+
+                let mut y = vec![f32::NAN; x.len()];
+                bnorm::forward_inference_residual(
+                    &desc,
+                    &shape,
+                    &x,
+                    &residual,
+                    &mut y,
+                    &mean,
+                    &var,
+                    Some(affine),
+                )
+                .unwrap();
+                let expected = common::inference(&view, &x, &mean, &var, &params);
+                common::assert_close(&format!("inference, {}", what), &y, &expected, 5e-5);
+
+                let (mut save_mean, mut save_invstd) = (vec![f32::NAN; c], vec![f32::NAN; c]);
+                bnorm::forward_training_residual(
+                    &desc,
+                    &shape,
+                    &x,
+                    &residual,
+                    &mut y,
+                    Some(affine),
+                    None,
+                    Some(SaveStats {
+                        mean: &mut save_mean,
+                        invstd: &mut save_invstd,
+                    }),
+                )
+                .unwrap();
+                let expected = common::training(&view, &x, &params);
+                common::assert_close(&format!("training, {}", what), &y, &expected.y, 5e-5);
+
+                let input = BackwardInput {
+                    x: &x,
+                    y: Some(&y),
+                    gamma: Some(&gamma),
+                    mean: &save_mean,
+                    invstd: &save_invstd,
+                };
+                let mut dx = vec![f32::NAN; x.len()];
+                let mut d_residual = vec![f32::NAN; x.len()];
+                bnorm::backward_residual(
+                    &desc,
+                    &shape,
+                    input,
+                    &dy,
+                    &mut dx,
+                    &mut d_residual,
+                    ParamGrads::default(),
+                )
+                .unwrap();
+                assert_eq!(bits(&d_residual), relu_mask(&dy, &y), "{}", what);
+                let expected = common::backward(
+                    &view,
+                    &x,
+                    &dy,
+                    Some(&y),
+                    Some(&gamma),
+                    &save_mean,
+                    &save_invstd,
+                    false,
+                );
+                common::assert_close(&format!("dx, {}", what), &dx, &expected.dx, 5e-5);
+                let mut plain_dx = vec![f32::NAN; x.len()];
+                bnorm::backward(
+                    &desc,
+                    &shape,
+                    input,
+                    &dy,
+                    Some(&mut plain_dx),
+                    ParamGrads::default(),
+                )
+                .unwrap();
+                assert_eq!(bits(&dx), bits(&plain_dx), "dx against backward, {}", what);
+            }
         }
     }
     bnorm::set_max_target(None).unwrap();

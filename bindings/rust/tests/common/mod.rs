@@ -1,6 +1,7 @@
 //! Shared by the integration tests: a deterministic PRNG, random tensors, a
-//! float64 reference of batch normalization written from its definition, and
-//! the checks the error tests repeat.
+//! float64 reference of batch normalization written from its definition
+//! (optionally with a residual added before the ReLU), and the checks the
+//! error tests repeat.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -127,6 +128,8 @@ pub struct ReferenceParams<'a> {
     pub eps: f64,
     pub gamma: Option<&'a [f32]>,
     pub beta: Option<&'a [f32]>,
+    /// Added to every output before the ReLU, as the `*_residual` calls do.
+    pub residual: Option<&'a [f32]>,
     pub relu: bool,
 }
 
@@ -137,14 +140,25 @@ impl<'a> ReferenceParams<'a> {
             eps: desc.eps() as f64,
             gamma: affine.map(|a| a.gamma),
             beta: affine.map(|a| a.beta),
+            residual: None,
             relu: desc.flags().contains(bnorm::Flags::FUSE_RELU),
         }
     }
 
-    fn apply(&self, c: usize, normalized: f64) -> f64 {
+    /// The same with `residual` added before the ReLU.
+    pub fn with_residual(self, residual: &'a [f32]) -> ReferenceParams<'a> {
+        ReferenceParams {
+            residual: Some(residual),
+            ..self
+        }
+    }
+
+    /// Output `i`, of channel `c`, from its normalized value.
+    fn apply(&self, i: usize, c: usize, normalized: f64) -> f64 {
         let gamma = self.gamma.map_or(1.0, |g| g[c] as f64);
         let beta = self.beta.map_or(0.0, |b| b[c] as f64);
-        let out = normalized * gamma + beta;
+        let residual = self.residual.map_or(0.0, |r| r[i] as f64);
+        let out = normalized * gamma + beta + residual;
         if self.relu {
             out.max(0.0)
         } else {
@@ -164,7 +178,7 @@ pub fn inference(
         .map(|i| {
             let c = view.channel_of(i);
             let invstd = 1.0 / (var[c] as f64 + params.eps).sqrt();
-            params.apply(c, (x[i] as f64 - mean[c] as f64) * invstd)
+            params.apply(i, c, (x[i] as f64 - mean[c] as f64) * invstd)
         })
         .collect()
 }
@@ -193,7 +207,7 @@ pub fn training(view: &View, x: &[f32], params: &ReferenceParams<'_>) -> Trainin
     let y = (0..view.len())
         .map(|i| {
             let c = view.channel_of(i);
-            params.apply(c, (x[i] as f64 - mean[c]) * invstd[c])
+            params.apply(i, c, (x[i] as f64 - mean[c]) * invstd[c])
         })
         .collect();
     let unbiased_var = var.iter().map(|v| v * n / (n - 1.0)).collect();

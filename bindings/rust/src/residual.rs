@@ -1,0 +1,368 @@
+//! Batch norm with a residual added before the ReLU (bnorm 1.2), the tail
+//! of a ResNet block, in one pass over memory:
+//!
+//! ```text
+//! y = bn(x) + residual, then y = max(y, 0) with Flags::FUSE_RELU
+//! ```
+//!
+//! `residual` is a tensor of x's shape. Each call is validated like the call
+//! without a residual and gives its result followed by the add (and the
+//! ReLU), to float rounding; the training statistics are x's alone. The
+//! backward gives dx, dgamma and dbeta as `backward` does, and the
+//! residual's gradient `d_residual = dy`, zeroed where the forward output
+//! `y <= 0` with `Flags::FUSE_RELU`.
+//!
+//! As in `ops`, every slice's length is checked before calling C
+//! (`Status::LENGTH_MISMATCH`) and the rest is the library's to check. The
+//! in-place pairs the C API allows have their own functions: y over x
+//! (`*_in_place`, as `forward_inference_in_place`) or over residual
+//! (`*_over_residual`); dx over dy (`backward_residual_in_place`, as
+//! `backward_in_place`) or d_residual over dy
+//! (`backward_residual_d_residual_in_place`). Any other overlap, including
+//! dx and d_residual both over dy, cannot be expressed.
+
+use std::os::raw::c_void;
+use std::ptr;
+
+use crate::descriptor::Descriptor;
+use crate::error::Error;
+use crate::ops::{
+    check_affine, check_channels, check_tensor, optional_channels_mut, Affine, BackwardInput,
+    ParamGrads, RunningStats, SaveStats,
+};
+use crate::shape::Shape;
+use crate::split::optional_tensor;
+use crate::sys;
+
+/// `forward_inference` plus a residual:
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta + residual`, then ReLU
+/// with `Flags::FUSE_RELU`. `residual` has x's length.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_inference_residual(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &[f32],
+    residual: &[f32],
+    y: &mut [f32],
+    mean: &[f32],
+    var: &[f32],
+    affine: Option<Affine<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    check_tensor("y", shape, y)?;
+    inference(
+        desc,
+        shape,
+        x.as_ptr(),
+        residual.as_ptr(),
+        y.as_mut_ptr(),
+        mean,
+        var,
+        affine,
+    )
+}
+
+/// `forward_inference_residual` writing y over x.
+pub fn forward_inference_residual_in_place(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &mut [f32],
+    residual: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    affine: Option<Affine<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    let xy = x.as_mut_ptr();
+    inference(desc, shape, xy, residual.as_ptr(), xy, mean, var, affine)
+}
+
+/// `forward_inference_residual` writing y over residual.
+pub fn forward_inference_residual_over_residual(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &[f32],
+    residual: &mut [f32],
+    mean: &[f32],
+    var: &[f32],
+    affine: Option<Affine<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    let ry = residual.as_mut_ptr();
+    inference(desc, shape, x.as_ptr(), ry, ry, mean, var, affine)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn inference(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: *const f32,
+    residual: *const f32,
+    y: *mut f32,
+    mean: &[f32],
+    var: &[f32],
+    affine: Option<Affine<'_>>,
+) -> Result<(), Error> {
+    check_channels("mean", desc, mean)?;
+    check_channels("var", desc, var)?;
+    let (gamma, beta) = check_affine(desc, affine)?;
+    // SAFETY: every buffer was checked to hold what the descriptor and shape
+    // make the library access, or the shape is one the library rejects
+    // before accessing any buffer; y is an exclusive borrow, or exactly x or
+    // exactly residual, the in-place pairs the C API allows.
+    let status = unsafe {
+        sys::bnorm_forward_inference_residual(
+            desc.as_raw(),
+            shape.as_raw(),
+            x as *const c_void,
+            residual as *const c_void,
+            y as *mut c_void,
+            mean.as_ptr(),
+            var.as_ptr(),
+            gamma,
+            beta,
+        )
+    };
+    Error::check(status)
+}
+
+/// `forward_training` plus a residual: normalizes x with its batch
+/// statistics, adds `residual` (x's length), then ReLU with
+/// `Flags::FUSE_RELU`. The statistics (running and saved) are x's alone,
+/// as `forward_training` computes them.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_training_residual(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &[f32],
+    residual: &[f32],
+    y: &mut [f32],
+    affine: Option<Affine<'_>>,
+    running: Option<RunningStats<'_>>,
+    save: Option<SaveStats<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    check_tensor("y", shape, y)?;
+    training(
+        desc,
+        shape,
+        x.as_ptr(),
+        residual.as_ptr(),
+        y.as_mut_ptr(),
+        affine,
+        running,
+        save,
+    )
+}
+
+/// `forward_training_residual` writing y over x.
+pub fn forward_training_residual_in_place(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &mut [f32],
+    residual: &[f32],
+    affine: Option<Affine<'_>>,
+    running: Option<RunningStats<'_>>,
+    save: Option<SaveStats<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    let xy = x.as_mut_ptr();
+    training(
+        desc,
+        shape,
+        xy,
+        residual.as_ptr(),
+        xy,
+        affine,
+        running,
+        save,
+    )
+}
+
+/// `forward_training_residual` writing y over residual.
+pub fn forward_training_residual_over_residual(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: &[f32],
+    residual: &mut [f32],
+    affine: Option<Affine<'_>>,
+    running: Option<RunningStats<'_>>,
+    save: Option<SaveStats<'_>>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, x)?;
+    check_tensor("residual", shape, residual)?;
+    let ry = residual.as_mut_ptr();
+    training(desc, shape, x.as_ptr(), ry, ry, affine, running, save)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn training(
+    desc: &Descriptor,
+    shape: &Shape,
+    x: *const f32,
+    residual: *const f32,
+    y: *mut f32,
+    affine: Option<Affine<'_>>,
+    running: Option<RunningStats<'_>>,
+    save: Option<SaveStats<'_>>,
+) -> Result<(), Error> {
+    let (gamma, beta) = check_affine(desc, affine)?;
+    let (running_mean, running_var) = match running {
+        Some(stats) => {
+            check_channels("running mean", desc, stats.mean)?;
+            check_channels("running var", desc, stats.var)?;
+            (stats.mean.as_mut_ptr(), stats.var.as_mut_ptr())
+        }
+        None => (ptr::null_mut(), ptr::null_mut()),
+    };
+    let (save_mean, save_invstd) = match save {
+        Some(stats) => {
+            check_channels("save mean", desc, stats.mean)?;
+            check_channels("save invstd", desc, stats.invstd)?;
+            (stats.mean.as_mut_ptr(), stats.invstd.as_mut_ptr())
+        }
+        None => (ptr::null_mut(), ptr::null_mut()),
+    };
+    // SAFETY: as in `inference`; the per-channel outputs are exclusive
+    // borrows.
+    let status = unsafe {
+        sys::bnorm_forward_training_residual(
+            desc.as_raw(),
+            shape.as_raw(),
+            x as *const c_void,
+            residual as *const c_void,
+            y as *mut c_void,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            save_mean,
+            save_invstd,
+        )
+    };
+    Error::check(status)
+}
+
+/// The backward of the residual calls: with `g = dy`, zeroed where the
+/// forward output `input.y <= 0` with `Flags::FUSE_RELU` (NaN passes),
+/// `d_residual = g`, and dx, dgamma, dbeta are `backward`'s with g for dy
+/// (`backward` with `Flags::FUSE_RELU` and this y gives the same dx). Both
+/// dx and d_residual are required; `input` as in `backward` (y, the
+/// residual call's output, is required with `Flags::FUSE_RELU`).
+pub fn backward_residual(
+    desc: &Descriptor,
+    shape: &Shape,
+    input: BackwardInput<'_>,
+    dy: &[f32],
+    dx: &mut [f32],
+    d_residual: &mut [f32],
+    grads: ParamGrads<'_>,
+) -> Result<(), Error> {
+    check_tensor("dy", shape, dy)?;
+    check_tensor("dx", shape, dx)?;
+    check_tensor("d_residual", shape, d_residual)?;
+    backward_raw(
+        desc,
+        shape,
+        input,
+        dy.as_ptr(),
+        dx.as_mut_ptr(),
+        d_residual.as_mut_ptr(),
+        grads,
+    )
+}
+
+/// `backward_residual` writing dx over dy.
+pub fn backward_residual_in_place(
+    desc: &Descriptor,
+    shape: &Shape,
+    input: BackwardInput<'_>,
+    dy: &mut [f32],
+    d_residual: &mut [f32],
+    grads: ParamGrads<'_>,
+) -> Result<(), Error> {
+    check_tensor("dy", shape, dy)?;
+    check_tensor("d_residual", shape, d_residual)?;
+    let dy_dx = dy.as_mut_ptr();
+    backward_raw(
+        desc,
+        shape,
+        input,
+        dy_dx,
+        dy_dx,
+        d_residual.as_mut_ptr(),
+        grads,
+    )
+}
+
+/// `backward_residual` writing d_residual over dy.
+pub fn backward_residual_d_residual_in_place(
+    desc: &Descriptor,
+    shape: &Shape,
+    input: BackwardInput<'_>,
+    dy: &mut [f32],
+    dx: &mut [f32],
+    grads: ParamGrads<'_>,
+) -> Result<(), Error> {
+    check_tensor("dy", shape, dy)?;
+    check_tensor("dx", shape, dx)?;
+    let dy_d_residual = dy.as_mut_ptr();
+    backward_raw(
+        desc,
+        shape,
+        input,
+        dy_d_residual,
+        dx.as_mut_ptr(),
+        dy_d_residual,
+        grads,
+    )
+}
+
+fn backward_raw(
+    desc: &Descriptor,
+    shape: &Shape,
+    input: BackwardInput<'_>,
+    dy: *const f32,
+    dx: *mut f32,
+    d_residual: *mut f32,
+    grads: ParamGrads<'_>,
+) -> Result<(), Error> {
+    check_tensor("x", shape, input.x)?;
+    let y = optional_tensor("y", shape, input.y)?;
+    let gamma = match input.gamma {
+        Some(gamma) => {
+            check_channels("gamma", desc, gamma)?;
+            gamma.as_ptr()
+        }
+        None => ptr::null(),
+    };
+    check_channels("mean", desc, input.mean)?;
+    check_channels("invstd", desc, input.invstd)?;
+    let dgamma = optional_channels_mut("dgamma", desc, grads.dgamma)?;
+    let dbeta = optional_channels_mut("dbeta", desc, grads.dbeta)?;
+    // SAFETY: as in `inference`; dx and d_residual are exclusive borrows
+    // apart from each other, or one of them is exactly dy, the in-place
+    // pairs the C API allows.
+    let status = unsafe {
+        sys::bnorm_backward_residual(
+            desc.as_raw(),
+            shape.as_raw(),
+            input.x.as_ptr() as *const c_void,
+            dy as *const c_void,
+            y as *const c_void,
+            gamma,
+            input.mean.as_ptr(),
+            input.invstd.as_ptr(),
+            dx as *mut c_void,
+            d_residual as *mut c_void,
+            dgamma,
+            dbeta,
+        )
+    };
+    Error::check(status)
+}
