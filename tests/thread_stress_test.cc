@@ -53,7 +53,21 @@ class StartingLine {
   int waiting_;
 };
 
-enum class Mode { kInference, kTraining, kBackward };
+// The fused calls, the residual block's, and the split phases of one process
+// (each a chain of calls; their exchanged blocks are outputs too).
+enum class Mode {
+  kInference,
+  kTraining,
+  kBackward,
+  kTrainingResidual,
+  kBackwardResidual,
+  kSplitForward,
+  kSplitBackward
+};
+
+bool IsBackward(Mode m) {
+  return m == Mode::kBackward || m == Mode::kBackwardResidual || m == Mode::kSplitBackward;
+}
 
 struct Case {
   Mode mode;
@@ -63,9 +77,10 @@ struct Case {
 };
 
 std::string Describe(const Case& c) {
-  const char* mode = c.mode == Mode::kInference  ? "inference"
-                     : c.mode == Mode::kTraining ? "training"
-                                                 : "backward";
+  const char* const names[] = {"inference",         "training",          "backward",
+                               "training_residual", "backward_residual", "split_forward",
+                               "split_backward"};
+  const char* mode = names[static_cast<int>(c.mode)];
   return std::string(mode) + " " + ToString(c.shape) + " " + LayoutName(c.layout) + " " +
          FlagNames(c.flags);
 }
@@ -89,6 +104,10 @@ std::vector<Case> Cases() {
       {Mode::kBackward, nhwc, InLayout({16, 64, 8, 8}, nhwc), affine | relu},
       {Mode::kBackward, nhwc, InLayout({1024, 67}, nhwc), affine},
       {Mode::kBackward, nchw, InLayout({4, 8, 5, 5}, nchw), affine | global},
+      {Mode::kTrainingResidual, nhwc, InLayout({8, 32, 16, 16}, nhwc), affine | track | relu},
+      {Mode::kBackwardResidual, nchw, InLayout({8, 32, 16, 16}, nchw), affine | relu},
+      {Mode::kSplitForward, nchw, InLayout({8, 32, 16, 16}, nchw), affine | track | relu},
+      {Mode::kSplitBackward, nhwc, InLayout({16, 64, 8, 8}, nhwc), affine | relu},
   };
 }
 
@@ -108,7 +127,7 @@ Inputs Prepare(const Case& c, uint32_t seed) {
   in.beta = Uniform(g.c, -1, 1, seed + 3);
   in.running_mean = Uniform(g.c, -1, 1, seed + 4);
   in.running_var = Uniform(g.c, 0.5f, 2, seed + 5);
-  if (c.mode != Mode::kBackward) return in;
+  if (!IsBackward(c.mode)) return in;
 
   // As in a training step, backward takes what the forward pass saved.
   const bnorm_desc forward =
@@ -168,6 +187,43 @@ bnorm_status Call(const Case& c, const Inputs& in, int32_t num_threads, Outputs*
       return bnorm_backward(&d, &c.shape, in.x.data(), in.dy.data(), in.y.data(), in.gamma.data(),
                             in.save_mean.data(), in.save_invstd.data(), (*out)[0].data(),
                             (*out)[1].data(), (*out)[2].data());
+    case Mode::kTrainingResidual:
+      // dy stands in for the residual: any tensor of x's shape will do.
+      *out = {tensor, in.running_mean, in.running_var, channels, channels};
+      return bnorm_forward_training_residual(
+          &d, &c.shape, in.x.data(), in.dy.data(), (*out)[0].data(), in.gamma.data(),
+          in.beta.data(), (*out)[1].data(), (*out)[2].data(), (*out)[3].data(), (*out)[4].data());
+    case Mode::kBackwardResidual:
+      *out = {tensor, tensor, channels, channels};
+      return bnorm_backward_residual(&d, &c.shape, in.x.data(), in.dy.data(), in.y.data(),
+                                     in.gamma.data(), in.save_mean.data(), in.save_invstd.data(),
+                                     (*out)[0].data(), (*out)[1].data(), (*out)[2].data(),
+                                     (*out)[3].data());
+    case Mode::kSplitForward: {
+      // The stats block (doubles) lives in float storage, compared bytewise.
+      *out = {
+          std::vector<float>(6 * g.c), channels, channels, in.running_mean, in.running_var, tensor};
+      double* stats = reinterpret_cast<double*>((*out)[0].data());
+      bnorm_status s = bnorm_local_stats(&d, &c.shape, in.x.data(), stats);
+      if (s == BNORM_OK) {
+        s = bnorm_merge_stats(&d, 1, stats, nullptr, (*out)[1].data(), (*out)[2].data(),
+                              (*out)[3].data(), (*out)[4].data());
+      }
+      if (s != BNORM_OK) return s;
+      return bnorm_forward_normalize(&d, &c.shape, in.x.data(), (*out)[5].data(), in.gamma.data(),
+                                     in.beta.data(), (*out)[1].data(), (*out)[2].data());
+    }
+    case Mode::kSplitBackward: {
+      *out = {std::vector<float>(6 * g.c), channels, channels, tensor};
+      double* sums = reinterpret_cast<double*>((*out)[0].data());
+      const bnorm_status s = bnorm_backward_reduce(
+          &d, &c.shape, in.x.data(), in.dy.data(), in.y.data(), in.save_mean.data(),
+          in.save_invstd.data(), sums, (*out)[1].data(), (*out)[2].data());
+      if (s != BNORM_OK) return s;
+      return bnorm_backward_elementwise(&d, &c.shape, in.x.data(), in.dy.data(), in.y.data(),
+                                        in.gamma.data(), in.save_mean.data(), in.save_invstd.data(),
+                                        1, sums, (*out)[3].data());
+    }
   }
   return BNORM_ERR_INTERNAL;
 }
