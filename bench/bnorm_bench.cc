@@ -5,9 +5,16 @@
 //   bnorm/32x256x56x56/nhwc/train/t2/cold
 // impl:   bnorm, onednn, naive (1 thread only), roof_plain, roof_stream,
 //         bnorm@<TARGET> (SIMD target capped, a few hot rows),
-//         bnorm_folded (inference from a folded scale and shift, hot rows)
+//         bnorm_folded (inference from a folded scale and shift, hot rows);
+//         the residual block y = max(bn(x) + residual, 0) and its backward:
+//         bnorm_res (bnorm's fused *_residual calls), bnorm_then_addrelu
+//         (the plain bnorm call and separate add+ReLU / ReLU-backward passes).
+//         No onednn_res: oneDNN 2.6 has no fuse_norm_add_relu (context key
+//         onednn_residual says why).
 // mode:   infer, train, bwd; the roof rows' layout is "any" and their mode is
-//         "fwd" (copy: serves infer and train) or "bwd" (2-in-1-out add).
+//         "fwd" (copy: serves infer and train), "bwd" (2-in-1-out add: serves
+//         bwd and the residual block's infer and train) or "bwd_res"
+//         (3-in-2-out: the residual block's bwd).
 // policy: cold (ring of buffers > 2 x LLC) or hot (same buffers; registered
 //         only where a call's data fits in the LLC, otherwise hot == cold).
 // bench/compare.py parses these names; keep them in step.
@@ -46,6 +53,7 @@ struct Row {
   Mode mode;
   int threads;
   Policy policy;
+  bool residual = false;  // the residual block: its tensors and minimal bytes
 };
 
 std::string RowName(const std::string& impl, const Row& row) {
@@ -58,11 +66,14 @@ std::string RowName(const std::string& impl, const Row& row) {
 template <class Call>
 void TimeRow(benchmark::State& state, const Row& row, Call&& call) {
   BufferRing& ring = RingFor(row.shape);  // allocated outside the timed loop
+  if (row.residual) ring.AddResidualTensors();
   for (auto _ : state) {
     if (!call(ring.Next(row.policy), ring.channels())) break;
   }
   // bytes_per_second counts the minimal traffic, not what the kernel moves.
-  state.SetBytesProcessed(state.iterations() * MinimalBytes(row.shape, row.mode));
+  state.SetBytesProcessed(state.iterations() * (row.residual
+                                                    ? ResidualMinimalBytes(row.shape, row.mode)
+                                                    : MinimalBytes(row.shape, row.mode)));
 }
 
 void Register(const std::string& name, std::function<void(benchmark::State&)> fn) {
@@ -155,6 +166,32 @@ void RegisterOneDnn(const Row& row) {
 }
 #endif
 
+// The residual block fused in one bnorm call.
+void RegisterBnormResidual(const Row& row) {
+  Register(RowName("bnorm_res", row), [row](benchmark::State& state) {
+    const BnormCall call(row.shape, row.layout, row.mode, row.threads);
+    TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+      if (call.RunResidual(t, ch) == BNORM_OK) return true;
+      state.SkipWithError(bnorm_last_error());
+      return false;
+    });
+    state.SetLabel(bnorm_active_target());
+  });
+}
+
+// The residual block unfused: the plain bnorm call and a separate pass.
+void RegisterBnormThenAddRelu(const Row& row) {
+  Register(RowName("bnorm_then_addrelu", row), [row](benchmark::State& state) {
+    const BnormCall call(row.shape, row.layout, row.mode, row.threads);
+    TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+      if (call.RunThenAddRelu(t, ch) == BNORM_OK) return true;
+      state.SkipWithError(bnorm_last_error());
+      return false;
+    });
+    state.SetLabel(bnorm_active_target());
+  });
+}
+
 // The roof only depends on the traffic, so one row per shape, traffic kind
 // (forward copy or backward add), threads and policy serves every layout/mode.
 void RegisterRoof(const LogicalShape& shape, bool backward, int threads, Policy policy) {
@@ -179,9 +216,56 @@ void RegisterRoof(const LogicalShape& shape, bool backward, int threads, Policy 
   }
 }
 
+// The residual backward's roof: 3 reads (x, dy, y), 2 writes (dx, d_residual).
+// (Its forward's roof is the backward one above, a 2-in-1-out add.)
+void RegisterResidualRoof(const LogicalShape& shape, int threads, Policy policy) {
+  for (Store store : {Store::kPlain, Store::kStreaming}) {
+    const std::string name = std::string("roof_") + StoreName(store) + "/" + shape.Name() +
+                             "/any/bwd_res/t" + std::to_string(threads) + "/" + PolicyName(policy);
+    Row row{shape, Layout::kNCHW, Mode::kBackward, threads, policy};
+    row.residual = true;
+    Register(name, [row, store](benchmark::State& state) {
+      const int64_t n = row.shape.Elements();
+      TimeRow(state, row, [&](TensorSet& t, ChannelVectors&) {
+        RoofAddPair(t.x.get(), t.dy.get(), t.y_relu.get(), t.dx.get(), t.d_residual.get(), n,
+                    row.threads, store);
+        return true;
+      });
+      state.SetLabel(RoofIsa());
+    });
+  }
+}
+
 std::vector<Policy> PoliciesFor(const LogicalShape& shape, Mode mode) {
   if (HotFitsInCache(shape, mode)) return {Policy::kCold, Policy::kHot};
   return {Policy::kCold};
+}
+
+std::vector<Policy> ResidualPoliciesFor(const LogicalShape& shape, Mode mode) {
+  if (ResidualHotFitsInCache(shape, mode)) return {Policy::kCold, Policy::kHot};
+  return {Policy::kCold};
+}
+
+// The residual block's rows of one shape, registered after all its other rows
+// so that those run before the ring grows the residual tensors.
+void RegisterResidualRows(const LogicalShape& shape) {
+  for (int threads : kThreadCounts) {
+    for (Policy policy : ResidualPoliciesFor(shape, Mode::kBackward)) {
+      RegisterResidualRoof(shape, threads, policy);
+    }
+  }
+  for (Layout layout : {Layout::kNCHW, Layout::kNHWC}) {
+    for (Mode mode : {Mode::kInference, Mode::kTraining, Mode::kBackward}) {
+      for (int threads : kThreadCounts) {
+        for (Policy policy : ResidualPoliciesFor(shape, mode)) {
+          Row row{shape, layout, mode, threads, policy};
+          row.residual = true;
+          RegisterBnormResidual(row);
+          RegisterBnormThenAddRelu(row);
+        }
+      }
+    }
+  }
 }
 
 // Shape by shape, so the rows of one shape share one buffer ring.
@@ -218,6 +302,7 @@ void RegisterAll() {
         }
       }
     }
+    RegisterResidualRows(shape);
   }
 }
 
@@ -228,8 +313,10 @@ void AddContext() {
   benchmark::AddCustomContext("roof_isa", RoofIsa());
 #ifdef BNORM_BENCH_HAVE_DNNL
   benchmark::AddCustomContext("onednn_version", OneDnnVersion());
+  benchmark::AddCustomContext("onednn_residual", OneDnnResidualStatus());
 #else
   benchmark::AddCustomContext("onednn_version", "not built");
+  benchmark::AddCustomContext("onednn_residual", "oneDNN not built");
 #endif
 }
 

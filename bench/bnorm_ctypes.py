@@ -6,6 +6,7 @@ The structs, C prototypes and library loading are the Python binding's
 under test and adds the few conveniences torch_bench.py uses.
 """
 
+import ctypes
 import os
 import sys
 
@@ -16,6 +17,17 @@ from bnorm import _lib  # noqa: E402  (needs the path above)
 
 LAYOUT_NCHW = _lib.LAYOUT_NCHW
 LAYOUT_NHWC = _lib.LAYOUT_NHWC
+
+# The residual-block calls (bnorm.h 1.2), which the binding does not declare:
+# name -> argument types after (desc, shape), all data pointers.
+_RESIDUAL_POINTER_ARGS = {
+    # x, residual, y, mean, var, gamma, beta
+    "bnorm_forward_inference_residual": 7,
+    # x, residual, y, gamma, beta, running_mean, running_var, save_mean, save_invstd
+    "bnorm_forward_training_residual": 9,
+    # x, dy, y, gamma, save_mean, save_invstd, dx, d_residual, dgamma, dbeta
+    "bnorm_backward_residual": 10,
+}
 
 
 def default_library_path():
@@ -36,14 +48,23 @@ class Bnorm:
         self.lib = _lib.lib()
         self.version = self.lib.bnorm_version_string().decode()
         self.target = self.lib.bnorm_active_target().decode()
+        self.has_residual = self.lib.bnorm_version() >= 10200
+        if self.has_residual:
+            head = [ctypes.POINTER(_lib.Desc), ctypes.POINTER(_lib.Shape)]
+            for name, pointers in _RESIDUAL_POINTER_ARGS.items():
+                fn = getattr(self.lib, name)
+                fn.restype = ctypes.c_int
+                fn.argtypes = head + [ctypes.c_void_p] * pointers
 
     @staticmethod
-    def desc(num_features, layout, threads, eps=1e-5, momentum=0.1):
+    def desc(num_features, layout, threads, eps=1e-5, momentum=0.1, relu=False):
         """bnorm_desc_init's defaults (AFFINE | TRACK_RUNNING_STATS, f32), as a
-        PyTorch BatchNorm layer, with the given layout, threads, eps, momentum."""
-        return _lib.make_desc(num_features, eps, momentum,
-                              _lib.FLAG_AFFINE | _lib.FLAG_TRACK_RUNNING_STATS, layout,
-                              _lib.DTYPE_F32, threads)
+        PyTorch BatchNorm layer, with the given layout, threads, eps, momentum;
+        relu adds FUSE_RELU (the residual block's ReLU)."""
+        flags = _lib.FLAG_AFFINE | _lib.FLAG_TRACK_RUNNING_STATS
+        if relu:
+            flags |= _lib.FLAG_FUSE_RELU
+        return _lib.make_desc(num_features, eps, momentum, flags, layout, _lib.DTYPE_F32, threads)
 
     shape = staticmethod(_lib.make_shape)
 

@@ -40,6 +40,11 @@ void FillZero(float* data, int64_t count) {
   for (int64_t i = 0; i < count; ++i) data[i] = 0.0f;
 }
 
+void ClampNegativeToZero(float* data, int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i) data[i] = data[i] > 0.0f ? data[i] : 0.0f;
+}
+
 // Statistics matching FillUniform's data: uniform in [-1, 1) has mean 0 and
 // variance 1/3. Exact values do not matter for timing, only that they are
 // plausible and finite.
@@ -71,12 +76,33 @@ BufferRing::BufferRing(const LogicalShape& shape, int64_t num_sets)
   const int64_t n = shape.Elements();
   sets_.reserve(num_sets);
   for (int64_t i = 0; i < num_sets; ++i) {
-    TensorSet s{AlignedAlloc(n), AlignedAlloc(n), AlignedAlloc(n), AlignedAlloc(n)};
+    TensorSet s;
+    s.x = AlignedAlloc(n);
+    s.y = AlignedAlloc(n);
+    s.dy = AlignedAlloc(n);
+    s.dx = AlignedAlloc(n);
     FillUniform(s.x.get(), n, 2 * i + 1);
     FillUniform(s.dy.get(), n, 2 * i + 2);
     FillZero(s.y.get(), n);
     FillZero(s.dx.get(), n);
     sets_.push_back(std::move(s));
+  }
+}
+
+void BufferRing::AddResidualTensors() {
+  const int64_t n = shape_.Elements();
+  const int64_t sets = num_sets();
+  for (int64_t i = 0; i < sets; ++i) {
+    TensorSet& s = sets_[i];
+    if (s.residual != nullptr) continue;
+    s.residual = AlignedAlloc(n);
+    s.y_relu = AlignedAlloc(n);
+    s.d_residual = AlignedAlloc(n);
+    // Seeds after those of x and dy (2i+1, 2i+2 for i < sets).
+    FillUniform(s.residual.get(), n, 2 * (sets + i) + 1);
+    FillUniform(s.y_relu.get(), n, 2 * (sets + i) + 2);
+    ClampNegativeToZero(s.y_relu.get(), n);  // a ReLU output: about half zeros
+    FillZero(s.d_residual.get(), n);
   }
 }
 
@@ -100,12 +126,17 @@ bool HotFitsInCache(const LogicalShape& shape, Mode mode) {
   return MinimalBytes(shape, mode) <= LastLevelCacheBytes();
 }
 
+bool ResidualHotFitsInCache(const LogicalShape& shape, Mode mode) {
+  return ResidualMinimalBytes(shape, mode) <= LastLevelCacheBytes();
+}
+
 BufferRing& RingFor(const LogicalShape& shape) {
   static std::unique_ptr<BufferRing> ring;
   if (ring != nullptr && ring->shape().Name() == shape.Name()) return *ring;
   ring.reset();  // free the previous shape's ring before allocating the next
   // Size by the smallest footprint a call touches (forward: x and y), so that
-  // even the forward modes cycle through at least 2 x LLC of data.
+  // even the forward modes cycle through at least 2 x LLC of data. (Residual
+  // rows touch more of each set, so they cycle through more.)
   const int64_t set_bytes = MinimalBytes(shape, Mode::kInference);
   const int64_t ring_bytes = 2 * LastLevelCacheBytes();
   const int64_t num_sets = std::max<int64_t>(2, (ring_bytes + set_bytes - 1) / set_bytes);

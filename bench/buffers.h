@@ -28,8 +28,14 @@ AlignedFloats AlignedAlloc(int64_t count);
 
 // One iteration's tensors, each Elements() floats. Forward reads x and writes
 // y; backward reads x and dy and writes dx.
+// The residual block's rows also use residual (forward input), y_relu (the
+// backward's y input: a block output, about half zeros) and d_residual
+// (backward output). Those three are null until BufferRing::AddResidualTensors
+// allocates them, just before the first residual row runs, so the other rows
+// run on exactly the allocations they had before residual rows existed.
 struct TensorSet {
   AlignedFloats x, y, dy, dx;
+  AlignedFloats residual, y_relu, d_residual;
 };
 
 // Per-channel float[C] vectors, shared by all sets of a ring: they are tiny
@@ -59,6 +65,10 @@ class BufferRing {
   // previous run left in cache. Hot: always set 0.
   TensorSet& Next(Policy policy);
 
+  // Allocates and fills every set's residual, y_relu and d_residual, once.
+  // Call it outside timed loops (it touches every page).
+  void AddResidualTensors();
+
  private:
   LogicalShape shape_;
   std::vector<TensorSet> sets_;
@@ -73,6 +83,8 @@ int64_t LastLevelCacheBytes();
 // True when the hot policy means something for this shape and mode: the data
 // a call touches fits in the LLC. Otherwise hot is the same as cold.
 bool HotFitsInCache(const LogicalShape& shape, Mode mode);
+// The same for the residual block's minimal traffic (ResidualMinimalBytes).
+bool ResidualHotFitsInCache(const LogicalShape& shape, Mode mode);
 
 // The ring for `shape`, sized for the cold policy (at least 2 x LLC for the
 // forward modes' footprint, at least 2 sets). Only the most recent shape's ring

@@ -11,9 +11,18 @@ PyTorch's ratios come from torch_bench.py, which times bnorm in the same
 process; "pt" lets freed blocks be reused (MALLOC_MMAP_MAX_=0), "pt+mmap" runs
 with glibc's defaults, where each large output is fresh pages.
 
-Default: two shapes, 3 repetitions (about 40 s on the 2-core dev machine).
---full: the whole table, the naive baseline and the per-SIMD-target rows,
-5 repetitions (about 7.5 minutes there).
+A second table, the residual block (bn + add + ReLU, as at the end of a ResNet
+block): bnorm's fused calls against bnorm's plain call with a separate
+add+ReLU pass, PyTorch's batch_norm + add_ + relu_ (and their backward), and
+the memory-bandwidth roof of the block's minimal traffic. oneDNN's fused form
+(fuse_norm_add_relu) is not in the oneDNN the benchmark uses (2.6): that
+column stays empty, with the benchmark's reason.
+
+Default: two shapes (residual rows for one), 3 repetitions (about 45 s on the
+2-core dev machine; the residual rows added about 15%). --full: the whole
+table, residual rows for every shape, the naive baseline and the
+per-SIMD-target rows, 5 repetitions (about 7.5 minutes there before the
+residual rows, which add 65% more benchmark rows).
 """
 
 import argparse
@@ -24,6 +33,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,6 +41,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 QUICK_SHAPES = ["32x1024x14x14", "1x256x56x56"]
 # In the quick run, only the rows the table compares.
 QUICK_IMPLS = ["bnorm", "onednn", "roof_plain", "roof_stream"]
+ROOF_IMPLS = ["roof_plain", "roof_stream"]
+# The residual block's rows; in the quick run, for these shapes only.
+RESIDUAL_IMPLS = ["bnorm_res", "bnorm_then_addrelu"]
+QUICK_RESIDUAL_SHAPES = ["32x1024x14x14"]
 
 
 def parse_args():
@@ -39,7 +53,8 @@ def parse_args():
                         help="every shape, plus the naive and per-SIMD-target rows")
     parser.add_argument("--build-dir", default=os.environ.get(
         "BNORM_BUILD_DIR", os.path.join(HERE, "..", "build", "release")))
-    parser.add_argument("--shapes", help="comma-separated shape names instead of the default")
+    parser.add_argument("--shapes", help="comma-separated shape names instead of the default "
+                        "(the residual block's rows run for all of them)")
     parser.add_argument("--reps", type=int, help="repetitions (medians); default 5 (quick: 3)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--json-out", help="write the merged rows here (default: in the build dir)")
@@ -60,14 +75,34 @@ def run_peer_check(binary):
     print("peer check: " + summary[0])
 
 
-def run_bench(binary, shapes, full, reps, out_path):
+def bench_filter(shapes, full, residual_shapes):
+    """The --benchmark_filter regex for the run (None: every row). Google
+    Benchmark may use POSIX regex here: no (?:...) or lookahead."""
+    if full and not shapes:
+        return None
+    names = "|".join(re.escape(s) for s in shapes)
+    if full:
+        return "^(.*)/(%s)/" % names
+    # Batch norm's rows and roofs for the shapes, the residual block's (and its
+    # roofs, including the add roof its forward is held to) for its shapes.
+    parts = ["(%s)/(%s)/" % ("|".join(QUICK_IMPLS), names)]
+    if residual_shapes:
+        parts.append("(%s)/(%s)/" % ("|".join(RESIDUAL_IMPLS + ROOF_IMPLS),
+                                     "|".join(re.escape(s) for s in residual_shapes)))
+    if set(residual_shapes) != set(shapes):
+        # Roof rows of the other shapes: not the residual block's 3-in-2-out one.
+        parts[0] = "(%s)/(%s)/" % ("|".join(r for r in QUICK_IMPLS if r not in ROOF_IMPLS), names)
+        parts.insert(1, "(%s)/(%s)/any/(fwd|bwd)/" % ("|".join(ROOF_IMPLS), names))
+    return "^(%s)" % "|".join(parts)
+
+
+def run_bench(binary, shapes, full, residual_shapes, reps, out_path):
     """Runs bnorm_bench, returns {(impl, shape, layout, mode, threads, policy): entry}."""
     argv = [binary, "--benchmark_format=json", "--benchmark_out_format=json",
             "--benchmark_out=" + out_path]
-    if shapes or not full:
-        impls = ".*" if full else "|".join(QUICK_IMPLS)
-        names = "|".join(re.escape(s) for s in (shapes or QUICK_SHAPES))
-        argv.append("--benchmark_filter=^(%s)/(%s)/" % (impls, names))
+    regex = bench_filter(shapes, full, residual_shapes)
+    if regex:
+        argv.append("--benchmark_filter=" + regex)
     if reps:
         argv.append("--benchmark_repetitions=%d" % reps)
     count = len(subprocess.run(argv + ["--benchmark_list_tests"], capture_output=True,
@@ -92,22 +127,27 @@ def run_bench(binary, shapes, full, reps, out_path):
     return rows, report["context"]
 
 
-def run_torch(lib, shapes, reps, out_path):
+def run_torch(lib, shapes, residual_shapes, reps, out_path):
     """Runs torch_bench.py (both allocator settings); returns
-    ({(shape, layout, mode, threads, policy, alloc): row}, info), or None if it failed."""
+    ({(shape, layout, mode, threads, policy, alloc): row}, the same for the
+    residual block's rows, info), or Nones if it failed."""
     argv = [sys.executable, os.path.join(HERE, "torch_bench.py"), "--shapes", ",".join(shapes),
+            "--residual-shapes", ",".join(residual_shapes) or "none",
             "--json", out_path, "--quiet", "--lib", lib]
     if reps:
         argv += ["--reps", str(reps)]
-    print("torch_bench.py: %d shapes x 2 allocator settings ..." % len(shapes), flush=True)
+    print("torch_bench.py: %d shapes (%d with the residual block) x 2 allocator settings ..." %
+          (len(shapes), len(residual_shapes)), flush=True)
     if subprocess.run(argv).returncode != 0:
         print("compare: torch_bench.py failed; no PyTorch columns", file=sys.stderr)
-        return None, {}
+        return None, None, {}
     with open(out_path) as f:
         report = json.load(f)
-    rows = {(r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"]): r
-            for r in report["rows"]}
-    return rows, report["info"]
+    rows = {"bn": {}, "res": {}}
+    for r in report["rows"]:
+        key = (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"])
+        rows[r.get("block", "bn")][key] = r
+    return rows["bn"], rows["res"], report["info"]
 
 
 class OtherLoad:
@@ -234,6 +274,93 @@ def print_geomeans(table):
         print("%-6s" % name + "".join("%14s" % c for c in cells))
 
 
+def build_residual_table(bench, torch_rows):
+    """One dict per bnorm_res row (the residual block fused), with its peers."""
+    table = []
+    for key, entry in bench.items():
+        impl, shape, layout, mode, threads, policy = key
+        if impl != "bnorm_res":
+            continue
+        row = {"shape": shape, "layout": layout, "mode": mode, "threads": threads,
+               "policy": policy, "bnorm_res_us": entry.get("us"), "error": entry.get("error"),
+               "target": entry.get("label")}
+        fused = row["bnorm_res_us"]
+        ok = fused is not None and fused > 0
+
+        def ratio(us):
+            return us / fused if ok and us else None
+
+        row["separate_us"] = bench.get(("bnorm_then_addrelu",) + key[1:], {}).get("us")
+        row["separate_ratio"] = ratio(row["separate_us"])
+        # No such rows with oneDNN 2.6; kept so a future peer shows up here.
+        row["onednn_us"] = bench.get(("onednn_res",) + key[1:], {}).get("us")
+        row["onednn_ratio"] = ratio(row["onednn_us"])
+        # Forward: the 2-in-1-out add roof; backward: the 3-in-2-out one.
+        roof_key = (shape, "any", "bwd_res" if mode == "bwd" else "bwd", threads, policy)
+        roofs = [bench.get((r,) + roof_key, {}).get("us") for r in ROOF_IMPLS]
+        roofs = [r for r in roofs if r is not None]
+        row["roof_us"] = min(roofs) if roofs else None
+        row["roof_fraction"] = ratio(row["roof_us"])
+        for alloc, name in (("reuse", "torch"), ("default", "torch_mmap")):
+            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc))
+            row[name + "_us"] = t["torch_us"] if t else None
+            row[name + "_ratio"] = t["torch_over_bnorm"] if t else None
+        table.append(row)
+    return table
+
+
+def print_residual(table, context):
+    if not table:
+        return
+    print("\nResidual block (bn + add + ReLU): y = max(bn(x) + residual, 0), and its backward "
+          "(dx, d_residual)")
+    header = ("%-14s %-4s %-5s %2s %-4s %9s | %9s %5s | %9s %5s | %9s %5s %7s | %8s %5s" %
+              ("shape", "lay", "mode", "t", "pol", "fused_us", "split_us", "x", "onednn_us", "x",
+               "pt_us", "x", "x+mmap", "roof_us", "roof"))
+    print(header)
+    print("-" * len(header))
+    for r in table:
+        if r["error"]:
+            print("%-14s %-4s %-5s %2d %-4s bnorm_res error: %s" %
+                  (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["error"]))
+            continue
+        onednn = ("%9s %5s" % (fmt_us(r["onednn_us"]), fmt_ratio(r["onednn_ratio"]))
+                  if r["onednn_us"] else "%15s" % "missing")
+        print("%-14s %-4s %-5s %2d %-4s %9s | %9s %5s | %s | %9s %5s %7s | %8s %5s" % (
+            r["shape"], r["layout"], r["mode"], r["threads"], r["policy"],
+            fmt_us(r["bnorm_res_us"]), fmt_us(r["separate_us"]), fmt_ratio(r["separate_ratio"]),
+            onednn, fmt_us(r["torch_us"]), fmt_ratio(r["torch_ratio"]),
+            fmt_ratio(r["torch_mmap_ratio"]), fmt_us(r["roof_us"]), fmt_pct(r["roof_fraction"])))
+    print("fused = bnorm_res: bnorm_forward_{inference,training}_residual and "
+          "bnorm_backward_residual\nwith FUSE_RELU, one call each. split = bnorm_then_addrelu: "
+          "the plain bnorm call, then a\nseparate y = max(y + residual, 0) pass (forward); a "
+          "d_residual = dy * (y > 0) pass, then\nbnorm_backward on it (backward). x = peer time "
+          "/ fused time (above 1: fused faster).\npt = F.batch_norm + add_ + relu_, backward "
+          "threshold_backward + native_batch_norm_backward\n(x measured in the same process, as "
+          "above). roof = roof time / fused time: forward against\nthe 2-in-1-out add (x, "
+          "residual in; y out: 12 B/element), backward against a 3-in-2-out\npair of adds (x, "
+          "dy, y in; dx, d_residual out: 20 B/element); the faster of plain and\nstreaming "
+          "stores.")
+    if not any(r["onednn_us"] for r in table):
+        print(textwrap.fill("onednn: missing: %s." % context.get("onednn_residual",
+                                                                  "no oneDNN rows"), 92))
+    print("Geometric means:")
+    columns = [("split", "separate_ratio"), ("oneDNN", "onednn_ratio"), ("PyTorch", "torch_ratio"),
+               ("PyTorch+mmap", "torch_mmap_ratio"), ("roof", "roof_fraction")]
+    groups = [("all", table)] + [(m, [r for r in table if r["mode"] == m])
+                                 for m in ("infer", "train", "bwd")]
+    groups += [(p, [r for r in table if r["policy"] == p]) for p in ("cold", "hot")]
+    print("%-6s" % "" + "".join("%14s" % c for c, _ in columns))
+    for name, rows in groups:
+        if not rows:
+            continue
+        cells = []
+        for _, field in columns:
+            g = geomean([r[field] for r in rows])
+            cells.append("-" if g is None else "%.2f (%d)" % g)
+        print("%-6s" % name + "".join("%14s" % c for c in cells))
+
+
 def print_folded(bench):
     rows = sorted((k, v) for k, v in bench.items() if k[0] == "bnorm_folded" and v.get("us"))
     if not rows:
@@ -279,24 +406,31 @@ def main():
             fail("%s not found: build first (scripts/run.sh, or cmake --build %s), or set "
                  "BNORM_BUILD_DIR" % (path, args.build_dir))
     shapes = args.shapes.split(",") if args.shapes else (None if args.full else QUICK_SHAPES)
+    # The residual block: every shape run, except in the default quick run.
+    residual_shapes = (QUICK_RESIDUAL_SHAPES if not args.full and not args.shapes
+                       else shapes)
     reps = args.reps or (None if args.full else 3)
     start = time.time()
     run_peer_check(binary)
     with tempfile.TemporaryDirectory() as tmp, OtherLoad() as load:
-        bench, context = run_bench(binary, shapes, args.full, reps,
+        bench, context = run_bench(binary, shapes, args.full, residual_shapes, reps,
                                    os.path.join(tmp, "bench.json"))
-        torch_rows, torch_info = None, {}
+        torch_rows, torch_residual_rows, torch_info = None, None, {}
         if not args.no_torch:
             torch_shapes = shapes or sorted({k[1] for k in bench if k[0] == "bnorm"})
-            torch_rows, torch_info = run_torch(lib, torch_shapes, reps,
-                                               os.path.join(tmp, "torch.json"))
+            torch_residual_shapes = residual_shapes or sorted(
+                {k[1] for k in bench if k[0] == "bnorm_res"})
+            torch_rows, torch_residual_rows, torch_info = run_torch(
+                lib, torch_shapes, torch_residual_shapes, reps, os.path.join(tmp, "torch.json"))
     table = build_table(bench, torch_rows)
+    residual_table = build_residual_table(bench, torch_residual_rows)
     print("\nbnorm %s (%s), oneDNN %s, PyTorch %s, LLC %d MiB, %s\n" % (
         context.get("bnorm_version"), context.get("bnorm_target"),
         context.get("onednn_version"), torch_info.get("torch", "-"),
         int(context.get("llc_bytes", 0)) >> 20, time.strftime("%Y-%m-%d %H:%M")))
     print_table(table)
     print_geomeans(table)
+    print_residual(residual_table, context)
     print_folded(bench)
     print_targets(bench)
     print("\nOther processes kept %.2f of %d CPUs busy during the run%s" % (
@@ -304,8 +438,8 @@ def main():
         "on a quiet machine" if load.cpus > 0.1 else "."))
     out = args.json_out or os.path.join(args.build_dir, "bench", "compare_results.json")
     with open(out, "w") as f:
-        json.dump({"context": context, "other_load_cpus": load.cpus, "rows": table}, f,
-                  indent=1)
+        json.dump({"context": context, "other_load_cpus": load.cpus, "rows": table,
+                   "residual_rows": residual_table}, f, indent=1)
     print("\nrows written to %s; took %.0f s" % (out, time.time() - start))
 
 

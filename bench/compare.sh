@@ -1,8 +1,10 @@
 #!/bin/bash
 # bnorm vs oneDNN vs PyTorch vs the memory-bandwidth roof, as one table.
 #
-#   bench/compare.sh          two shapes, about 40 s
-#   bench/compare.sh --full   the whole shape table, naive and per-target rows (~7.5 min)
+#   bench/compare.sh          two shapes (the residual block for one), about 45 s
+#   bench/compare.sh --full   the whole shape table, the residual block, naive and
+#                             per-target rows (~7.5 min before the residual rows,
+#                             which add 65% more benchmark rows)
 #
 # Uses the build in $BNORM_BUILD_DIR (default build/release in the repository); it does not
 # build (scripts/run.sh does). Other options: bench/compare.py --help.

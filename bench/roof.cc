@@ -50,6 +50,33 @@ __attribute__((target("avx2"))) void AddAvx2(const float* a, const float* b, flo
   for (; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+__attribute__((target("avx2"))) void AddPairAvx2(const float* a, const float* b, const float* c,
+                                                 float* out0, float* out1, int64_t n, Store store) {
+  int64_t i = 0;
+  if (store == Store::kStreaming) {
+    for (; i + 32 <= n; i += 32) {
+      for (int k = 0; k < 32; k += 8) {
+        const __m256 vb = _mm256_load_ps(b + i + k);
+        _mm256_stream_ps(out0 + i + k, _mm256_add_ps(_mm256_load_ps(a + i + k), vb));
+        _mm256_stream_ps(out1 + i + k, _mm256_add_ps(vb, _mm256_load_ps(c + i + k)));
+      }
+    }
+    _mm_sfence();
+  } else {
+    for (; i + 32 <= n; i += 32) {
+      for (int k = 0; k < 32; k += 8) {
+        const __m256 vb = _mm256_load_ps(b + i + k);
+        _mm256_store_ps(out0 + i + k, _mm256_add_ps(_mm256_load_ps(a + i + k), vb));
+        _mm256_store_ps(out1 + i + k, _mm256_add_ps(vb, _mm256_load_ps(c + i + k)));
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    out0[i] = a[i] + b[i];
+    out1[i] = b[i] + c[i];
+  }
+}
+
 void CopySse2(const float* x, float* y, int64_t n, Store store) {
   int64_t i = 0;
   if (store == Store::kStreaming) {
@@ -82,6 +109,33 @@ void AddSse2(const float* a, const float* b, float* out, int64_t n, Store store)
     }
   }
   for (; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+void AddPairSse2(const float* a, const float* b, const float* c, float* out0, float* out1,
+                 int64_t n, Store store) {
+  int64_t i = 0;
+  if (store == Store::kStreaming) {
+    for (; i + 16 <= n; i += 16) {
+      for (int k = 0; k < 16; k += 4) {
+        const __m128 vb = _mm_load_ps(b + i + k);
+        _mm_stream_ps(out0 + i + k, _mm_add_ps(_mm_load_ps(a + i + k), vb));
+        _mm_stream_ps(out1 + i + k, _mm_add_ps(vb, _mm_load_ps(c + i + k)));
+      }
+    }
+    _mm_sfence();
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      for (int k = 0; k < 16; k += 4) {
+        const __m128 vb = _mm_load_ps(b + i + k);
+        _mm_store_ps(out0 + i + k, _mm_add_ps(_mm_load_ps(a + i + k), vb));
+        _mm_store_ps(out1 + i + k, _mm_add_ps(vb, _mm_load_ps(c + i + k)));
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    out0[i] = a[i] + b[i];
+    out1[i] = b[i] + c[i];
+  }
 }
 
 bool HasAvx2() {
@@ -128,6 +182,21 @@ void RoofAdd(const float* a, const float* b, float* out, int64_t n, int threads,
       AddAvx2(a + begin, b + begin, out + begin, end - begin, store);
     } else {
       AddSse2(a + begin, b + begin, out + begin, end - begin, store);
+    }
+  }
+}
+
+void RoofAddPair(const float* a, const float* b, const float* c, float* out0, float* out1,
+                 int64_t n, int threads, Store store) {
+  const bool avx2 = HasAvx2();
+#pragma omp parallel num_threads(threads)
+  {
+    int64_t begin, end;
+    ThreadChunk(n, &begin, &end);
+    if (avx2) {
+      AddPairAvx2(a + begin, b + begin, c + begin, out0 + begin, out1 + begin, end - begin, store);
+    } else {
+      AddPairSse2(a + begin, b + begin, c + begin, out0 + begin, out1 + begin, end - begin, store);
     }
   }
 }

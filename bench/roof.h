@@ -1,6 +1,9 @@
 // The memory-bandwidth roof: the fastest any kernel can move the bytes a batch
 // norm call must move. Forward modes read x and write y, so the roof is a copy;
 // backward reads x and dy and writes dx, so the roof is a 2-in-1-out add.
+// The residual block's forward (x, residual in; y out) has the add's traffic
+// too; its backward (x, dy, y in; dx, d_residual out) is a 3-in-2-out pair of
+// adds.
 //
 // Two store flavours, both timed; the faster one is the roof:
 // - plain stores: best when the data stays in cache (hot, small tensors);
@@ -25,6 +28,11 @@ void RoofCopy(const float* x, float* y, int64_t n, int threads, Store store);
 
 // out = a + b over n floats: the traffic of one backward call.
 void RoofAdd(const float* a, const float* b, float* out, int64_t n, int threads, Store store);
+
+// out0 = a + b and out1 = b + c over n floats: the traffic of one residual
+// backward call.
+void RoofAddPair(const float* a, const float* b, const float* c, float* out0, float* out1,
+                 int64_t n, int threads, Store store);
 
 }  // namespace bnorm_bench
 

@@ -73,4 +73,10 @@ int64_t MinimalBytes(const LogicalShape& s, Mode mode) {
   return TensorsTouched(mode) * s.Elements() * static_cast<int64_t>(sizeof(float));
 }
 
+int64_t ResidualTensorsTouched(Mode mode) { return mode == Mode::kBackward ? 5 : 3; }
+
+int64_t ResidualMinimalBytes(const LogicalShape& s, Mode mode) {
+  return ResidualTensorsTouched(mode) * s.Elements() * static_cast<int64_t>(sizeof(float));
+}
+
 }  // namespace bnorm_bench

@@ -44,6 +44,13 @@ bnorm_shape ToBnormShape(const LogicalShape& s, Layout layout);
 int64_t TensorsTouched(Mode mode);
 int64_t MinimalBytes(const LogicalShape& s, Mode mode);
 
+// The same for the residual block (batch norm, + residual, ReLU): forward
+// reads x and the residual and writes y (12 B/element); backward reads x, dy
+// and y (the forward output, whose sign masks dy) and writes dx and
+// d_residual (20 B/element).
+int64_t ResidualTensorsTouched(Mode mode);
+int64_t ResidualMinimalBytes(const LogicalShape& s, Mode mode);
+
 }  // namespace bnorm_bench
 
 #endif  // BNORM_BENCH_SHAPES_H_

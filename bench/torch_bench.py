@@ -19,10 +19,17 @@ Policies as in bnorm_bench: cold cycles through a ring of input tensors larger
 than 2 x LLC (inputs come from DRAM); hot reuses the same tensors and is run
 only where one call's data fits in the LLC.
 
+Residual-block rows ("block": "res", shapes from --residual-shapes): the tail
+of a ResNet block as its users write it, F.batch_norm then `add_(identity)`
+then `relu_()` (torchvision's Bottleneck), and its backward as autograd runs
+it: threshold_backward (ReLU's backward from its output, which is also the
+residual's gradient) then native_batch_norm_backward; against bnorm's fused
+bnorm_forward_*_residual / bnorm_backward_residual with FUSE_RELU.
+
 Python adds a few microseconds per call to both sides (torch's dispatcher,
 ctypes), which matters only for the smallest shapes.
 
-Usage: torch_bench.py [--shapes 32x256x56x56,...] [--json rows.json] [...]
+Usage: torch_bench.py [--shapes 32x256x56x56,...] [--residual-shapes ...] [--json rows.json]
 """
 
 import argparse
@@ -75,22 +82,29 @@ def numel(shape):
     return n
 
 
-def minimal_bytes(shape, mode):
-    """Forward reads x and writes y; backward reads x and dy and writes dx."""
+def minimal_bytes(shape, mode, block="bn"):
+    """Forward reads x and writes y; backward reads x and dy and writes dx.
+    The residual block also reads the residual (forward), and reads y and
+    writes d_residual (backward)."""
+    if block == "res":
+        return (5 if mode == "bwd" else 3) * 4 * numel(shape)
     return (3 if mode == "bwd" else 2) * 4 * numel(shape)
 
 
-def policies_for(shape, mode):
+def policies_for(shape, mode, block="bn"):
     """Hot only where one call's data fits in the LLC; otherwise it equals cold."""
-    return ["cold", "hot"] if minimal_bytes(shape, mode) <= llc_bytes() else ["cold"]
+    return ["cold", "hot"] if minimal_bytes(shape, mode, block) <= llc_bytes() else ["cold"]
 
 
 class RingData:
     """Tensors for one shape and layout: a ring of input sets for the cold
     policy (set 0 alone serves hot), bnorm's preallocated outputs, and the
-    per-channel vectors."""
+    per-channel vectors. With residual, each set also has the residual "res"
+    and "yr", a block output (about half zeros) for the backward, and set 0
+    bnorm's d_residual output "dres"; made after the rest, so the other
+    tensors hold the same values either way."""
 
-    def __init__(self, shape, layout):
+    def __init__(self, shape, layout, residual=False):
         self.shape, self.layout = shape, layout
         channels_last = layout == "nhwc" and len(shape) == 4
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -106,6 +120,11 @@ class RingData:
 
         self.sets = [{"x": tensor(), "dy": tensor(), "y": zeros(), "dx": zeros()}
                      for _ in range(count)]
+        if residual:
+            for s in self.sets:
+                s["res"] = tensor()
+                s["yr"] = tensor().clamp_(min=0)
+            self.sets[0]["dres"] = zeros()
         c = shape[1]
         self.weight = 0.5 + 0.1 * (torch.arange(c) % 7).float()
         self.bias = -0.2 + 0.05 * (torch.arange(c) % 9).float()
@@ -142,10 +161,12 @@ class RingData:
         return self.shape
 
 
-def torch_call(data, mode, policy):
+def torch_call(data, mode, policy, block="bn"):
     """A zero-argument function doing one PyTorch call on the next set."""
     sets, w, b = data.sets, data.weight, data.bias
     rm, rv = data.running_mean, data.running_var
+    if block == "res":
+        return torch_residual_call(data, mode, policy)
     if mode in ("infer", "train"):
         training = mode == "train"
         return lambda: F.batch_norm(sets[data.next_index(policy)]["x"], rm, rv, w, b, training,
@@ -160,7 +181,35 @@ def torch_call(data, mode, policy):
     return call
 
 
-def bnorm_call(bn, data, mode, threads, policy):
+def torch_residual_call(data, mode, policy):
+    """The residual block as PyTorch users write it: batch norm, then the
+    identity added in place, then ReLU in place; backward as autograd runs it
+    (ReLU's backward from its output, whose result the add passes unchanged
+    to the residual and to batch norm's backward)."""
+    sets, w, b = data.sets, data.weight, data.bias
+    rm, rv = data.running_mean, data.running_var
+    if mode in ("infer", "train"):
+        training = mode == "train"
+
+        def forward():
+            s = sets[data.next_index(policy)]
+            y = F.batch_norm(s["x"], rm, rv, w, b, training, MOMENTUM, EPS)
+            return y.add_(s["res"]).relu_()
+
+        return forward
+    threshold_backward = torch.ops.aten.threshold_backward
+    backward = torch.ops.aten.native_batch_norm_backward
+    mean, invstd = data.save_mean, data.save_invstd
+
+    def call():
+        s = sets[data.next_index(policy)]
+        g = threshold_backward(s["dy"], s["yr"], 0)  # d_residual
+        return g, backward(g, s["x"], w, rm, rv, mean, invstd, True, EPS, [True, True, True])
+
+    return call
+
+
+def bnorm_call(bn, data, mode, threads, policy, block="bn"):
     """A zero-argument function doing one bnorm call on the next set. The
     arguments are converted to ctypes objects once, outside the timing."""
     layout = bnorm_ctypes.LAYOUT_NHWC if data.layout == "nhwc" else bnorm_ctypes.LAYOUT_NCHW
@@ -176,7 +225,24 @@ def bnorm_call(bn, data, mode, threads, policy):
     # allocator hands back the block it freed the call before: both sides then
     # write to memory of the same temperature.
     out = d.sets[0]
-    if mode == "infer":
+    if block == "res":
+        # The fused calls, with FUSE_RELU.
+        desc = ctypes.byref(bn.desc(data.shape[1], layout, threads, EPS, MOMENTUM, relu=True))
+        if mode == "infer":
+            fn = lib.bnorm_forward_inference_residual
+            per_set = [(desc, shape, p(s["x"]), p(s["res"]), p(out["y"]), p(d.running_mean),
+                        p(d.running_var), p(d.weight), p(d.bias)) for s in d.sets]
+        elif mode == "train":
+            fn = lib.bnorm_forward_training_residual
+            per_set = [(desc, shape, p(s["x"]), p(s["res"]), p(out["y"]), p(d.weight), p(d.bias),
+                        p(d.bn_running_mean), p(d.bn_running_var), p(d.bn_save_mean),
+                        p(d.bn_save_invstd)) for s in d.sets]
+        else:
+            fn = lib.bnorm_backward_residual
+            per_set = [(desc, shape, p(s["x"]), p(s["dy"]), p(s["yr"]), p(d.weight),
+                        p(d.save_mean), p(d.save_invstd), p(out["dx"]), p(out["dres"]),
+                        p(d.bn_dgamma), p(d.bn_dbeta)) for s in d.sets]
+    elif mode == "infer":
         fn = lib.bnorm_forward_inference
         per_set = [(desc, shape, p(s["x"]), p(out["y"]), p(d.running_mean), p(d.running_var),
                     p(d.weight), p(d.bias)) for s in d.sets]
@@ -195,10 +261,24 @@ def bnorm_call(bn, data, mode, threads, policy):
     return lambda: fn(*per_set[d.next_index(policy)])
 
 
-def check_against_torch(data, mode):
+def relative_diff(got, want):
+    return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
+
+
+def check_against_torch(data, mode, block="bn"):
     """Relative max difference of bnorm's output vs PyTorch's on set 0: a
     plumbing check (layout, argument order), not an accuracy test."""
     s = data.sets[0]
+    if block == "res":
+        if mode == "bwd":
+            g = torch.ops.aten.threshold_backward(s["dy"], s["yr"], 0)
+            want = torch.ops.aten.native_batch_norm_backward(
+                g, s["x"], data.weight, None, None, data.save_mean, data.save_invstd, True,
+                EPS, [True, False, False])[0]
+            return max(relative_diff(s["dx"], want), relative_diff(s["dres"], g))
+        want = F.batch_norm(s["x"], data.running_mean.clone(), data.running_var.clone(),
+                            data.weight, data.bias, mode == "train", MOMENTUM, EPS)
+        return relative_diff(s["y"], want.add_(s["res"]).relu_())
     if mode == "bwd":
         want = torch.ops.aten.native_batch_norm_backward(
             s["dy"], s["x"], data.weight, None, None, data.save_mean, data.save_invstd, True,
@@ -208,7 +288,7 @@ def check_against_torch(data, mode):
         want = F.batch_norm(s["x"], data.running_mean.clone(), data.running_var.clone(),
                             data.weight, data.bias, mode == "train", MOMENTUM, EPS)
         got = s["y"]
-    return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
+    return relative_diff(got, want)
 
 
 def median_seconds_per_call(calls, reps, min_batch_seconds):
@@ -236,45 +316,55 @@ def median_seconds_per_call(calls, reps, min_batch_seconds):
 
 def run_rows(args, alloc):
     bn = bnorm_ctypes.Bnorm(args.lib)
+    if args.residual_shapes and not bn.has_residual:
+        raise SystemExit("torch_bench.py: %s is bnorm %s, without the residual calls (1.2)"
+                         % (bn.path, bn.version))
     rows = []
-    for shape in args.shapes:
-        for layout in args.layouts:
-            data = RingData(shape, layout)
-            for mode in args.modes:
-                for threads in args.threads:
-                    torch.set_num_threads(threads)
-                    for policy in policies_for(shape, mode):
-                        if policy not in args.policies:
-                            continue
-                        calls = {"torch": torch_call(data, mode, policy),
-                                 "bnorm": bnorm_call(bn, data, mode, threads, policy)}
-                        err = check_against_torch(data, mode)
-                        t = median_seconds_per_call(calls, args.reps, args.min_batch_ms / 1e3)
-                        rows.append({
-                            "shape": shape_name(shape), "layout": layout, "mode": mode,
-                            "threads": threads, "policy": policy, "alloc": alloc,
-                            "torch_us": t["torch"] * 1e6, "bnorm_us": t["bnorm"] * 1e6,
-                            "torch_over_bnorm": t["torch"] / t["bnorm"],
-                            "bnorm_vs_torch_max_rel_diff": err,
-                        })
-                        if not args.quiet:
-                            print_row(rows[-1])
-            del data
-            gc.collect()
+    # Shape by shape, the batch-norm rows, then the residual block's on a ring
+    # of their own (so the batch-norm rows run on the same tensors as before).
+    for shape in args.shapes + [s for s in args.residual_shapes if s not in args.shapes]:
+        blocks = [b for b, shapes in (("bn", args.shapes), ("res", args.residual_shapes))
+                  if shape in shapes]
+        for block in blocks:
+            for layout in args.layouts:
+                data = RingData(shape, layout, residual=block == "res")
+                for mode in args.modes:
+                    for threads in args.threads:
+                        torch.set_num_threads(threads)
+                        for policy in policies_for(shape, mode, block):
+                            if policy not in args.policies:
+                                continue
+                            calls = {"torch": torch_call(data, mode, policy, block),
+                                     "bnorm": bnorm_call(bn, data, mode, threads, policy, block)}
+                            err = check_against_torch(data, mode, block)
+                            t = median_seconds_per_call(calls, args.reps,
+                                                        args.min_batch_ms / 1e3)
+                            rows.append({
+                                "shape": shape_name(shape), "layout": layout, "mode": mode,
+                                "threads": threads, "policy": policy, "alloc": alloc,
+                                "block": block,
+                                "torch_us": t["torch"] * 1e6, "bnorm_us": t["bnorm"] * 1e6,
+                                "torch_over_bnorm": t["torch"] / t["bnorm"],
+                                "bnorm_vs_torch_max_rel_diff": err,
+                            })
+                            if not args.quiet:
+                                print_row(rows[-1])
+                del data
+                gc.collect()
     return rows, {"torch": torch.__version__, "bnorm": bn.version, "bnorm_target": bn.target,
                   "bnorm_lib": bn.path}
 
 
 def print_header():
-    print("%-16s %-6s %-5s %3s %-5s %-7s %12s %12s %8s %9s" %
-          ("shape", "layout", "mode", "thr", "pol", "alloc", "torch_us", "bnorm_us",
+    print("%-16s %-5s %-6s %-5s %3s %-5s %-7s %12s %12s %8s %9s" %
+          ("shape", "block", "layout", "mode", "thr", "pol", "alloc", "torch_us", "bnorm_us",
            "torch/bn", "diff"), flush=True)
 
 
 def print_row(r):
-    print("%-16s %-6s %-5s %3d %-5s %-7s %12.1f %12.1f %8.2f %9.1e" %
-          (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"],
-           r["torch_us"], r["bnorm_us"], r["torch_over_bnorm"],
+    print("%-16s %-5s %-6s %-5s %3d %-5s %-7s %12.1f %12.1f %8.2f %9.1e" %
+          (r["shape"], r["block"], r["layout"], r["mode"], r["threads"], r["policy"],
+           r["alloc"], r["torch_us"], r["bnorm_us"], r["torch_over_bnorm"],
            r["bnorm_vs_torch_max_rel_diff"]), flush=True)
 
 
@@ -282,6 +372,7 @@ def child_argv(args, alloc, json_path):
     """This script's command line for one allocator setting."""
     return [sys.executable, os.path.abspath(__file__),
             "--shapes", ",".join(shape_name(s) for s in args.shapes),
+            "--residual-shapes", ",".join(shape_name(s) for s in args.residual_shapes) or "none",
             "--layouts", ",".join(args.layouts), "--modes", ",".join(args.modes),
             "--threads", ",".join(str(t) for t in args.threads),
             "--policies", ",".join(args.policies), "--reps", str(args.reps),
@@ -312,6 +403,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default="all",
                         help="comma-separated, e.g. 32x256x56x56,256x1024; default: the table")
+    parser.add_argument("--residual-shapes", default="same",
+                        help="shapes for the residual-block rows: comma-separated, 'same' "
+                        "(default: those of --shapes) or 'none'")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", default="1,2")
@@ -326,10 +420,18 @@ def parse_args():
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
     parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.shapes == "all":
-        args.shapes = SHAPES
+    def parse_shapes(text):
+        if text == "all":
+            return list(SHAPES)
+        return [tuple(int(d) for d in s.split("x")) for s in text.split(",") if s]
+
+    args.shapes = parse_shapes(args.shapes)
+    if args.residual_shapes == "same":
+        args.residual_shapes = list(args.shapes)
+    elif args.residual_shapes == "none":
+        args.residual_shapes = []
     else:
-        args.shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",") if s]
+        args.residual_shapes = parse_shapes(args.residual_shapes)
     args.layouts = args.layouts.split(",")
     args.modes = args.modes.split(",")
     args.threads = [int(t) for t in args.threads.split(",")]
