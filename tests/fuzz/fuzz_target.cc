@@ -205,6 +205,12 @@ const char* OpName(Op op) {
       return "bnorm_backward_reduce";
     case Op::kBackwardElementwise:
       return "bnorm_backward_elementwise";
+    case Op::kInferenceResidual:
+      return "bnorm_forward_inference_residual";
+    case Op::kTrainingResidual:
+      return "bnorm_forward_training_residual";
+    case Op::kBackwardResidual:
+      return "bnorm_backward_residual";
     default:
       return "bnorm_backward";
   }
@@ -320,6 +326,15 @@ struct Call {
       case Op::kBackwardElementwise:
         return bnorm_backward_elementwise(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5),
                                           spec.num_partials, df(6), p[7]);
+      case Op::kInferenceResidual:
+        return bnorm_forward_inference_residual(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5),
+                                                f(6));
+      case Op::kTrainingResidual:
+        return bnorm_forward_training_residual(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5),
+                                               f(6), f(7), f(8));
+      case Op::kBackwardResidual:
+        return bnorm_backward_residual(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5), p[6],
+                                       p[7], f(8), f(9));
       default:
         return bnorm_backward(d, shape_arg(), p[0], p[1], p[2], f(3), f(4), f(5), p[6], f(7), f(8));
     }
@@ -412,22 +427,8 @@ void FillStats(uint8_t* out, const StatsSpec& spec, uint64_t seed, int64_t chann
   }
 }
 
-// The slot a split phase reads exchanged doubles from, or -1.
-int PartialsSlot(Op op) {
-  return op == Op::kMergeStats ? 0 : op == Op::kBackwardElementwise ? 6 : -1;
-}
-
-// The statuses in a set, for failure messages: "A or B".
-std::string StatusNames(StatusSet set) {
-  std::string names;
-  for (int s = 0; s < kNumStatuses; ++s) {
-    if ((set >> s) & 1) names += (names.empty() ? "" : " or ") + StatusName(s);
-  }
-  return names;
-}
-
-// Builds the call and returns the statuses bnorm.h allows for it.
-StatusSet Prepare(Call& call) {
+// Builds the call and returns what bnorm.h says it must return.
+Verdict Prepare(Call& call) {
   const CallSpec& c = call.spec;
   StoreDesc(c.desc, &call.image);
   // A descriptor from an older header is only struct_size bytes long, so
@@ -494,14 +495,14 @@ StatusSet Prepare(Call& call) {
   for (int i = 0; i < call.sig.num_slots && req.status == BNORM_OK; ++i) {
     unreal_arrays = unreal_arrays || SlotBytes(req, call.sig.slots[i]) > INT64_MAX;
   }
-  if (real) return expected == BNORM_OK ? ModelValues(req, c.op, call.ptrs) : Only(expected);
-  if (!unreal_arrays && expected != BNORM_OK) return Only(expected);
+  if (real) return expected == BNORM_OK ? ModelValues(req, c.op, call.ptrs) : Verdict{expected};
+  if (!unreal_arrays && expected != BNORM_OK) return Verdict{expected};
   // A valid shape (or num_features, weight count, num_partials) larger than
   // the buffers: with the first argument (x, mean, weights or partial_stats,
   // always required) NULL the call must stop at the pointer checks without
   // reading anything.
   call.ptrs[0] = nullptr;
-  return Only(ModelPointers(req, c.op, call.ptrs));
+  return Verdict{ModelPointers(req, c.op, call.ptrs)};
 }
 
 void CheckUnchangedExceptOutputs(const Call& call, const std::vector<uint8_t>& before) {
@@ -855,6 +856,192 @@ void CheckMerge(Call& call, const Bytes& before) {
   }
 }
 
+// bnorm_local_stats on any data: exact counts; a channel holding a NaN has a
+// NaN mean and M2 (bnorm.h: "M2 >= 0 (NaN, from NaN data, passes through)");
+// no M2 is < 0, so the block is always one bnorm_merge_stats accepts.
+void CheckLocalStatsAnyData(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const uint64_t channels = r.channels, elements = r.count * channels;
+  std::vector<bool> has_nan(channels);
+  for (uint64_t j = 0; j < elements; ++j) {
+    if (isnan(FloatAt(before.data(), call, 0, j))) has_nan[ChannelOf(r, j)] = true;
+  }
+  const uint8_t* after = call.arena.get();
+  for (uint64_t c = 0; c < channels; ++c) {
+    const double count = DoubleAt(after, call, 1, 3 * c),
+                 mean = DoubleAt(after, call, 1, 3 * c + 1),
+                 m2 = DoubleAt(after, call, 1, 3 * c + 2);
+    Expect(count == r.count, "partial_stats count", c, count, r.count, 0);
+    if (m2 < 0) Fail("partial_stats M2[%llu] is %g < 0", static_cast<unsigned long long>(c), m2);
+    if (has_nan[c] && !(isnan(mean) && isnan(m2))) {
+      Fail("channel %llu holds a NaN, yet partial_stats has mean %g and M2 %g",
+           static_cast<unsigned long long>(c), mean, m2);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The residual-add calls against the calls without a residual, on any data
+// they accept (bnorm.h: "behaves like it followed by the add (and the
+// ReLU), to float rounding"). The plain call gets copies of the inputs as they
+// were before the call (so in-place calls are covered) and the same
+// descriptor, completed as the library completes an older struct_size.
+
+// A copy of float argument `slot` as it was (its whole extent), or none when
+// it is NULL or unused.
+std::vector<float> CopyFloats(const Call& call, const Bytes& before, int slot) {
+  if (call.ptrs[slot] == nullptr || !IsUsed(call.req, call.sig.slots[slot].use)) return {};
+  std::vector<float> v(SlotBytes(call.req, call.sig.slots[slot]) / sizeof(float));
+  memcpy(v.data(), before.data() + call.layout.offset[slot], v.size() * sizeof(float));
+  return v;
+}
+
+// Fresh output space for the plain call where the residual call had an
+// output, none where it passed NULL.
+std::vector<float> SpaceLike(const Call& call, int slot) {
+  if (call.ptrs[slot] == nullptr || !IsUsed(call.req, call.sig.slots[slot].use)) return {};
+  return std::vector<float>(SlotBytes(call.req, call.sig.slots[slot]) / sizeof(float), -7.0f);
+}
+
+// The descriptor at full size, fields past the caller's struct_size at their
+// defaults, as the library completes it.
+bnorm_desc FullDesc(const Call& call) {
+  bnorm_desc d;
+  StoreDesc(DescSpec(), &d);
+  memcpy(&d, call.desc.get(), call.desc_bytes);
+  d.struct_size = sizeof(bnorm_desc);
+  return d;
+}
+
+bool SameFloat(float a, float b) {
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+// Output `slot` of the call equals `want` bit for bit (any NaN for a NaN).
+void ExpectSameFloats(const Call& call, int slot, const std::vector<float>& want,
+                      const char* plain_name) {
+  if (want.empty()) return;
+  for (uint64_t j = 0; j < want.size(); ++j) {
+    const float got = FloatAt(call.arena.get(), call, slot, j);
+    if (!SameFloat(got, want[j])) {
+      Fail("%s[%llu] is %.9g; %s gives %.9g", call.sig.slots[slot].name,
+           static_cast<unsigned long long>(j), got, plain_name, want[j]);
+    }
+  }
+}
+
+// y (slot 2) of a residual forward against the plain call's output plus the
+// residual (slot 1), then ReLU, to float rounding: the plain output may be
+// rounded once more than the fused sum.
+void ExpectPlainPlusResidual(const Call& call, const Bytes& before, const std::vector<float>& plain,
+                             const char* plain_name) {
+  const bool relu = call.req.relu;
+  for (uint64_t j = 0; j < plain.size(); ++j) {
+    const double residual = FloatAt(before.data(), call, 1, j);
+    double want = static_cast<double>(plain[j]) + residual;  // exact
+    if (relu && want < 0) want = 0;
+    const double got = FloatAt(call.arena.get(), call, 2, j);
+    bool ok;
+    if (isnan(want) || isinf(want)) {
+      ok = isnan(want) ? isnan(got) : got == want;
+    } else if (fabs(want) > 0x1p127) {
+      ok = true;  // the sum's rounding may overflow to infinity
+    } else {
+      ok = fabs(got - want) <= 0x1p-23 * (fabs(plain[j]) + fabs(residual)) + 0x1p-149;
+    }
+    if (!ok) {
+      Fail("y[%llu] is %.9g; %s gives %.9g, plus residual %.9g%s is %.17g",
+           static_cast<unsigned long long>(j), got, plain_name, plain[j], residual,
+           relu ? ", then ReLU," : "", want);
+    }
+  }
+}
+
+void CheckInferenceResidual(const Call& call, const Bytes& before) {
+  bnorm_desc d = FullDesc(call);
+  d.flags &= ~BNORM_FLAG_FUSE_RELU;
+  std::vector<float> x = CopyFloats(call, before, 0), mean = CopyFloats(call, before, 3),
+                     var = CopyFloats(call, before, 4), gamma = CopyFloats(call, before, 5),
+                     beta = CopyFloats(call, before, 6), y(x.size());
+  const bnorm_status status =
+      bnorm_forward_inference(&d, &call.shape, x.data(), y.data(), mean.data(), var.data(),
+                              DataOrNull(gamma), DataOrNull(beta));
+  if (status != BNORM_OK) {
+    Fail("bnorm_forward_inference without ReLU rejected the same arguments: %s",
+         StatusName(status).c_str());
+  }
+  ExpectPlainPlusResidual(call, before, y, "bnorm_forward_inference without ReLU");
+}
+
+void CheckTrainingResidual(const Call& call, const Bytes& before) {
+  bnorm_desc d = FullDesc(call);
+  d.flags &= ~BNORM_FLAG_FUSE_RELU;
+  std::vector<float> x = CopyFloats(call, before, 0), gamma = CopyFloats(call, before, 3),
+                     beta = CopyFloats(call, before, 4), running_mean = CopyFloats(call, before, 5),
+                     running_var = CopyFloats(call, before, 6), save_mean = SpaceLike(call, 7),
+                     save_invstd = SpaceLike(call, 8), y(x.size());
+  const bnorm_status status =
+      bnorm_forward_training(&d, &call.shape, x.data(), y.data(), DataOrNull(gamma),
+                             DataOrNull(beta), DataOrNull(running_mean), DataOrNull(running_var),
+                             DataOrNull(save_mean), DataOrNull(save_invstd));
+  const char* plain = "bnorm_forward_training without ReLU";
+  if (status != BNORM_OK) {
+    Fail("%s rejected the same arguments: %s", plain, StatusName(status).c_str());
+  }
+  ExpectPlainPlusResidual(call, before, y, plain);
+  // The statistics are x's: the same reduction of the same x.
+  ExpectSameFloats(call, 5, running_mean, plain);
+  ExpectSameFloats(call, 6, running_var, plain);
+  ExpectSameFloats(call, 7, save_mean, plain);
+  ExpectSameFloats(call, 8, save_invstd, plain);
+}
+
+// dx, dgamma, dbeta are bnorm_backward's with the same flags and y;
+// d_residual is g: dy, zeroed (+0) where y <= 0 with a fused ReLU, else dy's
+// bits (any NaN for a NaN).
+void CheckBackwardResidual(const Call& call, const Bytes& before) {
+  const Request& r = call.req;
+  const bnorm_desc d = FullDesc(call);
+  std::vector<float> x = CopyFloats(call, before, 0), dy = CopyFloats(call, before, 1),
+                     y = CopyFloats(call, before, 2), gamma = CopyFloats(call, before, 3),
+                     save_mean = CopyFloats(call, before, 4),
+                     save_invstd = CopyFloats(call, before, 5), dx(x.size()),
+                     dgamma = SpaceLike(call, 8), dbeta = SpaceLike(call, 9);
+  const bnorm_status status = bnorm_backward(
+      &d, &call.shape, x.data(), dy.data(), DataOrNull(y), DataOrNull(gamma), save_mean.data(),
+      save_invstd.data(), dx.data(), DataOrNull(dgamma), DataOrNull(dbeta));
+  const char* plain = "bnorm_backward";
+  if (status != BNORM_OK) {
+    Fail("%s rejected the same arguments: %s", plain, StatusName(status).c_str());
+  }
+  ExpectSameFloats(call, 6, dx, plain);
+  ExpectSameFloats(call, 8, dgamma, plain);
+  ExpectSameFloats(call, 9, dbeta, plain);
+  for (uint64_t j = 0; j < dy.size(); ++j) {
+    const float want = r.relu && y[j] <= 0 ? 0.0f : dy[j];
+    const float got = FloatAt(call.arena.get(), call, 7, j);
+    if (!SameFloat(got, want)) {
+      Fail("d_residual[%llu] is %.9g; dy is %.9g%s", static_cast<unsigned long long>(j), got, dy[j],
+           r.relu ? Printf(" and y %.9g", y[j]).c_str() : "");
+    }
+  }
+}
+
+void CheckAnyData(const Call& call, const Bytes& before) {
+  switch (call.spec.op) {
+    case Op::kLocalStats:
+      return CheckLocalStatsAnyData(call, before);
+    case Op::kInferenceResidual:
+      return CheckInferenceResidual(call, before);
+    case Op::kTrainingResidual:
+      return CheckTrainingResidual(call, before);
+    case Op::kBackwardResidual:
+      return CheckBackwardResidual(call, before);
+    default:
+      return;
+  }
+}
+
 // Results are bit-identical for every num_threads: rerun with another.
 void CheckThreadsAgree(Call& call, const std::vector<uint8_t>& before) {
   if (call.desc_bytes != sizeof(bnorm_desc) ||
@@ -874,9 +1061,41 @@ void CheckThreadsAgree(Call& call, const std::vector<uint8_t>& before) {
   }
 }
 
+// The first number after `key` in `text` (e.g. "channel 7"), or -1: the
+// message of an error found in the exchanged blocks names where it is.
+long long NumberAfter(const char* text, const char* key) {
+  for (const char* p = strstr(text, key); p != nullptr; p = strstr(p + 1, key)) {
+    const char* digits = p + strlen(key);
+    if (*digits >= '0' && *digits <= '9') return strtoll(digits, nullptr, 10);
+  }
+  return -1;
+}
+
+// bnorm.h: a bad block value is BNORM_ERR_INVALID_ARGUMENT "naming the block
+// and channel"; a total is checked channel by channel, so its error is the
+// first failing channel's, and the message names it.
+void CheckBlockMessage(const Call& call, const Verdict& expected) {
+  const char* message = bnorm_last_error();
+  if (expected.where == Verdict::kBlockValue) {
+    const long long block = NumberAfter(message, "block "),
+                    channel = NumberAfter(message, ", channel ");
+    if (!IsBadBlockValue(call.req, call.spec.op, call.ptrs[PartialsSlot(call.spec.op)], block,
+                         channel)) {
+      Fail("names block %lld, channel %lld, whose values are valid (or that does not exist)", block,
+           channel);
+    }
+  } else if (expected.where == Verdict::kTotal) {
+    const long long channel = NumberAfter(message, "channel ");
+    if (channel != expected.channel) {
+      Fail("names channel %lld; the first channel whose total fails is %lld", channel,
+           static_cast<long long>(expected.channel));
+    }
+  }
+}
+
 void RunCompute(const CallSpec& c) {
   Call call(c);
-  const StatusSet expected = Prepare(call);
+  const Verdict expected = Prepare(call);
   current_call = Describe(c, call.layout, call.ptrs);
   const std::vector<uint8_t> before(call.arena.get(), call.arena.get() + call.layout.size);
   const bnorm_status status = call.Invoke();
@@ -896,10 +1115,12 @@ void RunCompute(const CallSpec& c) {
     }
     fprintf(stderr, "  -> %s\n", StatusName(status).c_str());
   }
-  if (status < 0 || status >= kNumStatuses || !((expected >> status) & 1)) {
-    Fail("returned %s; bnorm.h says %s", StatusName(status).c_str(), StatusNames(expected).c_str());
+  if (status != expected.status) {
+    Fail("returned %s; bnorm.h says %s", StatusName(status).c_str(),
+         StatusName(expected.status).c_str());
   }
   CheckLastError(status);
+  CheckBlockMessage(call, expected);
   if ((call.desc && memcmp(call.desc.get(), &call.image, call.desc_bytes) != 0) ||
       call.shape.rank != c.shape.rank ||
       memcmp(call.shape.dims, c.shape.dims, sizeof(call.shape.dims)) != 0) {
@@ -917,6 +1138,7 @@ void RunCompute(const CallSpec& c) {
   CheckUnchangedExceptOutputs(call, before);
   CheckFinite(call);
   CheckSplitValues(call, before);
+  CheckAnyData(call, before);
   CheckThreadsAgree(call, before);
   if (c.op == Op::kMergeStats) CheckMerge(call, before);
 }
@@ -1068,6 +1290,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case Op::kForwardNormalize:
       case Op::kBackwardReduce:
       case Op::kBackwardElementwise:
+      case Op::kInferenceResidual:
+      case Op::kTrainingResidual:
+      case Op::kBackwardResidual:
         RunCompute(c);
         break;
       case Op::kSetMaxTarget:

@@ -258,6 +258,8 @@ int NumSlots(Op op) {
     case Op::kMergeStats:
     case Op::kForwardNormalize:
       return 6;
+    case Op::kInferenceResidual:
+      return 7;
     case Op::kForwardScaleShift:
       return 4;
     case Op::kTraining:
@@ -266,7 +268,10 @@ int NumSlots(Op op) {
     case Op::kBackwardElementwise:
       return 8;
     case Op::kBackward:
+    case Op::kTrainingResidual:
       return 9;
+    case Op::kBackwardResidual:
+      return 10;
     default:
       return 0;
   }
@@ -290,7 +295,10 @@ std::vector<CallSpec> Decode(const uint8_t* data, size_t size) {
       case Op::kLocalStats:
       case Op::kForwardNormalize:
       case Op::kBackwardReduce:
-      case Op::kBackwardElementwise: {
+      case Op::kBackwardElementwise:
+      case Op::kInferenceResidual:
+      case Op::kTrainingResidual:
+      case Op::kBackwardResidual: {
         const uint8_t options = r.U8();
         c.desc.null = options == kDescNull;
         c.shape.null = options == kShapeNull;
@@ -363,6 +371,9 @@ std::vector<uint8_t> Encode(const std::vector<CallSpec>& calls) {
       case Op::kForwardNormalize:
       case Op::kBackwardReduce:
       case Op::kBackwardElementwise:
+      case Op::kInferenceResidual:
+      case Op::kTrainingResidual:
+      case Op::kBackwardResidual:
         w.U8(c.desc.null ? kDescNull : c.shape.null ? kShapeNull : c.match_channels ? 1 : 0);
         EncodeDesc(w, c.desc);
         EncodeShape(w, c.shape);

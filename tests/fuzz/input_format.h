@@ -36,6 +36,11 @@ enum class Op : uint8_t {
   kForwardNormalize,
   kBackwardReduce,
   kBackwardElementwise,
+  // Since 1.2, the residual-add calls (y = bn(x) + residual, then ReLU),
+  // appended likewise.
+  kInferenceResidual,
+  kTrainingResidual,
+  kBackwardResidual,
   kNumOps
 };
 
@@ -99,7 +104,7 @@ struct StatsSpec {
   bool operator==(const StatsSpec& o) const;
 };
 
-constexpr int kMaxSlots = 9;  // bnorm_backward's pointer arguments
+constexpr int kMaxSlots = 10;  // bnorm_backward_residual's pointer arguments
 constexpr size_t kMaxOps = 16;
 
 struct CallSpec {

@@ -36,6 +36,18 @@ enum { kMsPartial = 0, kMsMerged = 1, kMsMean = 2, kMsInvstd = 3, kMsRunMean = 4
 enum { kFnGamma = 2, kFnBeta = 3, kFnMean = 4, kFnInvstd = 5 };
 enum { kBrMean = 3, kBrInvstd = 4, kGradSums = 5, kBrDgamma = 6, kBrDbeta = 7 };
 enum { kBeGamma = 3, kBeMean = 4, kBeInvstd = 5, kBeSums = 6, kBeDx = 7 };
+// Since 1.2, the residual-add calls: residual right after x, then y.
+enum { kRes = 1, kRY = 2 };
+enum { kRiMean = 3, kRiVar = 4, kRiGamma = 5, kRiBeta = 6 };
+enum {
+  kRtGamma = 3,
+  kRtBeta = 4,
+  kRtRunMean = 5,
+  kRtRunVar = 6,
+  kRtSaveMean = 7,
+  kRtSaveInvstd = 8
+};
+enum { kRbSaveMean = 4, kRbSaveInvstd = 5, kRbDx = 6, kRbDres = 7, kRbDgamma = 8, kRbDbeta = 9 };
 
 uint32_t next_seed = 1;
 
@@ -643,6 +655,195 @@ std::vector<Seed> Seeds() {
                       Compute(kFn, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
                       Compute(kBr, kNhwc, {7, 33}), Elementwise(kNchw, {3, 19, 5, 2}, 3),
                       Simple(Op::kQueries)}});
+  }
+  // Regressions (a fuzz review): 3 * num_features overflowed int64 for a
+  // bf16 tensor of (1, 3 * 2^60), a valid shape. Seed 0, as found.
+  const auto huge_bf16 = [](Op op) {
+    return With(Compute(op, kNchw, {1, int64_t{3} << 60}), [](CallSpec& c) {
+      c.desc.dtype = BNORM_DTYPE_BF16;
+      c.seed = 0;
+    });
+  };
+  seeds.push_back({"split_ub_local_stats_3x2p60_bf16", {huge_bf16(kLs)}});
+  seeds.push_back({"split_ub_backward_reduce_3x2p60_bf16", {huge_bf16(kBr)}});
+
+  // Since 1.2: the residual-add calls, appended likewise. Valid calls first.
+  const Op kRi = Op::kInferenceResidual, kRt = Op::kTrainingResidual, kRb = Op::kBackwardResidual;
+  constexpr uint32_t kResidualBlock = BNORM_FLAG_AFFINE | BNORM_FLAG_FUSE_RELU;
+  const CallSpec ri = Compute(kRi, kNchw, {2, 3, 4, 5}, kResidualBlock);
+  const CallSpec rt = Compute(kRt, kNchw, {2, 3, 4, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU);
+  const CallSpec rb = Compute(kRb, kNchw, {2, 3, 4, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU);
+  const std::vector<Seed> residual = {
+      {"residual_inference",
+       {ri, Compute(kRi, kNhwc, {2, 4, 5, 3}, kResidualBlock), Compute(kRi, kNchw, {5, 7}),
+        Compute(kRi, kNhwc, {2, 9, 6}, kResidualBlock), Compute(kRi, kNchw, {2, 3, 2, 3, 4}),
+        // One value per channel is fine here.
+        Compute(kRi, kNhwc, {1, 1, 1, 5}, kResidualBlock)}},
+      {"residual_training",
+       {rt, Compute(kRt, kNhwc, {2, 4, 5, 3}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+        Compute(kRt, kNchw, {5, 7}), Compute(kRt, kNhwc, {2, 9, 6}, BNORM_FLAG_FUSE_RELU),
+        Compute(kRt, kNchw, {2, 3, 2, 3, 4}, BNORM_FLAG_TRACK_RUNNING_STATS)}},
+      {"residual_backward",
+       {rb, Compute(kRb, kNhwc, {2, 4, 5, 3}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+        // Without ReLU y is not read: NULL or not.
+        Compute(kRb, kNchw, {5, 7}),
+        With(Compute(kRb, kNhwc, {2, 9, 6}, BNORM_FLAG_AFFINE),
+             [](CallSpec& c) { c.slots[kBwY] = Null(); }),
+        Compute(kRb, kNchw, {2, 3, 2, 3, 4}, 0)}},
+      {"residual_flags",
+       {With(Compute(kRi, kNhwc, {4, 3, 3, 16}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) { c.slots[kRiGamma] = c.slots[kRiBeta] = Null(); }),
+        With(Compute(kRt, kNchw, {4, 8, 3}, BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) {
+               for (int s : {kRtGamma, kRtBeta, kRtRunMean, kRtRunVar, kRtSaveMean, kRtSaveInvstd})
+                 c.slots[s] = Null();
+             }),
+        With(Compute(kRb, kNchw, {1, 6}, BNORM_FLAG_USE_GLOBAL_STATS | BNORM_FLAG_FUSE_RELU),
+             [](CallSpec& c) { c.slots[kRbDgamma] = c.slots[kRbDbeta] = Null(); }),
+        Compute(kRb, kNhwc, {2, 3, 3, 6}, kResidualBlock | BNORM_FLAG_USE_GLOBAL_STATS)}},
+      // In place: y on x or on residual; dx or d_residual on dy.
+      {"residual_in_place",
+       {With(ri, [](CallSpec& c) { c.slots[kRY] = Same(kX); }),
+        With(ri, [](CallSpec& c) { c.slots[kRY] = Same(kRes); }),
+        With(Compute(kRt, kNhwc, {3, 5, 17}, kResidualBlock),
+             [](CallSpec& c) { c.slots[kRY] = Same(kX); }),
+        With(rt, [](CallSpec& c) { c.slots[kRY] = Same(kRes); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDx] = Same(kBwDy); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDres] = Same(kBwDy); })}},
+      // Read-only inputs may overlap: x as residual (and y in place of both),
+      // dy as x, y as x.
+      {"residual_read_only_overlap",
+       {With(ri, [](CallSpec& c) { c.slots[kRes] = Same(kX); }),
+        With(rt,
+             [](CallSpec& c) {
+               c.slots[kRes] = Same(kX);
+               c.slots[kRY] = Same(kX);
+             }),
+        With(ri, [](CallSpec& c) { c.slots[kRiVar] = Same(kRiMean); }),
+        With(rb, [](CallSpec& c) { c.slots[kBwDy] = c.slots[kBwY] = Same(kX); })}},
+      {"residual_older_struct_sizes",
+       {With(ri, [](CallSpec& c) { c.desc.struct_size = 16; }),
+        With(rt, [](CallSpec& c) { c.desc.struct_size = 24; }),
+        With(rb, [](CallSpec& c) { c.desc.struct_size = 28; }),
+        With(rb, [](CallSpec& c) { c.desc.struct_size = 36; })}},
+      // Larger shapes: several threads and reduction chunks.
+      {"large_residual",
+       {With(Compute(kRi, kNchw, {2, 16, 32, 32}, kResidualBlock),
+             [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(Compute(kRt, kNchw, {4, 8, 32, 32}, kResidualBlock | BNORM_FLAG_TRACK_RUNNING_STATS),
+             [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(Compute(kRt, kNhwc, {4096, 3}), [](CallSpec& c) { c.desc.num_threads = 3; }),
+        With(Compute(kRb, kNhwc, {8, 16, 16, 16}, kResidualBlock),
+             [](CallSpec& c) { c.desc.num_threads = 3; })}},
+      // Outputs of 16 MiB: see "streaming" above. d_residual is streamed
+      // beside dx.
+      {"residual_streaming",
+       {Compute(kRi, kNchw, {1, 4, 1024, 1024}, kResidualBlock),
+        Compute(kRt, kNhwc, {4096, 1024}, kResidualBlock),
+        Compute(kRb, kNchw, {16, 2, 512, 256}, kResidualBlock)}},
+      {"residual_huge_valid_shape",
+       {Compute(kRi, kNchw, {int64_t{1} << 40, 4}), Compute(kRt, kNhwc, {1, int64_t{1} << 61}),
+        Compute(kRb, kNhwc, {int64_t{1} << 20, 1 << 20, 4})}},
+      // One call per error, in bnorm.h's order of precedence.
+      {"residual_err_null_desc_shape",
+       {With(ri, [](CallSpec& c) { c.desc.null = true; }),
+        With(rt, [](CallSpec& c) { c.shape.null = true; }),
+        With(rb, [](CallSpec& c) { c.desc.null = true; })}},
+      {"residual_err_descriptor",
+       {With(ri, [](CallSpec& c) { c.desc.struct_size = 3; }),
+        With(rt, [](CallSpec& c) { c.desc.num_features = 0; }),
+        With(rb, [](CallSpec& c) { c.desc.eps_bits = 0; }),
+        With(rt, [](CallSpec& c) { c.desc.momentum_bits = 0x7fc00000; }),
+        With(ri, [](CallSpec& c) { c.desc.layout = 2; }),
+        With(rb, [](CallSpec& c) { c.desc.flags |= 0x10; })}},
+      {"residual_err_shape",
+       {With(ri, [](CallSpec& c) { c.shape.rank = 6; }),
+        With(rt, [](CallSpec& c) { c.shape.dims[3] = 0; }),
+        Compute(kRb, kNhwc, {int64_t{1} << 40, int64_t{1} << 30, 4}),
+        With(Compute(kRi, kNhwc, {2, 4, 5, 3}), [](CallSpec& c) { c.desc.layout = kNchw; })}},
+      {"residual_err_null_data",
+       {With(ri, [](CallSpec& c) { c.slots[kRes] = Null(); }),
+        With(rt, [](CallSpec& c) { c.slots[kRes] = Null(); }),
+        With(rt, [](CallSpec& c) { c.slots[kRtRunVar] = Null(); }),
+        With(rb, [](CallSpec& c) { c.slots[kBwY] = Null(); }),
+        // dx and d_residual are both required.
+        With(rb, [](CallSpec& c) { c.slots[kRbDx] = Null(); }),
+        With(Compute(kRb, kNhwc, {2, 3, 4}, 0), [](CallSpec& c) { c.slots[kRbDres] = Null(); })}},
+      {"residual_err_misaligned",
+       {With(ri, [](CallSpec& c) { c.slots[kRes] = Misaligned(1); }),
+        With(rt, [](CallSpec& c) { c.slots[kRY] = Misaligned(2); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDres] = Misaligned(3); })}},
+      {"residual_err_aliasing",
+       {With(ri, [](CallSpec& c) { c.slots[kRY] = Offset(kRes, 4); }),
+        With(rt, [](CallSpec& c) { c.slots[kRY] = Offset(kX, 8); }),
+        With(rt, [](CallSpec& c) { c.slots[kRtSaveMean] = Same(kRtRunMean); }),
+        // dx and d_residual may not both be dy, nor one another.
+        With(rb, [](CallSpec& c) { c.slots[kRbDx] = c.slots[kRbDres] = Same(kBwDy); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDres] = Same(kRbDx); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDres] = Same(kX); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDres] = Same(kBwY); }),
+        With(rb, [](CallSpec& c) { c.slots[kRbDgamma] = Offset(kRbDres, 4); })}},
+      {"residual_err_too_few_values",
+       {Compute(kRt, kNchw, {1, 5}), Compute(kRb, kNhwc, {1, 1, 1, 5}),
+        // Not with frozen statistics.
+        Compute(kRb, kNhwc, {1, 1, 1, 5}, BNORM_FLAG_USE_GLOBAL_STATS)}},
+      {"residual_err_unsupported",
+       {With(ri, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; }),
+        With(rt, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_F16; }),
+        With(rb, [](CallSpec& c) { c.desc.dtype = BNORM_DTYPE_BF16; })}},
+      // Data edge cases: NaNs, infinities and denormals through the add, the
+      // ReLU and the mask of d_residual.
+      {"residual_special_data",
+       {With(ri, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(rt, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(rb, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(rb, [](CallSpec& c) { c.fill = Fill::kRaw; })}},
+      // The blocks' errors in bnorm.h's order: every block's values first,
+      // then the totals in channel order. The seeds are chosen (by running
+      // the harness) so that each call has several errors: a poke makes one
+      // value bad (channel 212 of 300; channel 500 of 600, in the library's
+      // second tile of 256 channels) while an earlier channel's total is
+      // too small (29; 33); a bad count in channel 336 while channel 0's
+      // total is 1 with this part's 1 value; random counts where the first
+      // failing total is below this part's (seed 1) or only 1 (seed 6).
+      {"split_err_order",
+       {With(Merge(300, 2),
+             [](CallSpec& c) {
+               c.stats = Poked(1);
+               c.seed = 252;
+             }),
+        With(Merge(600, 2),
+             [](CallSpec& c) {
+               c.stats = Poked(1);
+               c.seed = 105;
+             }),
+        With(Elementwise(kNhwc, {1, 600}, 2),
+             [](CallSpec& c) {
+               c.stats = Poked(1);
+               c.seed = 171;
+             }),
+        With(Elementwise(kNhwc, {1, 600}, 2),
+             [](CallSpec& c) {
+               c.stats = StatsSpec();
+               c.seed = 1;
+             }),
+        With(Elementwise(kNhwc, {1, 600}, 2),
+             [](CallSpec& c) {
+               c.stats = StatsSpec();
+               c.seed = 6;
+             })}},
+      {"split_local_stats_nan",
+       {With(ls, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(Compute(kLs, kNhwc, {4096, 3}), [](CallSpec& c) { c.fill = Fill::kRaw; })}},
+  };
+  seeds.insert(seeds.end(), residual.begin(), residual.end());
+  // The residual calls' kernels on each target.
+  for (uint8_t t = 0; t < 6; ++t) {
+    seeds.push_back(
+        {"residual_target" + std::to_string(t),
+         {CapAt(CallSpec::kTargetIndex, t), Compute(kRi, kNhwc, {3, 5, 2, 19}, kResidualBlock),
+          Compute(kRt, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
+          Compute(kRb, kNhwc, {7, 33}, kResidualBlock), Simple(Op::kQueries)}});
   }
   return seeds;
 }

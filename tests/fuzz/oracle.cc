@@ -77,6 +77,33 @@ constexpr Slot kBackwardElementwiseSlots[] = {
     {"mean", kV, false, Use::kAlways},      {"invstd", kV, false, Use::kAlways},
     {"grad_sums", kP, false, Use::kIfSums}, {"dx", kT, true, Use::kAlways},
 };
+// Since 1.2: the residual-add calls. residual is an input right after x; y
+// may be exactly x or exactly residual; dx and d_residual are required and
+// either (not both) may be exactly dy.
+constexpr Slot kInferenceResidualSlots[] = {
+    {"x", kT, false, Use::kAlways},      {"residual", kT, false, Use::kAlways},
+    {"y", kT, true, Use::kAlways},       {"mean", kV, false, Use::kAlways},
+    {"var", kV, false, Use::kAlways},    {"gamma", kV, false, Use::kIfAffine},
+    {"beta", kV, false, Use::kIfAffine},
+};
+constexpr Slot kTrainingResidualSlots[] = {
+    {"x", kT, false, Use::kAlways},
+    {"residual", kT, false, Use::kAlways},
+    {"y", kT, true, Use::kAlways},
+    {"gamma", kV, false, Use::kIfAffine},
+    {"beta", kV, false, Use::kIfAffine},
+    {"running_mean", kV, true, Use::kIfTrack},
+    {"running_var", kV, true, Use::kIfTrack},
+    {"save_mean", kV, true, Use::kOptional},
+    {"save_invstd", kV, true, Use::kOptional},
+};
+constexpr Slot kBackwardResidualSlots[] = {
+    {"x", kT, false, Use::kAlways},         {"dy", kT, false, Use::kAlways},
+    {"y", kT, false, Use::kIfRelu},         {"gamma", kV, false, Use::kIfAffine},
+    {"save_mean", kV, false, Use::kAlways}, {"save_invstd", kV, false, Use::kAlways},
+    {"dx", kT, true, Use::kAlways},         {"d_residual", kT, true, Use::kAlways},
+    {"dgamma", kV, true, Use::kOptional},   {"dbeta", kV, true, Use::kOptional},
+};
 
 // A field of the caller's bytes, read without loading a C++ enum.
 template <class T>
@@ -182,9 +209,18 @@ const Signature& SignatureOf(Op op) {
   static const Signature kBackwardReduce = {kBackwardReduceSlots, 8, {-1, -1}, {-1, -1}, -1};
   static const Signature kBackwardElementwise = {
       kBackwardElementwiseSlots, 8, {7, -1}, {1, -1}, -1};
+  static const Signature kInferenceResidual = {kInferenceResidualSlots, 7, {2, 2}, {0, 1}, 4};
+  static const Signature kTrainingResidual = {kTrainingResidualSlots, 9, {2, 2}, {0, 1}, -1};
+  static const Signature kBackwardResidual = {kBackwardResidualSlots, 10, {6, 7}, {1, 1}, -1};
   switch (op) {
     case Op::kInference:
       return kInference;
+    case Op::kInferenceResidual:
+      return kInferenceResidual;
+    case Op::kTrainingResidual:
+      return kTrainingResidual;
+    case Op::kBackwardResidual:
+      return kBackwardResidual;
     case Op::kTraining:
       return kTraining;
     case Op::kFoldScaleShift:
@@ -371,80 +407,86 @@ double LoadDouble(const void* base, uint64_t index) {
   return Load<double>(base, index * sizeof(double));
 }
 
-// The statuses the errors found allow: BNORM_ERR_INVALID_ARGUMENT for bad
-// counts, BNORM_ERR_TOO_FEW_VALUES for small totals, either when both apply.
-StatusSet Allowed(bool invalid, bool too_few) {
-  StatusSet allowed = 0;
-  if (invalid) allowed |= Only(BNORM_ERR_INVALID_ARGUMENT);
-  if (too_few) allowed |= Only(BNORM_ERR_TOO_FEW_VALUES);
-  return allowed;
+bool IsBadStatsValue(const void* stats, uint64_t at) {
+  return !IsValidCount(LoadDouble(stats, at)) || LoadDouble(stats, at + 2) < 0;
 }
 
-// bnorm_merge_stats's blocks. bnorm.h: "Counts must be whole numbers from 0 to
-// 2^53 ... and M2 >= 0 (NaN, from NaN data, passes through), else
-// BNORM_ERR_INVALID_ARGUMENT naming the block and channel; a total count <= 1
-// is BNORM_ERR_TOO_FEW_VALUES". A channel with a bad count has no meaningful
-// total.
-StatusSet ModelStatsValues(const Request& r, const void* stats) {
+// bnorm_merge_stats's blocks. bnorm.h: "Every block's counts must be whole
+// numbers from 0 to 2^53 (a block with count 0 is skipped) and its M2 >= 0
+// (NaN, from NaN data, passes through), else BNORM_ERR_INVALID_ARGUMENT
+// naming the block and channel. Then, in channel order, a total count <= 1
+// is BNORM_ERR_TOO_FEW_VALUES."
+Verdict ModelStatsValues(const Request& r, const void* stats) {
   const uint64_t channels = static_cast<uint64_t>(r.channels);
-  bool invalid = false, too_few = false;
-  for (uint64_t c = 0; c < channels; ++c) {
-    bool bad = false;
-    double total = 0;
-    for (uint64_t i = 0; i < static_cast<uint64_t>(r.num_partials); ++i) {
-      const uint64_t at = (i * channels + c) * kSplit;
-      const double count = LoadDouble(stats, at), m2 = LoadDouble(stats, at + 2);
-      bad = bad || !IsValidCount(count) || m2 < 0;
-      total += count;  // in block order, as a caller would add them
-    }
-    invalid = invalid || bad;
-    too_few = too_few || (!bad && !(total > 1));
+  const uint64_t blocks = static_cast<uint64_t>(r.num_partials);
+  for (uint64_t at = 0; at < blocks * channels * kSplit; at += kSplit) {
+    if (IsBadStatsValue(stats, at)) return {BNORM_ERR_INVALID_ARGUMENT, Verdict::kBlockValue};
   }
-  return Allowed(invalid, too_few);
+  for (uint64_t c = 0; c < channels; ++c) {
+    double total = 0;  // in block order, as a caller would add them
+    for (uint64_t i = 0; i < blocks; ++i) total += LoadDouble(stats, (i * channels + c) * kSplit);
+    if (!(total > 1)) {
+      return {BNORM_ERR_TOO_FEW_VALUES, Verdict::kTotal, static_cast<int64_t>(c)};
+    }
+  }
+  return {};
 }
 
-// bnorm_backward_elementwise's grad sums. bnorm.h: "Each channel's total
-// count must be a whole number at least this part's values per channel (else
-// BNORM_ERR_INVALID_ARGUMENT) and more than 1 (else BNORM_ERR_TOO_FEW_
-// VALUES)". Each block's count is held to the rule of bnorm_merge_stats
-// (whole, 0 to 2^53), as the library does: a block is what bnorm_backward_
-// reduce writes, a count. README.md, "Oracle choices".
-StatusSet ModelGradSumValues(const Request& r, const void* sums) {
+// bnorm_backward_elementwise's grad sums. bnorm.h: "Every block's counts
+// must be whole numbers from 0 to 2^53 (else BNORM_ERR_INVALID_ARGUMENT
+// naming the block and channel); then, in channel order, each total count
+// must be at least this part's values per channel (else BNORM_ERR_INVALID_
+// ARGUMENT) and more than 1 (else BNORM_ERR_TOO_FEW_VALUES)."
+Verdict ModelGradSumValues(const Request& r, const void* sums) {
   const uint64_t channels = static_cast<uint64_t>(r.channels);
+  const uint64_t blocks = static_cast<uint64_t>(r.num_partials);
   const double local = static_cast<double>(r.count);
-  bool invalid = false, too_few = false;
-  for (uint64_t c = 0; c < channels; ++c) {
-    bool bad = false;
-    double total = 0;
-    for (uint64_t i = 0; i < static_cast<uint64_t>(r.num_partials); ++i) {
-      const double count = LoadDouble(sums, (i * channels + c) * kSplit);
-      bad = bad || !IsValidCount(count);
-      total += count;
+  for (uint64_t at = 0; at < blocks * channels * kSplit; at += kSplit) {
+    if (!IsValidCount(LoadDouble(sums, at))) {
+      return {BNORM_ERR_INVALID_ARGUMENT, Verdict::kBlockValue};
     }
-    invalid = invalid || bad || total < local;
-    too_few = too_few || (!bad && !(total > 1));
   }
-  return Allowed(invalid, too_few);
+  for (uint64_t c = 0; c < channels; ++c) {
+    double total = 0;
+    for (uint64_t i = 0; i < blocks; ++i) total += LoadDouble(sums, (i * channels + c) * kSplit);
+    if (total < local)
+      return {BNORM_ERR_INVALID_ARGUMENT, Verdict::kTotal, static_cast<int64_t>(c)};
+    if (!(total > 1)) return {BNORM_ERR_TOO_FEW_VALUES, Verdict::kTotal, static_cast<int64_t>(c)};
+  }
+  return {};
 }
 
 }  // namespace
 
-StatusSet ModelValues(const Request& r, Op op, void* const* ptrs) {
-  StatusSet errors = 0;
+int PartialsSlot(Op op) {
+  return op == Op::kMergeStats ? 0 : op == Op::kBackwardElementwise ? 6 : -1;
+}
+
+bool IsBadBlockValue(const Request& r, Op op, const void* blocks, int64_t block, int64_t channel) {
+  if (block < 0 || block >= r.num_partials || channel < 0 || channel >= r.channels) return false;
+  const uint64_t at = (static_cast<uint64_t>(block) * r.channels + channel) * kSplit;
+  if (op == Op::kMergeStats) return IsBadStatsValue(blocks, at);
+  return !IsValidCount(LoadDouble(blocks, at));
+}
+
+Verdict ModelValues(const Request& r, Op op, void* const* ptrs) {
   switch (op) {
     case Op::kTraining:
-      if (r.count == 1) return Only(BNORM_ERR_TOO_FEW_VALUES);
+    case Op::kTrainingResidual:
+      if (r.count == 1) return {BNORM_ERR_TOO_FEW_VALUES};
       break;
     case Op::kBackward:
-      if (!r.global_stats && r.count == 1) return Only(BNORM_ERR_TOO_FEW_VALUES);
+    case Op::kBackwardResidual:
+      if (!r.global_stats && r.count == 1) return {BNORM_ERR_TOO_FEW_VALUES};
       break;
     case Op::kMergeStats:
       // Uses no tensor, so no dtype: bf16 and f16 are no error.
-      errors = ModelStatsValues(r, ptrs[0]);
-      return errors != 0 ? errors : Only(BNORM_OK);
+      return ModelStatsValues(r, ptrs[0]);
     case Op::kBackwardElementwise:
-      if (!r.global_stats) errors = ModelGradSumValues(r, ptrs[6]);
-      if (errors != 0) return errors;
+      if (!r.global_stats) {
+        const Verdict v = ModelGradSumValues(r, ptrs[6]);
+        if (v.status != BNORM_OK) return v;
+      }
       break;
     default:
       // bnorm_local_stats and bnorm_backward_reduce: one value per channel is
@@ -452,8 +494,8 @@ StatusSet ModelValues(const Request& r, Op op, void* const* ptrs) {
       break;
   }
   // The folding calls have no tensor: they do not use the dtype.
-  if (HasShape(op) && !r.f32) return Only(BNORM_ERR_UNSUPPORTED);
-  return Only(BNORM_OK);
+  if (HasShape(op) && !r.f32) return {BNORM_ERR_UNSUPPORTED};
+  return {};
 }
 
 bool AnyOverlap(const Request& r, Op op, void* const* ptrs) {

@@ -103,20 +103,33 @@ uint64_t SlotBytes(const Request& r, const Slot& slot);
 // pointers, alignment, overlap.
 bnorm_status ModelPointers(const Request& r, Op op, void* const* ptrs);
 
-// A set of statuses, one bit each: where bnorm.h leaves the order of two
-// errors open, a call may return either.
-using StatusSet = uint32_t;
-constexpr StatusSet Only(bnorm_status s) { return StatusSet{1} << s; }
-
 // The verdict on a call whose pointers passed: the exchanged blocks' counts
 // (read from the caller's memory: bnorm_merge_stats, bnorm_backward_
 // elementwise), too few values, dtype (for the calls that use it). bnorm.h
-// orders "too few values" after overlap, but says nothing of where a bad
-// count (BNORM_ERR_INVALID_ARGUMENT, found in the data) stands against it:
-// when one channel's counts are bad and another's total is too small, or one
-// channel's total is both below this part's count and <= 1, both statuses are
-// allowed (README.md, "Oracle choices").
-StatusSet ModelValues(const Request& r, Op op, void* const* ptrs);
+// fixes the order of the blocks' errors: every block's counts (and for the
+// merge M2) first, BNORM_ERR_INVALID_ARGUMENT naming the block and channel;
+// only then the totals, channel by channel.
+struct Verdict {
+  bnorm_status status = BNORM_OK;
+  // Where an error in the exchanged blocks was found, for the message check:
+  // kBlockValue: a block's count or M2, and bnorm_last_error() must name a
+  // block and channel ("block B, channel C") whose value is bad (which one,
+  // when several are, is the library's walk); kTotal: the total count of
+  // `channel`, the first channel in order whose total fails, which the
+  // message must name ("channel C").
+  enum Where : uint8_t { kNowhere, kBlockValue, kTotal } where = kNowhere;
+  int64_t channel = -1;
+};
+Verdict ModelValues(const Request& r, Op op, void* const* ptrs);
+
+// The slot a split phase reads exchanged blocks from, or -1.
+int PartialsSlot(Op op);
+
+// Whether the exchanged value at block `block`, channel `channel` of a call
+// of `op` (bnorm_merge_stats, bnorm_backward_elementwise) is one its block
+// check rejects: a count that is not a whole number from 0 to 2^53, or (the
+// merge) M2 < 0. Out-of-range indices are not bad.
+bool IsBadBlockValue(const Request& r, Op op, const void* blocks, int64_t block, int64_t channel);
 
 // A count as bnorm_merge_stats and bnorm_backward_elementwise accept it.
 bool IsValidCount(double count);
