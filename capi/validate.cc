@@ -297,8 +297,7 @@ namespace {
 // (The integer round trip, not std::floor: this build's baseline x86-64 has
 // no rounding instruction, and a libm call per value doubled a merge's cost.)
 bool IsCount(double count) {
-  return count >= 0 && count <= 0x1p53 &&
-         static_cast<double>(static_cast<int64_t>(count)) == count;
+  return count >= 0 && count <= 0x1p53 && static_cast<double>(static_cast<int64_t>(count)) == count;
 }
 
 bnorm_status CheckCount(const char* name, int32_t block, int64_t channel, double count) {

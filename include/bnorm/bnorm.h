@@ -153,8 +153,8 @@ typedef struct bnorm_shape {
 /* -------------------------------------------------------------- functions
  *
  * Per-channel vectors (mean, var, gamma, beta, running_*, save_*, dgamma,
- * dbeta) are float[num_features]. Tensors x, y, dy, dx have the shape's
- * element count, in the descriptor's dtype.
+ * dbeta) are float[num_features]. Tensors x, y, dy, dx (and residual,
+ * d_residual) have the shape's element count, in the descriptor's dtype.
  *
  * Overlap: an output may not overlap an input or another output, except for
  * the exact in-place pairs named per function (same pointer); anything else is
@@ -261,10 +261,9 @@ BNORM_API bnorm_status bnorm_fold_into_layer(const bnorm_desc* desc, int64_t row
  * The tail of a ResNet block, batch norm then the skip connection's add then
  * ReLU, in one pass over memory (oneDNN's fuse_norm_add_relu):
  *   y = bn(x) + residual, then y = max(y, 0) with BNORM_FLAG_FUSE_RELU.
- * residual is a tensor of x's shape and dtype. Each call is validated like
- * the call without a residual, and behaves like it followed by the add (and
- * the ReLU), to float rounding: the add happens before any rounding of bn(x)
- * to the dtype. Since 1.2. */
+ * residual (and d_residual) are tensors of x's shape and dtype. Each call is
+ * validated like the call without a residual, and gives its float32 result
+ * plus the residual in float32, then the ReLU. Since 1.2. */
 
 /* bnorm_forward_inference plus the residual. y may be exactly x or exactly
  * residual (in place). Allocates no memory. */
