@@ -178,4 +178,13 @@ double Layer::Scale(int64_t c, double eps, bool affine) const {
   return (affine ? gamma[c] : 1.0) / std::sqrt(static_cast<double>(var[c]) + eps);
 }
 
+void ExpectMatchesBackward(const BackwardResult& want, const float* dx, const float* dgamma,
+                           const float* dbeta) {
+  EXPECT_TRUE(NearAll("dx", dx, want.dx, 1e-5));
+  if (dgamma != nullptr) {
+    EXPECT_TRUE(NearScaled("dgamma", dgamma, want.dgamma, want.dgamma_scale, 1e-6));
+  }
+  if (dbeta != nullptr) EXPECT_TRUE(NearScaled("dbeta", dbeta, want.dbeta, want.dbeta_scale, 1e-6));
+}
+
 }  // namespace bnorm_test

@@ -53,6 +53,12 @@ std::vector<float> Uniform(int64_t count, float lo, float hi, uint32_t seed);
                                       const std::vector<double>& want,
                                       const std::vector<double>& scale, double tolerance);
 
+// A backward pass's outputs against the reference: dx within 1e-5 of the
+// largest |dx|, dgamma and dbeta (skipped when NULL) within 1e-6 of the sum
+// of their terms' magnitudes.
+void ExpectMatchesBackward(const BackwardResult& want, const float* dx, const float* dgamma,
+                           const float* dbeta);
+
 // An eval-mode layer's per-channel vectors: running statistics (var in
 // [0.1, 4]) and affine parameters, from `seed`.
 struct Layer {
