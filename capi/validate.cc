@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "capi/error.h"
+#include "src/exchanged_blocks.h"
 
 namespace bnorm {
 namespace {
@@ -279,7 +280,8 @@ bnorm_status ValidatePartialCount(const Request& r, int32_t num_partials, const 
   const int64_t channels = r.desc.num_features;
   // 3 * num_features * num_partials doubles must be addressable.
   int64_t count = 0, bytes = 0;
-  if (num_partials < 1 || __builtin_mul_overflow(channels, 3 * int64_t{num_partials}, &count) ||
+  if (num_partials < 1 ||
+      __builtin_mul_overflow(channels, kValuesPerChannel * num_partials, &count) ||
       __builtin_mul_overflow(count, static_cast<int64_t>(sizeof(double)), &bytes)) {
     return Fail(BNORM_ERR_INVALID_ARGUMENT,
                 "num_partials is %" PRId32 " with num_features %" PRId64
@@ -311,113 +313,97 @@ bnorm_status CheckCount(const char* name, int32_t block, int64_t channel, double
 
 }  // namespace
 
+static_assert(kValuesPerChannel == BNORM_SPLIT_VALUES_PER_CHANNEL,
+              "the header's count of exchanged values per channel");
+
 int64_t SplitBlockDoubles(const Request& r) {
   const int64_t channels = r.desc.num_features;
-  return channels > INT64_MAX / 3 ? INT64_MAX : 3 * channels;
+  return channels > INT64_MAX / kValuesPerChannel ? INT64_MAX : kValuesPerChannel * channels;
 }
 
 namespace {
 
-// The checks walk the blocks one after another for a tile of channels, as
-// the merges do: a channel's values in every block are a block apart. Every
-// block is checked before any total, so which error is reported does not
-// depend on the tiling.
-constexpr int64_t kChannelTile = 256;
-
-// Calls f(block, channel, values) for every channel of every block, a tile
-// of channels at a time, until f returns an error.
-template <class F>
-bnorm_status ForEachBlockValue(int64_t channels, int32_t num_partials, const double* blocks,
-                               const F& f) {
-  for (int64_t c0 = 0; c0 < channels; c0 += kChannelTile) {
-    const int64_t tile = std::min(kChannelTile, channels - c0);
-    for (int32_t i = 0; i < num_partials; ++i) {
-      const double* block = blocks + (i * channels + c0) * 3;
-      for (int64_t j = 0; j < tile; ++j) {
-        if (bnorm_status s = f(i, c0 + j, block + 3 * j)) return s;
-      }
-    }
-  }
-  return BNORM_OK;
+// Every block's values are checked before any channel's total, so which error
+// is reported does not depend on how the walk tiles the channels. Each walk
+// stops at the first error, left in *status.
+template <class CheckValues>
+bool CheckBlocks(const Request& r, int32_t num_partials, const double* blocks,
+                 const CheckValues& check, bnorm_status* status) {
+  return FoldBlocks<char>(
+      r.desc.num_features, num_partials, blocks,
+      [&](char*, int block, int64_t c, const double* v) {
+        return (*status = check(block, c, v)) == BNORM_OK;
+      },
+      [](int64_t, char) { return true; });
 }
 
-// Calls check(channel, total count) in channel order until it returns an error.
-template <class Check>
-bnorm_status ForEachTotalCount(int64_t channels, int32_t num_partials, const double* blocks,
-                               const Check& check) {
-  double totals[kChannelTile];
-  for (int64_t c0 = 0; c0 < channels; c0 += kChannelTile) {
-    const int64_t tile = std::min(kChannelTile, channels - c0);
-    std::fill_n(totals, tile, 0.0);
-    for (int32_t i = 0; i < num_partials; ++i) {
-      const double* block = blocks + (i * channels + c0) * 3;
-      for (int64_t j = 0; j < tile; ++j) totals[j] += block[3 * j];
-    }
-    for (int64_t j = 0; j < tile; ++j) {
-      if (bnorm_status s = check(c0 + j, totals[j])) return s;
-    }
-  }
-  return BNORM_OK;
+template <class CheckTotal>
+bool CheckTotalCounts(const Request& r, int32_t num_partials, const double* blocks,
+                      const CheckTotal& check, bnorm_status* status) {
+  return FoldBlocks<double>(
+      r.desc.num_features, num_partials, blocks,
+      [](double* total, int, int64_t, const double* v) {
+        *total += v[0];
+        return true;
+      },
+      [&](int64_t c, double total) { return (*status = check(c, total)) == BNORM_OK; });
 }
 
 }  // namespace
 
 bnorm_status ValidatePartialStats(const Request& r, int32_t num_partials,
                                   const double* partial_stats) {
-  const int64_t channels = r.desc.num_features;
-  if (bnorm_status s =
-          ForEachBlockValue(channels, num_partials, partial_stats,
-                            [](int32_t i, int64_t c, const double* v) -> bnorm_status {
-                              if (bnorm_status s = CheckCount("partial_stats", i, c, v[0]))
-                                return s;
-                              if (v[2] < 0) {
-                                return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                                            "partial_stats block %" PRId32 ", channel %" PRId64
-                                            ": M2 is %g; it must be >= 0",
-                                            i, c, v[2]);
-                              }
-                              return BNORM_OK;
-                            })) {
-    return s;
+  const auto check_block = [](int32_t i, int64_t c, const double* v) -> bnorm_status {
+    if (bnorm_status s = CheckCount("partial_stats", i, c, v[0])) return s;
+    if (v[2] < 0) {
+      return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                  "partial_stats block %" PRId32 ", channel %" PRId64 ": M2 is %g; it must be >= 0",
+                  i, c, v[2]);
+    }
+    return BNORM_OK;
+  };
+  const auto check_total = [&](int64_t c, double total) -> bnorm_status {
+    if (total > 1) return BNORM_OK;
+    return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                "merging statistics needs more than 1 value per channel in all, got %.17g in "
+                "channel %" PRId64 " over %" PRId32 " blocks",
+                total, c, num_partials);
+  };
+  bnorm_status status = BNORM_OK;
+  if (CheckBlocks(r, num_partials, partial_stats, check_block, &status)) {
+    CheckTotalCounts(r, num_partials, partial_stats, check_total, &status);
   }
-  return ForEachTotalCount(
-      channels, num_partials, partial_stats, [&](int64_t c, double total) -> bnorm_status {
-        if (total > 1) return BNORM_OK;
-        return Fail(BNORM_ERR_TOO_FEW_VALUES,
-                    "merging statistics needs more than 1 value per channel in all, got %.17g in "
-                    "channel %" PRId64 " over %" PRId32 " blocks",
-                    total, c, num_partials);
-      });
+  return status;
 }
 
 bnorm_status ValidateGradSums(const Request& r, const bnorm_shape* shape, int32_t num_partials,
                               const double* grad_sums) {
-  const int64_t channels = r.desc.num_features;
-  if (bnorm_status s = ForEachBlockValue(channels, num_partials, grad_sums,
-                                         [](int32_t i, int64_t c, const double* v) {
-                                           return CheckCount("grad_sums", i, c, v[0]);
-                                         })) {
-    return s;
-  }
+  const auto check_block = [](int32_t i, int64_t c, const double* v) {
+    return CheckCount("grad_sums", i, c, v[0]);
+  };
   const double local = static_cast<double>(r.problem.plan.count);
-  return ForEachTotalCount(
-      channels, num_partials, grad_sums, [&](int64_t c, double total) -> bnorm_status {
-        if (total < local) {
-          char text[160];
-          FormatShape(shape, text, sizeof(text));
-          return Fail(BNORM_ERR_INVALID_ARGUMENT,
-                      "grad_sums channel %" PRId64
-                      ": the total count is %.17g but this part, of shape %s, alone has %" PRId64
-                      " values per channel; pass the sums of every process (allreduced, or all "
-                      "blocks gathered)",
-                      c, total, text, r.problem.plan.count);
-        }
-        if (total > 1) return BNORM_OK;
-        return Fail(BNORM_ERR_TOO_FEW_VALUES,
-                    "training-mode backward needs more than 1 value per channel in all, got "
-                    "%.17g in channel %" PRId64,
-                    total, c);
-      });
+  const auto check_total = [&](int64_t c, double total) -> bnorm_status {
+    if (total < local) {
+      char text[160];
+      FormatShape(shape, text, sizeof(text));
+      return Fail(BNORM_ERR_INVALID_ARGUMENT,
+                  "grad_sums channel %" PRId64
+                  ": the total count is %.17g but this part, of shape %s, alone has %" PRId64
+                  " values per channel; pass the sums of every process (allreduced, or all "
+                  "blocks gathered)",
+                  c, total, text, r.problem.plan.count);
+    }
+    if (total > 1) return BNORM_OK;
+    return Fail(BNORM_ERR_TOO_FEW_VALUES,
+                "training-mode backward needs more than 1 value per channel in all, got %.17g "
+                "in channel %" PRId64,
+                total, c);
+  };
+  bnorm_status status = BNORM_OK;
+  if (CheckBlocks(r, num_partials, grad_sums, check_block, &status)) {
+    CheckTotalCounts(r, num_partials, grad_sums, check_total, &status);
+  }
+  return status;
 }
 
 bnorm_status ValidateSupported(const Request& r) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "src/batch_norm.h"
+#include "src/exchanged_blocks.h"
 #include "src/parallel.h"
 #include "src/reduce_driver.h"
 
@@ -66,7 +67,7 @@ class BackwardOps {
     if (dgamma_ != nullptr) dgamma_[c] = static_cast<float>(sums.second * invstd_[c]);
     if (dbeta_ != nullptr) dbeta_[c] = static_cast<float>(sums.first);
     if (grad_sums_ != nullptr) {
-      double* out = grad_sums_ + 3 * c;
+      double* out = grad_sums_ + kValuesPerChannel * c;
       out[0] = static_cast<double>(p_.count);
       out[1] = sums.first;
       out[2] = sums.second;
@@ -202,25 +203,22 @@ void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* s
                          const double* grad_sums, float* dx) {
   const Plan& p = pr.plan;
   BackwardOps ops(pr, k, scratch, x, dy, y, gamma, mean, invstd, BackwardOutputs{dx});
-  // The blocks are added for a tile of channels at a time, block after block,
-  // so that each block is read as one contiguous run.
-  constexpr int64_t kTile = 256;
-  SumPair sums[kTile];
-  double counts[kTile];
-  for (int64_t c0 = 0; c0 < p.channels; c0 += kTile) {
-    const int64_t tile = std::min(kTile, p.channels - c0);
-    std::fill_n(sums, tile, SumPair{});
-    std::fill_n(counts, tile, 0.0);
-    for (int i = 0; i < num_partials; ++i) {
-      const double* block = grad_sums + (i * p.channels + c0) * 3;
-      for (int64_t j = 0; j < tile; ++j) {
-        counts[j] += block[3 * j];
-        sums[j].first += block[3 * j + 1];
-        sums[j].second += block[3 * j + 2];
-      }
-    }
-    for (int64_t j = 0; j < tile; ++j) ops.SetCoefficients(c0 + j, sums[j], counts[j]);
-  }
+  struct Totals {
+    double count = 0;
+    SumPair sums;
+  };
+  FoldBlocks<Totals>(
+      p.channels, num_partials, grad_sums,
+      [](Totals* t, int, int64_t, const double* v) {
+        t->count += v[0];
+        t->sums.first += v[1];
+        t->sums.second += v[2];
+        return true;
+      },
+      [&](int64_t c, const Totals& t) {
+        ops.SetCoefficients(c, t.sums, t.count);
+        return true;
+      });
   const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
   RunParallel(ThreadsFor(pr.num_threads, bytes),
               [&](int t, int nt) { ops.ElementwiseShare(t, nt); });

@@ -1,9 +1,9 @@
 // The merge phase of split (distributed) training forward: per-process
 // (count, mean, M2) blocks combined into the whole batch's statistics.
-#include <algorithm>
 #include <cmath>
 
 #include "src/batch_norm.h"
+#include "src/exchanged_blocks.h"
 
 namespace bnorm {
 namespace {
@@ -30,51 +30,36 @@ void Absorb(Moments* total, double count, double mean, double m2) {
   total->count = n;
 }
 
-// Channels merged together: their totals stay on the stack while the blocks
-// are read one after another, each a contiguous run. (Walking one channel
-// through all blocks would touch a line per block at a stride of a whole
-// block, which aliases in the cache: 2048 channels x 64 blocks took 1.6 ms.)
-constexpr int64_t kChannelTile = 256;
-
 }  // namespace
 
 void MergeStats(const Problem& pr, int64_t channels, int num_partials, const double* partial_stats,
                 double* merged_stats, float* mean, float* invstd, float* running_mean,
                 float* running_var) {
-  const int64_t block_stride = 3 * channels;
-  Moments totals[kChannelTile];
-  for (int64_t c0 = 0; c0 < channels; c0 += kChannelTile) {
-    const int64_t tile = std::min(kChannelTile, channels - c0);
-    std::fill_n(totals, tile, Moments{});
-    for (int i = 0; i < num_partials; ++i) {
-      const double* block = partial_stats + i * block_stride + 3 * c0;
-      for (int64_t j = 0; j < tile; ++j) {
-        Absorb(&totals[j], block[3 * j], block[3 * j + 1], block[3 * j + 2]);
-      }
-    }
-    for (int64_t j = 0; j < tile; ++j) {
-      const int64_t c = c0 + j;
-      const Moments& total = totals[j];
-      const double var = total.m2 / total.count;
-      if (mean != nullptr) mean[c] = static_cast<float>(total.mean);
-      if (invstd != nullptr) invstd[c] = static_cast<float>(1.0 / std::sqrt(var + pr.eps));
-      if (pr.track_running_stats) {
-        const double m = pr.momentum;
-        const double unbiased = total.m2 / (total.count - 1);
-        running_mean[c] = static_cast<float>((1 - m) * running_mean[c] + m * total.mean);
-        running_var[c] = static_cast<float>((1 - m) * running_var[c] + m * unbiased);
-      }
-    }
-    // Written after the tile's blocks were read: merged_stats may be the first block.
-    if (merged_stats != nullptr) {
-      for (int64_t j = 0; j < tile; ++j) {
-        double* out = merged_stats + 3 * (c0 + j);
-        out[0] = totals[j].count;
-        out[1] = totals[j].mean;
-        out[2] = totals[j].m2;
-      }
-    }
-  }
+  FoldBlocks<Moments>(
+      channels, num_partials, partial_stats,
+      [](Moments* total, int, int64_t, const double* v) {
+        Absorb(total, v[0], v[1], v[2]);
+        return true;
+      },
+      [&](int64_t c, const Moments& total) {
+        const double var = total.m2 / total.count;
+        if (mean != nullptr) mean[c] = static_cast<float>(total.mean);
+        if (invstd != nullptr) invstd[c] = static_cast<float>(1.0 / std::sqrt(var + pr.eps));
+        if (pr.track_running_stats) {
+          const double m = pr.momentum;
+          const double unbiased = total.m2 / (total.count - 1);
+          running_mean[c] = static_cast<float>((1 - m) * running_mean[c] + m * total.mean);
+          running_var[c] = static_cast<float>((1 - m) * running_var[c] + m * unbiased);
+        }
+        // After the tile's blocks were read: merged_stats may be the first block.
+        if (merged_stats != nullptr) {
+          double* out = merged_stats + kValuesPerChannel * c;
+          out[0] = total.count;
+          out[1] = total.mean;
+          out[2] = total.m2;
+        }
+        return true;
+      });
 }
 
 }  // namespace bnorm

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "src/batch_norm.h"
+#include "src/exchanged_blocks.h"
 #include "src/normalize_driver.h"
 #include "src/reduce_driver.h"
 
@@ -99,7 +100,7 @@ class LocalStatsOps : public MomentSums {
   void Finish(int64_t c, const SumPair& sums) {
     const double count = static_cast<double>(p_.count);
     const double deviation = sums.first / count;  // mean - shift_estimate
-    double* out = partial_stats_ + 3 * c;
+    double* out = partial_stats_ + kValuesPerChannel * c;
     out[0] = count;
     out[1] = shift_estimate_[c] + deviation;
     // Rounding can leave M2 a little below 0; NaN (from NaN data) stays NaN.
