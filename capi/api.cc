@@ -28,6 +28,23 @@ DataArg AffineParam(const char* name, bool affine, const float* param) {
   return {name, UsedIf(affine, param), false, false, RequiredIf(affine, "BNORM_FLAG_AFFINE")};
 }
 
+// Calls run(T()) with T the tensors' element type, so that one body serves
+// float, bf16 and f16.
+template <class Run>
+void WithElementType(bnorm_dtype dtype, const Run& run) {
+  switch (dtype) {
+    case BNORM_DTYPE_BF16:
+      run(bf16{});
+      return;
+    case BNORM_DTYPE_F16:
+      run(f16{});
+      return;
+    default:
+      run(float{});
+      return;
+  }
+}
+
 struct FreeDeleter {
   void operator()(void* p) const { free(p); }
 };
@@ -64,10 +81,11 @@ bnorm_status ForwardInferenceCall(const bnorm_desc* desc, const bnorm_shape* sha
         AffineParam("beta", affine, beta),
     };
     if (bnorm_status s = ValidateData(r, args)) return s;
-    if (bnorm_status s = ValidateSupported(r)) return s;
-    ForwardInference(r.problem, ActiveKernels(), static_cast<const float*>(x),
-                     static_cast<const float*>(residual), static_cast<float*>(y), mean, var, gamma,
-                     beta);
+    WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      ForwardInference(r.problem, ActiveKernels().For<T>(), static_cast<const T*>(x),
+                       static_cast<const T*>(residual), static_cast<T*>(y), mean, var, gamma, beta);
+    });
     return Succeed();
   });
 }
@@ -97,15 +115,17 @@ bnorm_status ForwardTrainingCall(const bnorm_desc* desc, const bnorm_shape* shap
     };
     if (bnorm_status s = ValidateData(r, args)) return s;
     if (bnorm_status s = ValidateEnoughValues(r, shape, "training")) return s;
-    if (bnorm_status s = ValidateSupported(r)) return s;
     Scratch scratch;
     if (bnorm_status s = AllocateScratch(TrainingScratchBytes(r.problem.plan),
                                          "training statistics", &scratch)) {
       return s;
     }
-    ForwardTraining(r.problem, ActiveKernels(), scratch.get(), static_cast<const float*>(x),
-                    static_cast<const float*>(residual), static_cast<float*>(y), gamma, beta,
-                    running_mean, running_var, save_mean, save_invstd);
+    WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      ForwardTraining(r.problem, ActiveKernels().For<T>(), scratch.get(), static_cast<const T*>(x),
+                      static_cast<const T*>(residual), static_cast<T*>(y), gamma, beta,
+                      running_mean, running_var, save_mean, save_invstd);
+    });
     return Succeed();
   });
 }
@@ -137,20 +157,22 @@ bnorm_status BackwardCall(const bnorm_desc* desc, const bnorm_shape* shape, cons
     if (!r.problem.global_stats) {
       if (bnorm_status s = ValidateEnoughValues(r, shape, "training-mode backward")) return s;
     }
-    if (bnorm_status s = ValidateSupported(r)) return s;
     Scratch scratch;
     if (bnorm_status s =
             AllocateScratch(BackwardScratchBytes(r.problem.plan), "backward sums", &scratch)) {
       return s;
     }
-    BackwardOutputs out;
-    out.dx = static_cast<float*>(dx);
-    out.d_residual = static_cast<float*>(d_residual);
-    out.dgamma = dgamma;
-    out.dbeta = dbeta;
-    Backward(r.problem, ActiveKernels(), scratch.get(), static_cast<const float*>(x),
-             static_cast<const float*>(dy), static_cast<const float*>(y), affine ? gamma : nullptr,
-             save_mean, save_invstd, out);
+    WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      BackwardOutputs<T> out;
+      out.dx = static_cast<T*>(dx);
+      out.d_residual = static_cast<T*>(d_residual);
+      out.dgamma = dgamma;
+      out.dbeta = dbeta;
+      Backward(r.problem, ActiveKernels().For<T>(), scratch.get(), static_cast<const T*>(x),
+               static_cast<const T*>(dy), static_cast<const T*>(y), affine ? gamma : nullptr,
+               save_mean, save_invstd, out);
+    });
     return Succeed();
   });
 }
@@ -208,9 +230,11 @@ bnorm_status bnorm_forward_scale_shift(const bnorm_desc* desc, const bnorm_shape
         {"shift", shift, false, false, bnorm::kAlways},
     };
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
-    bnorm::ForwardScaleShift(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
-                             static_cast<float*>(y), scale, shift);
+    bnorm::WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      bnorm::ForwardScaleShift(r.problem, bnorm::ActiveKernels().For<T>(), static_cast<const T*>(x),
+                               static_cast<T*>(y), scale, shift);
+    });
     return bnorm::Succeed();
   });
 }
@@ -320,14 +344,16 @@ bnorm_status bnorm_local_stats(const bnorm_desc* desc, const bnorm_shape* shape,
     };
     args[1].doubles = bnorm::SplitBlockDoubles(r);
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
     if (bnorm_status s = bnorm::AllocateScratch(bnorm::LocalStatsScratchBytes(r.problem.plan),
                                                 "local statistics", &scratch)) {
       return s;
     }
-    bnorm::LocalStats(r.problem, bnorm::ActiveKernels(), scratch.get(),
-                      static_cast<const float*>(x), partial_stats);
+    bnorm::WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      bnorm::LocalStats(r.problem, bnorm::ActiveKernels().For<T>(), scratch.get(),
+                        static_cast<const T*>(x), partial_stats);
+    });
     return bnorm::Succeed();
   });
 }
@@ -381,9 +407,11 @@ bnorm_status bnorm_forward_normalize(const bnorm_desc* desc, const bnorm_shape* 
         {"invstd", invstd, false, false, bnorm::kAlways},
     };
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
-    bnorm::ForwardNormalize(r.problem, bnorm::ActiveKernels(), static_cast<const float*>(x),
-                            static_cast<float*>(y), gamma, beta, mean, invstd);
+    bnorm::WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      bnorm::ForwardNormalize(r.problem, bnorm::ActiveKernels().For<T>(), static_cast<const T*>(x),
+                              static_cast<T*>(y), gamma, beta, mean, invstd);
+    });
     return bnorm::Succeed();
   });
 }
@@ -410,19 +438,21 @@ bnorm_status bnorm_backward_reduce(const bnorm_desc* desc, const bnorm_shape* sh
     };
     args[5].doubles = bnorm::SplitBlockDoubles(r);
     if (bnorm_status s = bnorm::ValidateData(r, args)) return s;
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
     if (bnorm_status s = bnorm::AllocateScratch(bnorm::BackwardScratchBytes(r.problem.plan),
                                                 "backward sums", &scratch)) {
       return s;
     }
-    bnorm::BackwardOutputs out;
-    out.dgamma = dgamma;
-    out.dbeta = dbeta;
-    out.grad_sums = grad_sums;
-    bnorm::Backward(r.problem, bnorm::ActiveKernels(), scratch.get(), static_cast<const float*>(x),
-                    static_cast<const float*>(dy), static_cast<const float*>(y), nullptr, mean,
-                    invstd, out);
+    bnorm::WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      bnorm::BackwardOutputs<T> out;
+      out.dgamma = dgamma;
+      out.dbeta = dbeta;
+      out.grad_sums = grad_sums;
+      bnorm::Backward(r.problem, bnorm::ActiveKernels().For<T>(), scratch.get(),
+                      static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<const T*>(y),
+                      nullptr, mean, invstd, out);
+    });
     return bnorm::Succeed();
   });
 }
@@ -461,17 +491,19 @@ bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const bnorm_shap
     if (sums_used) {
       if (bnorm_status s = bnorm::ValidateGradSums(r, shape, num_partials, grad_sums)) return s;
     }
-    if (bnorm_status s = bnorm::ValidateSupported(r)) return s;
     bnorm::Scratch scratch;
     if (bnorm_status s =
             bnorm::AllocateScratch(bnorm::BackwardElementwiseScratchBytes(r.problem.plan),
                                    "backward coefficients", &scratch)) {
       return s;
     }
-    bnorm::BackwardElementwise(r.problem, bnorm::ActiveKernels(), scratch.get(),
-                               static_cast<const float*>(x), static_cast<const float*>(dy),
-                               static_cast<const float*>(y), affine ? gamma : nullptr, mean, invstd,
-                               sums_used ? num_partials : 0, grad_sums, static_cast<float*>(dx));
+    bnorm::WithElementType(r.desc.dtype, [&](auto element) {
+      using T = decltype(element);
+      bnorm::BackwardElementwise(r.problem, bnorm::ActiveKernels().For<T>(), scratch.get(),
+                                 static_cast<const T*>(x), static_cast<const T*>(dy),
+                                 static_cast<const T*>(y), affine ? gamma : nullptr, mean, invstd,
+                                 sums_used ? num_partials : 0, grad_sums, static_cast<T*>(dx));
+    });
     return bnorm::Succeed();
   });
 }

@@ -33,18 +33,6 @@ bool IsKnownDescSize(uint32_t size) {
   return false;
 }
 
-const char* DtypeName(bnorm_dtype dtype) {
-  switch (dtype) {
-    case BNORM_DTYPE_F32:
-      return "BNORM_DTYPE_F32";
-    case BNORM_DTYPE_BF16:
-      return "BNORM_DTYPE_BF16";
-    case BNORM_DTYPE_F16:
-      return "BNORM_DTYPE_F16";
-  }
-  return "unknown";
-}
-
 size_t DtypeSize(bnorm_dtype dtype) { return dtype == BNORM_DTYPE_F32 ? 4 : 2; }
 
 // "(1, 64, 1, 1)"
@@ -404,13 +392,6 @@ bnorm_status ValidateGradSums(const Request& r, const bnorm_shape* shape, int32_
     CheckTotalCounts(r, num_partials, grad_sums, check_total, &status);
   }
   return status;
-}
-
-bnorm_status ValidateSupported(const Request& r) {
-  if (r.desc.dtype == BNORM_DTYPE_F32) return BNORM_OK;
-  return Fail(BNORM_ERR_UNSUPPORTED,
-              "dtype %s is not supported by this build of bnorm %s (float32 only)",
-              DtypeName(r.desc.dtype), bnorm_version_string());
 }
 
 }  // namespace bnorm

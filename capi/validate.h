@@ -76,9 +76,6 @@ bnorm_status ValidatePartialStats(const Request& request, int32_t num_partials,
 bnorm_status ValidateGradSums(const Request& request, const bnorm_shape* shape,
                               int32_t num_partials, const double* grad_sums);
 
-// A dtype this build does not implement.
-bnorm_status ValidateSupported(const Request& request);
-
 }  // namespace bnorm
 
 #endif  // BNORM_CAPI_VALIDATE_H_

@@ -24,11 +24,12 @@ unsigned __int128 CoefficientBytes(const Plan& p) {
   return (static_cast<unsigned __int128>(3 * sizeof(float)) * p.channels + 7) / 8 * 8;
 }
 
+template <typename T>
 class BackwardOps {
  public:
-  BackwardOps(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
-              const float* dy, const float* y, const float* gamma, const float* save_mean,
-              const float* save_invstd, const BackwardOutputs& out)
+  BackwardOps(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x, const T* dy,
+              const T* y, const float* gamma, const float* save_mean, const float* save_invstd,
+              const BackwardOutputs<T>& out)
       : pr_(pr),
         p_(pr.plan),
         k_(k),
@@ -43,7 +44,7 @@ class BackwardOps {
         dgamma_(out.dgamma),
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
-        stream_(ShouldStream(4.0 * pr.plan.count * pr.plan.channels)) {
+        stream_(ShouldStream(static_cast<double>(sizeof(T)) * pr.plan.count * pr.plan.channels)) {
     float* f = static_cast<float*>(scratch);
     coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
   }
@@ -144,9 +145,7 @@ class BackwardOps {
 
  private:
   // Frozen statistics make dx independent of x: don't read it.
-  const float* UsedX(int64_t offset) const {
-    return Offset(pr_.global_stats ? nullptr : x_, offset);
-  }
+  const T* UsedX(int64_t offset) const { return Offset(pr_.global_stats ? nullptr : x_, offset); }
 
   void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
     k_.backward_rows(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
@@ -155,15 +154,15 @@ class BackwardOps {
 
   const Problem& pr_;
   const Plan& p_;
-  const KernelTable<float>& k_;
-  const float* x_;
-  const float* dy_;
-  const float* y_;  // null unless ReLU is fused
+  const KernelTable<T>& k_;
+  const T* x_;
+  const T* dy_;
+  const T* y_;  // null unless ReLU is fused
   const float* gamma_;
   const float* mean_;
   const float* invstd_;
-  float* dx_;
-  float* d_residual_;  // null unless a residual was added before the ReLU
+  T* dx_;
+  T* d_residual_;  // null unless a residual was added before the ReLU
   float* dgamma_;
   float* dbeta_;
   double* grad_sums_;
@@ -177,13 +176,20 @@ size_t BackwardScratchBytes(const Plan& p) {
   return ClampBytes(CoefficientBytes(p) + ReductionScratchBytes(p));
 }
 
-void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
-              const float* dy, const float* y, const float* gamma, const float* save_mean,
-              const float* save_invstd, const BackwardOutputs& out) {
+// Bytes the backward reads and writes: x, dy, dx, and y with ReLU fused.
+template <typename T>
+double BackwardBytes(const Problem& pr) {
+  return (pr.relu ? 4.0 : 3.0) * sizeof(T) * pr.plan.count * pr.plan.channels;
+}
+
+template <typename T>
+void Backward(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x, const T* dy,
+              const T* y, const float* gamma, const float* save_mean, const float* save_invstd,
+              const BackwardOutputs<T>& out) {
   const Plan& p = pr.plan;
-  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, out);
+  BackwardOps<T> ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, out);
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(CoefficientBytes(p));
-  const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
+  const double bytes = BackwardBytes<T>(pr);
   const int num_threads = ThreadsFor(pr.num_threads, bytes);
   if (pr.global_stats && out.dgamma == nullptr && out.dbeta == nullptr &&
       out.grad_sums == nullptr) {
@@ -197,12 +203,12 @@ void Backward(const Problem& pr, const KernelTable<float>& k, void* scratch, con
 
 size_t BackwardElementwiseScratchBytes(const Plan& p) { return ClampBytes(CoefficientBytes(p)); }
 
-void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* scratch,
-                         const float* x, const float* dy, const float* y, const float* gamma,
-                         const float* mean, const float* invstd, int num_partials,
-                         const double* grad_sums, float* dx) {
+template <typename T>
+void BackwardElementwise(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x,
+                         const T* dy, const T* y, const float* gamma, const float* mean,
+                         const float* invstd, int num_partials, const double* grad_sums, T* dx) {
   const Plan& p = pr.plan;
-  BackwardOps ops(pr, k, scratch, x, dy, y, gamma, mean, invstd, BackwardOutputs{dx});
+  BackwardOps<T> ops(pr, k, scratch, x, dy, y, gamma, mean, invstd, BackwardOutputs<T>{dx});
   struct Totals {
     double count = 0;
     SumPair sums;
@@ -219,9 +225,17 @@ void BackwardElementwise(const Problem& pr, const KernelTable<float>& k, void* s
         ops.SetCoefficients(c, t.sums, t.count);
         return true;
       });
-  const double bytes = (pr.relu ? 16.0 : 12.0) * p.count * p.channels;
-  RunParallel(ThreadsFor(pr.num_threads, bytes),
+  RunParallel(ThreadsFor(pr.num_threads, BackwardBytes<T>(pr)),
               [&](int t, int nt) { ops.ElementwiseShare(t, nt); });
 }
+
+#define BNORM_INSTANTIATE_BACKWARD(T)                                                             \
+  template void Backward(const Problem&, const KernelTable<T>&, void*, const T*, const T*,        \
+                         const T*, const float*, const float*, const float*,                      \
+                         const BackwardOutputs<T>&);                                              \
+  template void BackwardElementwise(const Problem&, const KernelTable<T>&, void*, const T*,       \
+                                    const T*, const T*, const float*, const float*, const float*, \
+                                    int, const double*, T*);
+BNORM_FOR_EACH_ELEMENT_TYPE(BNORM_INSTANTIATE_BACKWARD)
 
 }  // namespace bnorm

@@ -33,15 +33,15 @@ int64_t ParseCap(const char* name) {
 }
 
 struct Targets {
-  std::vector<const KernelTable<float>*> runnable;  // best first
+  std::vector<TargetKernels> runnable;  // best first
   Targets() {
     const int64_t supported = hwy::SupportedTargets();
-    for (size_t i = 0; i < kNumCompiledKernelsF32; ++i) {
-      const KernelTable<float>* table = kCompiledKernelsF32[i];
+    for (size_t i = 0; i < kNumCompiledTargets; ++i) {
+      const KernelTable<float>* f32 = CompiledKernels<float>::kTables[i];
       // The scalar fallback runs everywhere, whatever SupportedTargets says.
-      if (table != nullptr && ((table->target & supported) != 0 || table->target == HWY_SCALAR)) {
-        runnable.push_back(table);
-      }
+      if (f32 == nullptr || ((f32->target & supported) == 0 && f32->target != HWY_SCALAR)) continue;
+      runnable.push_back(TargetKernels{
+          f32->target, {f32, CompiledKernels<bf16>::kTables[i], CompiledKernels<f16>::kTables[i]}});
     }
   }
 };
@@ -51,17 +51,17 @@ const Targets& GetTargets() {
   return targets;
 }
 
-const KernelTable<float>* BestWithin(int64_t cap) {
+const TargetKernels* BestWithin(int64_t cap) {
   const Targets& targets = GetTargets();
-  for (const KernelTable<float>* table : targets.runnable) {
-    if (cap == 0 || table->target >= cap) return table;
+  for (const TargetKernels& kernels : targets.runnable) {
+    if (cap == 0 || kernels.target >= cap) return &kernels;
   }
-  return targets.runnable.back();
+  return &targets.runnable.back();
 }
 
-std::atomic<const KernelTable<float>*>& Active() {
+std::atomic<const TargetKernels*>& Active() {
   // The initial cap comes from the environment, read once.
-  static std::atomic<const KernelTable<float>*> active{[] {
+  static std::atomic<const TargetKernels*> active{[] {
     const char* name = getenv("BNORM_MAX_ISA");
     const int64_t cap = ParseCap(name);
     if (cap < 0) {
@@ -75,13 +75,13 @@ std::atomic<const KernelTable<float>*>& Active() {
 
 }  // namespace
 
-const KernelTable<float>& ActiveKernels() { return *Active().load(std::memory_order_acquire); }
+const TargetKernels& ActiveKernels() { return *Active().load(std::memory_order_acquire); }
 
 size_t NumAvailableTargets() { return GetTargets().runnable.size(); }
 
 const char* AvailableTargetName(size_t index) {
   const Targets& targets = GetTargets();
-  return index < targets.runnable.size() ? TargetName(targets.runnable[index]->target) : "";
+  return index < targets.runnable.size() ? TargetName(targets.runnable[index].target) : "";
 }
 
 bool SetMaxTarget(const char* name) {

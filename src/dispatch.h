@@ -5,13 +5,27 @@
 
 #include <stddef.h>
 
+#include <tuple>
+
+#include "src/element_types.h"
 #include "src/kernel_table.h"
 
 namespace bnorm {
 
+// One target's kernels for every element type.
+struct TargetKernels {
+  int64_t target;
+  std::tuple<const KernelTable<float>*, const KernelTable<bf16>*, const KernelTable<f16>*> tables;
+
+  template <typename T>
+  const KernelTable<T>& For() const {
+    return *std::get<const KernelTable<T>*>(tables);
+  }
+};
+
 // The kernels for the best target this CPU runs within the current cap. Load
 // it once per call, so a call runs on one target even if the cap changes.
-const KernelTable<float>& ActiveKernels();
+const TargetKernels& ActiveKernels();
 
 // Targets compiled in and runnable on this CPU, best first; the last is the
 // scalar fallback.

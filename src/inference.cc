@@ -11,11 +11,11 @@ namespace {
 // y = (x - center[c]) * scale[c] + shift[c] (+ residual) over the whole
 // tensor, the per-channel parameters from channel_affine(c, &center, &scale,
 // &shift).
-template <class ChannelAffine>
-void NormalizeTensor(const Problem& pr, const KernelTable<float>& k, const float* x,
-                     const float* residual, float* y, const ChannelAffine& channel_affine) {
+template <typename T, class ChannelAffine>
+void NormalizeTensor(const Problem& pr, const KernelTable<T>& k, const T* x, const T* residual,
+                     T* y, const ChannelAffine& channel_affine) {
   const Plan& p = pr.plan;
-  const double output_bytes = 4.0 * p.count * p.channels;
+  const double output_bytes = static_cast<double>(sizeof(T)) * p.count * p.channels;
   const Elementwise options{pr.relu, ShouldStream(output_bytes, kInferenceStreamMinBytes)};
   const double bytes = (residual != nullptr ? 3 : 2) * output_bytes;
   RunParallel(ThreadsFor(pr.num_threads, bytes), [&](int t, int nt) {
@@ -25,9 +25,10 @@ void NormalizeTensor(const Problem& pr, const KernelTable<float>& k, const float
 
 }  // namespace
 
-void ForwardInference(const Problem& pr, const KernelTable<float>& k, const float* x,
-                      const float* residual, float* y, const float* mean, const float* var,
-                      const float* gamma, const float* beta) {
+template <typename T>
+void ForwardInference(const Problem& pr, const KernelTable<T>& k, const T* x, const T* residual,
+                      T* y, const float* mean, const float* var, const float* gamma,
+                      const float* beta) {
   if (!pr.affine) gamma = beta = nullptr;
   NormalizeTensor(pr, k, x, residual, y, [&](int64_t c, float* center, float* scale, float* shift) {
     *center = mean[c];
@@ -38,9 +39,10 @@ void ForwardInference(const Problem& pr, const KernelTable<float>& k, const floa
 
 // The normalize kernels compute (x - center) * scale + shift with one FMA
 // after the subtraction; with center 0 that is x * scale + shift, rounded once.
-void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+template <typename T>
+void ForwardScaleShift(const Problem& pr, const KernelTable<T>& k, const T* x, T* y,
                        const float* scale, const float* shift) {
-  NormalizeTensor(pr, k, x, nullptr, y,
+  NormalizeTensor(pr, k, x, static_cast<const T*>(nullptr), y,
                   [&](int64_t c, float* center, float* scale_c, float* shift_c) {
                     *center = 0.0f;
                     *scale_c = scale[c];
@@ -50,16 +52,27 @@ void ForwardScaleShift(const Problem& pr, const KernelTable<float>& k, const flo
 
 // The normalize phase of split training forward: y = (x - mean) * scale +
 // beta, scale = gamma * invstd rounded once.
-void ForwardNormalize(const Problem& pr, const KernelTable<float>& k, const float* x, float* y,
+template <typename T>
+void ForwardNormalize(const Problem& pr, const KernelTable<T>& k, const T* x, T* y,
                       const float* gamma, const float* beta, const float* mean,
                       const float* invstd) {
   if (!pr.affine) gamma = beta = nullptr;
-  NormalizeTensor(pr, k, x, nullptr, y, [&](int64_t c, float* center, float* scale, float* shift) {
-    *center = mean[c];
-    const double g = gamma != nullptr ? gamma[c] : 1.0;
-    *scale = static_cast<float>(g * invstd[c]);
-    *shift = beta != nullptr ? beta[c] : 0.0f;
-  });
+  NormalizeTensor(pr, k, x, static_cast<const T*>(nullptr), y,
+                  [&](int64_t c, float* center, float* scale, float* shift) {
+                    *center = mean[c];
+                    const double g = gamma != nullptr ? gamma[c] : 1.0;
+                    *scale = static_cast<float>(g * invstd[c]);
+                    *shift = beta != nullptr ? beta[c] : 0.0f;
+                  });
 }
+
+#define BNORM_INSTANTIATE_INFERENCE(T)                                                          \
+  template void ForwardInference(const Problem&, const KernelTable<T>&, const T*, const T*, T*, \
+                                 const float*, const float*, const float*, const float*);       \
+  template void ForwardScaleShift(const Problem&, const KernelTable<T>&, const T*, T*,          \
+                                  const float*, const float*);                                  \
+  template void ForwardNormalize(const Problem&, const KernelTable<T>&, const T*, T*,           \
+                                 const float*, const float*, const float*, const float*);
+BNORM_FOR_EACH_ELEMENT_TYPE(BNORM_INSTANTIATE_INFERENCE)
 
 }  // namespace bnorm

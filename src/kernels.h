@@ -1,16 +1,31 @@
-// The kernel tables compiled into this library, one per SIMD target.
+// The kernel tables compiled into this library: for each element type, one
+// per SIMD target, in the same target order for every type.
 #ifndef BNORM_SRC_KERNELS_H_
 #define BNORM_SRC_KERNELS_H_
 
 #include <stddef.h>
 
+#include "hwy/highway.h"
+#include "src/element_types.h"
 #include "src/kernel_table.h"
 
 namespace bnorm {
 
-// Best target first; entries are null for targets not compiled.
-extern const KernelTable<float>* const kCompiledKernelsF32[];
-extern const size_t kNumCompiledKernelsF32;
+// Entries of each list: Highway's dynamic target slots plus the fallback.
+constexpr size_t kNumCompiledTargets = HWY_MAX_DYNAMIC_TARGETS + 1;
+
+template <typename T>
+struct CompiledKernels {
+  // Best target first; entries are null for targets not compiled.
+  static const KernelTable<T>* const kTables[kNumCompiledTargets];
+};
+
+template <>
+const KernelTable<float>* const CompiledKernels<float>::kTables[kNumCompiledTargets];
+template <>
+const KernelTable<bf16>* const CompiledKernels<bf16>::kTables[kNumCompiledTargets];
+template <>
+const KernelTable<f16>* const CompiledKernels<f16>::kTables[kNumCompiledTargets];
 
 }  // namespace bnorm
 

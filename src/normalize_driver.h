@@ -72,10 +72,9 @@ struct AffineBlock {
 
 // Segments [begin, end) of a channels-first tensor; segment s is channel
 // s % C of sample s / C.
-template <class ChannelAffine>
-void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* x,
-                       const float* residual, float* y, Elementwise options, Range segments,
-                       const ChannelAffine& affine) {
+template <typename T, class ChannelAffine>
+void NormalizeSegments(const Plan& p, const KernelTable<T>& k, const T* x, const T* residual, T* y,
+                       Elementwise options, Range segments, const ChannelAffine& affine) {
   AffineBlock block;
   int64_t block_begin = -1;
   for (int64_t s = segments.begin; s < segments.end; ++s) {
@@ -96,10 +95,10 @@ void NormalizeSegments(const Plan& p, const KernelTable<float>& k, const float* 
 
 // Rows [begin, end) of the rows view, plus the partial last row when
 // `with_tail`.
-template <class ChannelAffine>
-void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* x,
-                       const float* residual, float* y, Elementwise options, Range rows,
-                       bool with_tail, const ChannelAffine& affine) {
+template <typename T, class ChannelAffine>
+void NormalizeRowRange(const Plan& p, const KernelTable<T>& k, const T* x, const T* residual, T* y,
+                       Elementwise options, Range rows, bool with_tail,
+                       const ChannelAffine& affine) {
   AffineBlock block;
   for (int64_t b = 0; b < p.num_blocks; ++b) {
     const int64_t first = b * p.block_width;
@@ -121,10 +120,9 @@ void NormalizeRowRange(const Plan& p, const KernelTable<float>& k, const float* 
 }
 
 // Thread t's share of the whole tensor.
-template <class ChannelAffine>
-void NormalizeShare(const Plan& p, const KernelTable<float>& k, const float* x,
-                    const float* residual, float* y, Elementwise options, int t, int nt,
-                    const ChannelAffine& affine) {
+template <typename T, class ChannelAffine>
+void NormalizeShare(const Plan& p, const KernelTable<T>& k, const T* x, const T* residual, T* y,
+                    Elementwise options, int t, int nt, const ChannelAffine& affine) {
   if (p.by_rows) {
     NormalizeRowRange(p, k, x, residual, y, options, ShareOf(p.rows, t, nt), t == nt - 1, affine);
   } else {

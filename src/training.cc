@@ -36,9 +36,10 @@ ChannelArrays CarveChannelArrays(const Plan& p, void* scratch) {
 // the channel's mean from its first values, so that the one pass stays exact
 // for channels whose mean is large against their spread. Shared by training
 // forward and the local statistics phase.
+template <typename T>
 class MomentSums {
  public:
-  MomentSums(const Plan& p, const KernelTable<float>& k, const float* x, float* shift_estimate)
+  MomentSums(const Plan& p, const KernelTable<T>& k, const T* x, float* shift_estimate)
       : p_(p), k_(k), x_(x), shift_estimate_(shift_estimate) {}
 
   void PrepareChannels(Range channels) {
@@ -52,8 +53,8 @@ class MomentSums {
         const int64_t m = std::min(kBlock, channels.end - c0);
         std::fill_n(sums, m, 0.0);
         for (int64_t i = 0; i < n; ++i) {
-          const float* row = x_ + i * p_.channels + c0;
-          for (int64_t c = 0; c < m; ++c) sums[c] += row[c];
+          const T* row = x_ + i * p_.channels + c0;
+          for (int64_t c = 0; c < m; ++c) sums[c] += ToFloat(row[c]);
         }
         for (int64_t c = 0; c < m; ++c) shift_estimate_[c0 + c] = static_cast<float>(sums[c] / n);
       }
@@ -63,11 +64,11 @@ class MomentSums {
     const int64_t segment = p_.by_rows ? p_.run : p_.inner;
     const int64_t n = std::min(kShiftSamples, segment);
     for (int64_t c = channels.begin; c < channels.end; ++c) {
-      const float* first = x_ + c * segment;
+      const T* first = x_ + c * segment;
       // Four chains: one serial chain of double additions per channel would
       // be the longest latency of a small channel's whole pass.
       double sums[4] = {0, 0, 0, 0};
-      for (int64_t i = 0; i < n; ++i) sums[i % 4] += first[i];
+      for (int64_t i = 0; i < n; ++i) sums[i % 4] += ToFloat(first[i]);
       shift_estimate_[c] = static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) / n);
     }
   }
@@ -84,25 +85,26 @@ class MomentSums {
 
  protected:
   const Plan& p_;
-  const KernelTable<float>& k_;
-  const float* x_;
+  const KernelTable<T>& k_;
+  const T* x_;
   float* shift_estimate_;
 };
 
 // The local statistics phase: the sums of training forward, turned into
 // (count, mean, M2) per channel; no elementwise pass.
-class LocalStatsOps : public MomentSums {
+template <typename T>
+class LocalStatsOps : public MomentSums<T> {
  public:
-  LocalStatsOps(const Plan& p, const KernelTable<float>& k, const float* x, float* shift_estimate,
+  LocalStatsOps(const Plan& p, const KernelTable<T>& k, const T* x, float* shift_estimate,
                 double* partial_stats)
-      : MomentSums(p, k, x, shift_estimate), partial_stats_(partial_stats) {}
+      : MomentSums<T>(p, k, x, shift_estimate), partial_stats_(partial_stats) {}
 
   void Finish(int64_t c, const SumPair& sums) {
-    const double count = static_cast<double>(p_.count);
+    const double count = static_cast<double>(this->p_.count);
     const double deviation = sums.first / count;  // mean - shift_estimate
     double* out = partial_stats_ + kValuesPerChannel * c;
     out[0] = count;
-    out[1] = shift_estimate_[c] + deviation;
+    out[1] = this->shift_estimate_[c] + deviation;
     // Rounding can leave M2 a little below 0; NaN (from NaN data) stays NaN.
     out[2] = std::max(sums.second - sums.first * deviation, 0.0);
   }
@@ -115,12 +117,13 @@ class LocalStatsOps : public MomentSums {
   double* partial_stats_;
 };
 
-class TrainingOps : public MomentSums {
+template <typename T>
+class TrainingOps : public MomentSums<T> {
  public:
-  TrainingOps(const Problem& pr, const KernelTable<float>& k, ChannelArrays arrays, const float* x,
-              const float* residual, float* y, const float* gamma, const float* beta,
-              float* running_mean, float* running_var, float* save_mean, float* save_invstd)
-      : MomentSums(pr.plan, k, x, arrays.shift_estimate),
+  TrainingOps(const Problem& pr, const KernelTable<T>& k, ChannelArrays arrays, const T* x,
+              const T* residual, T* y, const float* gamma, const float* beta, float* running_mean,
+              float* running_var, float* save_mean, float* save_invstd)
+      : MomentSums<T>(pr.plan, k, x, arrays.shift_estimate),
         pr_(pr),
         a_(arrays),
         residual_(residual),
@@ -131,8 +134,8 @@ class TrainingOps : public MomentSums {
         running_var_(running_var),
         save_mean_(save_mean),
         save_invstd_(save_invstd),
-        options_{pr.relu, ShouldStream(4.0 * pr.plan.count * pr.plan.channels)},
-        prefetch_next_(2 * 4.0 * pr.plan.count <= L2CacheBytes()) {}
+        options_{pr.relu, ShouldStream(kBytes * pr.plan.count * pr.plan.channels)},
+        prefetch_next_(2 * kBytes * pr.plan.count <= L2CacheBytes()) {}
 
   void Finish(int64_t c, const SumPair& sums) {
     const double count = static_cast<double>(p_.count);
@@ -180,10 +183,15 @@ class TrainingOps : public MomentSums {
   }
 
  private:
+  using MomentSums<T>::p_;
+  using MomentSums<T>::k_;
+  using MomentSums<T>::x_;
+  static constexpr double kBytes = sizeof(T);  // per element
+
   const Problem& pr_;
   ChannelArrays a_;
-  const float* residual_;  // null unless added before the ReLU
-  float* y_;
+  const T* residual_;  // null unless added before the ReLU
+  T* y_;
   const float* gamma_;
   const float* beta_;
   float* running_mean_;
@@ -200,16 +208,17 @@ size_t TrainingScratchBytes(const Plan& p) {
   return ClampBytes(ChannelArraysBytes(p) + ReductionScratchBytes(p));
 }
 
-void ForwardTraining(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
-                     const float* residual, float* y, const float* gamma, const float* beta,
+template <typename T>
+void ForwardTraining(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x,
+                     const T* residual, T* y, const float* gamma, const float* beta,
                      float* running_mean, float* running_var, float* save_mean,
                      float* save_invstd) {
   const Plan& p = pr.plan;
-  TrainingOps ops(pr, k, CarveChannelArrays(p, scratch), x, residual, y, gamma, beta, running_mean,
-                  running_var, save_mean, save_invstd);
+  TrainingOps<T> ops(pr, k, CarveChannelArrays(p, scratch), x, residual, y, gamma, beta,
+                     running_mean, running_var, save_mean, save_invstd);
   // Partial sums go after the channel arrays, aligned for doubles.
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
-  const double bytes = 8.0 * p.count * p.channels;
+  const double bytes = 2.0 * sizeof(T) * p.count * p.channels;
   ReduceThenElementwise(p, ThreadsFor(pr.num_threads, bytes), partials, ops);
 }
 
@@ -217,12 +226,20 @@ size_t LocalStatsScratchBytes(const Plan& p) {
   return ClampBytes(ChannelArraysBytes(p) + ReductionScratchBytes(p));
 }
 
-void LocalStats(const Problem& pr, const KernelTable<float>& k, void* scratch, const float* x,
+template <typename T>
+void LocalStats(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x,
                 double* partial_stats) {
   const Plan& p = pr.plan;
-  LocalStatsOps ops(p, k, x, CarveChannelArrays(p, scratch).shift_estimate, partial_stats);
+  LocalStatsOps<T> ops(p, k, x, CarveChannelArrays(p, scratch).shift_estimate, partial_stats);
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
-  ReduceThenElementwise(p, ThreadsFor(pr.num_threads, 4.0 * p.count * p.channels), partials, ops);
+  const double bytes = static_cast<double>(sizeof(T)) * p.count * p.channels;
+  ReduceThenElementwise(p, ThreadsFor(pr.num_threads, bytes), partials, ops);
 }
+
+#define BNORM_INSTANTIATE_TRAINING(T)                                                             \
+  template void ForwardTraining(const Problem&, const KernelTable<T>&, void*, const T*, const T*, \
+                                T*, const float*, const float*, float*, float*, float*, float*);  \
+  template void LocalStats(const Problem&, const KernelTable<T>&, void*, const T*, double*);
+BNORM_FOR_EACH_ELEMENT_TYPE(BNORM_INSTANTIATE_TRAINING)
 
 }  // namespace bnorm

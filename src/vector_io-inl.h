@@ -1,6 +1,5 @@
-// Loads and stores of tensor elements as float vectors, and the loop shape
-// every kernel shares. Overloads for bf16/f16 elements go here, so the kernels
-// themselves stay templates over the element type.
+// Loads and stores of tensor elements as float vectors (whatever the element
+// type: see element_convert-inl.h), and the loop shape every kernel shares.
 #if defined(BNORM_SRC_VECTOR_IO_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef BNORM_SRC_VECTOR_IO_INL_H_
 #undef BNORM_SRC_VECTOR_IO_INL_H_
@@ -14,30 +13,21 @@
 #include <type_traits>
 
 #include "hwy/highway.h"
+#include "src/element_convert-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <class D>
-HWY_INLINE hn::Vec<D> LoadElements(D d, const float* p) {
-  return hn::LoadU(d, p);
-}
-
-template <class D>
-HWY_INLINE void StoreElements(hn::Vec<D> v, D d, float* p) {
-  hn::StoreU(v, d, p);
-}
-
 // Stores an output vector; with kStream, whole vectors bypass the cache
 // (non-temporal), which saves reading the destination lines first when the
 // output will not be read again soon. Streamed pointers must be aligned to
 // the vector size; single lanes are stored normally.
-template <bool kStream, class D>
-HWY_INLINE void StoreOutput(hn::Vec<D> v, D d, float* p) {
+template <bool kStream, class D, typename T>
+HWY_INLINE void StoreOutput(hn::Vec<D> v, D d, T* p) {
   if (kStream && std::is_same<D, hn::ScalableTag<float>>::value) {
-    hn::Stream(v, d, p);
+    StreamElements(v, d, p);
   } else {
     StoreElements(v, d, p);
   }

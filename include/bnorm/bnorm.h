@@ -37,10 +37,10 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define BNORM_VERSION_MAJOR 1
-#define BNORM_VERSION_MINOR 2
+#define BNORM_VERSION_MINOR 3
 #define BNORM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH of this header. */
-#define BNORM_VERSION_NUMBER 10200
+#define BNORM_VERSION_NUMBER 10300
 
 /* MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded; compare it
  * with BNORM_VERSION_NUMBER to detect a header/library mismatch. */
@@ -69,7 +69,8 @@ typedef enum bnorm_status {
   /* An output overlaps an input or another output, other than the exact
    * in-place pairs each function allows. */
   BNORM_ERR_ALIASING = 7,
-  /* A valid request this build does not implement (bf16 and f16 in v1.0). */
+  /* A valid request this build does not implement (bf16 and f16 before
+   * 1.3.0; none since). */
   BNORM_ERR_UNSUPPORTED = 8,
   /* Scratch memory could not be allocated. */
   BNORM_ERR_OUT_OF_MEMORY = 9,
@@ -93,10 +94,25 @@ typedef enum bnorm_layout {
   BNORM_LAYOUT_NHWC = 1  /* channels last:  (N, C), (N, L, C), (N, H, W, C), (N, D, H, W, C) */
 } bnorm_layout;
 
+/* The element type of every tensor argument (x, y, dy, dx, residual,
+ * d_residual). Per-channel vectors (statistics, parameters, their gradients,
+ * scale and shift) are float and the split phases' blocks double, whatever
+ * the dtype.
+ *
+ * bf16 and f16 (since 1.3.0): 2-byte elements, pointers aligned to 2 bytes.
+ * bf16 is the upper half of an IEEE float's bits; f16 is IEEE binary16. Inputs
+ * are widened to float exactly and every computation is the float path's, so
+ * each tensor output is the F32 call's output (on the widened inputs) rounded
+ * to nearest, ties to even: NaN stays NaN (quiet), f16 overflow becomes
+ * infinity, f16 subnormals are kept. Per-channel outputs equal the F32 call's
+ * bit for bit. Against exact (float64) batch norm, an output is within one
+ * unit in the last place of its type, except where the float arithmetic's own
+ * rounding is larger than half a unit: a result that cancels to far below its
+ * terms (y near 0 with (x - mean) * scale near -beta). */
 typedef enum bnorm_dtype {
   BNORM_DTYPE_F32 = 0,
-  BNORM_DTYPE_BF16 = 1, /* reserved: BNORM_ERR_UNSUPPORTED in this version */
-  BNORM_DTYPE_F16 = 2   /* reserved: BNORM_ERR_UNSUPPORTED in this version */
+  BNORM_DTYPE_BF16 = 1, /* bfloat16 (since 1.3.0) */
+  BNORM_DTYPE_F16 = 2   /* IEEE half precision (since 1.3.0) */
 } bnorm_dtype;
 
 /* gamma (scale) and beta (shift) are applied; without it they may be NULL. */
@@ -118,7 +134,7 @@ typedef struct bnorm_desc {
   float momentum;       /* in [0, 1]; default 0.1; running = (1-m)*running + m*batch */
   uint32_t flags;       /* BNORM_FLAG_*; default AFFINE | TRACK_RUNNING_STATS */
   bnorm_layout layout;  /* default BNORM_LAYOUT_NCHW */
-  bnorm_dtype dtype;    /* dtype of x, y, dy, dx; default F32. Per-channel vectors are float */
+  bnorm_dtype dtype;    /* of every tensor; default F32. Per-channel vectors are float */
   int32_t num_threads;  /* 0: OpenMP's default; n > 0: at most n threads */
 } bnorm_desc;
 
