@@ -9,20 +9,20 @@ import (
 	"unsafe"
 )
 
-// arg is one slice argument, named as in bnorm.h.
+// arg is one slice argument, named as in bnorm.h, by its length.
 type arg struct {
 	name   string
-	data   []float32
+	length int
 	tensor bool // shape's element count (FoldIntoLayer: the weights'), else num_features
 }
 
 // checkLengths returns a *LengthError for the first non-empty slice of the
 // wrong length. It checks only when the library would accept the descriptor's
-// num_features and layout, the shape, and the channel count: otherwise the
-// library fails before reading any data, and its message (the feature mismatch
-// above all) is the one the caller needs.
-func checkLengths(op string, d *Descriptor, s Shape, args []arg) error {
-	count, ok := checkable(d, s)
+// num_features and layout, the shape (of elements of elementSize bytes), and
+// the channel count: otherwise the library fails before reading any data, and
+// its message (the feature mismatch above all) is the one the caller needs.
+func checkLengths(op string, d *Descriptor, s Shape, elementSize int, args []arg) error {
+	count, ok := checkable(d, s, elementSize)
 	if !ok {
 		return nil
 	}
@@ -31,18 +31,18 @@ func checkLengths(op string, d *Descriptor, s Shape, args []arg) error {
 		if a.tensor {
 			want, of = count, "the element count of shape "+s.String()
 		}
-		if len(a.data) != 0 && len(a.data) != want {
-			return &LengthError{Op: op, Arg: a.name, Got: len(a.data), Want: want, Of: of}
+		if a.length != 0 && a.length != want {
+			return &LengthError{Op: op, Arg: a.name, Got: a.length, Want: want, Of: of}
 		}
 	}
 	return nil
 }
 
 // checkable reports whether the library would accept the descriptor's
-// num_features and layout, the shape, and the channel count, and gives the
-// shape's element count.
-func checkable(d *Descriptor, s Shape) (count int, ok bool) {
-	count, ok = s.elements()
+// num_features and layout, the shape of elements of elementSize bytes, and
+// the channel count, and gives the shape's element count.
+func checkable(d *Descriptor, s Shape, elementSize int) (count int, ok bool) {
+	count, ok = s.elements(elementSize)
 	if !ok || d.NumFeatures <= 0 || (d.Layout != NCHW && d.Layout != NHWC) ||
 		s.Channels(d.Layout) != d.NumFeatures {
 		return 0, false
@@ -66,8 +66,8 @@ func checkLayerLengths(op string, d *Descriptor, weights int, args []arg) error 
 			}
 			want, of = weights, "the element count of weights"
 		}
-		if len(a.data) != 0 && len(a.data) != want {
-			return &LengthError{Op: op, Arg: a.name, Got: len(a.data), Want: want, Of: of}
+		if a.length != 0 && a.length != want {
+			return &LengthError{Op: op, Arg: a.name, Got: a.length, Want: want, Of: of}
 		}
 	}
 	return nil
@@ -81,6 +81,15 @@ func ptr(s []float32) *C.float {
 		return nil
 	}
 	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+// tensor is ptr for a tensor of any Element type, which the C API takes as
+// void* in the descriptor's dtype.
+func tensor[T Element](s []T) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&s[0])
 }
 
 // ptr64 is ptr for the split phases' float64 arrays.

@@ -41,8 +41,8 @@ const (
 )
 
 // Descriptor is a batch-norm layer's fixed configuration (bnorm_desc without
-// struct_size and dtype, which the binding sets: it speaks float32 only).
-// Start from NewDescriptor and change fields as needed.
+// struct_size and dtype, which the binding sets: the dtype is that of the
+// call's tensor slices). Start from NewDescriptor and change fields as needed.
 type Descriptor struct {
 	NumFeatures int64   // C, the layer's channel count
 	Eps         float32 // > 0 and finite
@@ -51,9 +51,10 @@ type Descriptor struct {
 	Layout      Layout
 	NumThreads  int32 // 0: OpenMP's default; n > 0: at most n threads
 
-	// dtype is BNORM_DTYPE_F32 (0) for []float32; only the package's tests
-	// set another, to reach the library's answer to one.
-	dtype int32
+	// forcedDtype, when not 0, replaces the dtype of the call's tensors: only
+	// the package's tests set it, to reach the library's answer to a dtype
+	// no Element type has.
+	forcedDtype int32
 }
 
 // NewDescriptor returns the library's defaults (bnorm_desc_init) for a layer
@@ -75,8 +76,12 @@ func NewDescriptor(numFeatures int64) Descriptor {
 	}
 }
 
-// c is the descriptor as the library reads it, compiled against this header.
-func (d *Descriptor) c() C.bnorm_desc {
+// c is the descriptor as the library reads it, compiled against this header,
+// for tensors of the given dtype.
+func (d *Descriptor) c(dtype C.bnorm_dtype) C.bnorm_desc {
+	if d.forcedDtype != 0 {
+		dtype = C.bnorm_dtype(d.forcedDtype)
+	}
 	return C.bnorm_desc{
 		struct_size:  C.uint32_t(C.sizeof_bnorm_desc),
 		num_features: C.int64_t(d.NumFeatures),
@@ -84,7 +89,7 @@ func (d *Descriptor) c() C.bnorm_desc {
 		momentum:     C.float(d.Momentum),
 		flags:        C.uint32_t(d.Flags),
 		layout:       C.bnorm_layout(d.Layout),
-		dtype:        C.bnorm_dtype(d.dtype),
+		dtype:        dtype,
 		num_threads:  C.int32_t(d.NumThreads),
 	}
 }

@@ -7,10 +7,18 @@
 // memory order, so an input whose channel count differs from the layer's is
 // reported on every call instead of reading past the end of a vector.
 //
-// Tensors and per-channel vectors are []float32. A slice must hold exactly the
-// shape's element count (tensors) or NumFeatures values (per-channel vectors);
-// a nil or empty slice is passed to the library as NULL, which is how optional
-// arguments are left out. Whether an argument is required depends on the
+// Tensors (x, y, dy, dx, residual, dResidual) are []float32, []BF16 or []F16:
+// the calls are generic over Element, and the tensors' type sets the dtype the
+// library is told, so the two cannot disagree. Per-channel vectors are
+// []float32 whatever the tensors are. With BF16 (bfloat16) or F16 (IEEE
+// binary16) tensors the library computes as for float32 on the converted
+// inputs and rounds each tensor output to nearest even: the float32 call's
+// output on the same values, rounded, bit for bit. ToBF16, ToF16 and the
+// Float32 methods convert single values the same way.
+//
+// A slice must hold exactly the shape's element count (tensors) or
+// NumFeatures values (per-channel vectors); a nil or empty slice is passed to
+// the library as NULL, which is how optional arguments are left out. Whether an argument is required depends on the
 // flags, and the library decides: a missing required one is ErrNullPointer.
 //
 // Failures are returned as *Error values carrying the library's status and its

@@ -105,17 +105,7 @@ var errorCases = []errorCase{
 		bnorm.ErrAliasing, "dx overlaps x"},
 	{"dbeta is dgamma", func(b *batch) { b.dbeta = b.dgamma }, (*batch).backward,
 		bnorm.ErrAliasing, "dgamma overlaps dbeta"},
-
-	// Reserved in v1.0; the []float32 API never asks for it.
-	{"bf16 dtype", func(b *batch) { b.desc = bnorm.WithDtype(b.desc, 1) }, (*batch).training,
-		bnorm.ErrUnsupported,
-		bf16Message},
 }
-
-// bf16Message is the library's answer to a bf16 tensor; it names the loaded
-// library's version.
-var bf16Message = "dtype BNORM_DTYPE_BF16 is not supported by this build of bnorm " +
-	bnorm.Version() + " (float32 only)"
 
 // shrinkTo gives b a smaller valid shape, with tensors to match.
 func shrinkTo(b *batch, shape bnorm.Shape) {

@@ -1,9 +1,10 @@
 package bnorm
 
-// WithDtype sets the tensor dtype, which the []float32 API never changes, so
-// the tests can reach BNORM_ERR_UNSUPPORTED through the binding's own path.
+// WithDtype makes the calls pass dtype whatever their slices' element type,
+// so the tests can reach the library's answer to a dtype no Element type has
+// through the binding's own path.
 func WithDtype(d Descriptor, dtype int32) Descriptor {
-	d.dtype = dtype
+	d.forcedDtype = dtype
 	return d
 }
 
@@ -22,3 +23,10 @@ func NumPartials(d Descriptor, length int) (int32, error) {
 	k, err := numPartials("MergeStats", "partial_stats", &d, length)
 	return int32(k), err
 }
+
+// Targets and SetMaxTarget give the tests the library's SIMD target list and
+// cap (process-wide: only for tests that run alone).
+var (
+	Targets      = targets
+	SetMaxTarget = setMaxTarget
+)

@@ -572,10 +572,6 @@ func TestFoldingLibraryErrors(t *testing.T) {
 		{"FoldIntoLayer folded_bias is mean", func(f *foldCall) { f.foldedB = f.mean },
 			(*foldCall).foldIntoLayer, "FoldIntoLayer",
 			bnorm.ErrAliasing, "folded_bias overlaps mean"},
-
-		{"ForwardScaleShift bf16 dtype", func(f *foldCall) { f.desc = bnorm.WithDtype(f.desc, 1) },
-			(*foldCall).forwardScaleShift, "ForwardScaleShift", bnorm.ErrUnsupported,
-			bf16Message},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,14 +4,14 @@ package bnorm
 #include "gobnorm.h"
 
 static gobnorm_result gobnorm_forward_inference(const bnorm_desc* d, const bnorm_shape* s,
-                                                const float* x, float* y, const float* mean,
+                                                const void* x, void* y, const float* mean,
                                                 const float* var, const float* gamma,
                                                 const float* beta) {
   return gobnorm_finish(bnorm_forward_inference(d, s, x, y, mean, var, gamma, beta));
 }
 
 static gobnorm_result gobnorm_forward_training(const bnorm_desc* d, const bnorm_shape* s,
-                                               const float* x, float* y, const float* gamma,
+                                               const void* x, void* y, const float* gamma,
                                                const float* beta, float* running_mean,
                                                float* running_var, float* save_mean,
                                                float* save_invstd) {
@@ -19,10 +19,10 @@ static gobnorm_result gobnorm_forward_training(const bnorm_desc* d, const bnorm_
                                                save_mean, save_invstd));
 }
 
-static gobnorm_result gobnorm_backward(const bnorm_desc* d, const bnorm_shape* s, const float* x,
-                                       const float* dy, const float* y, const float* gamma,
+static gobnorm_result gobnorm_backward(const bnorm_desc* d, const bnorm_shape* s, const void* x,
+                                       const void* dy, const void* y, const float* gamma,
                                        const float* save_mean, const float* save_invstd,
-                                       float* dx, float* dgamma, float* dbeta) {
+                                       void* dx, float* dgamma, float* dbeta) {
   return gobnorm_finish(
       bnorm_backward(d, s, x, dy, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta));
 }
@@ -34,7 +34,7 @@ static gobnorm_result gobnorm_fold_scale_shift(const bnorm_desc* d, const float*
 }
 
 static gobnorm_result gobnorm_forward_scale_shift(const bnorm_desc* d, const bnorm_shape* s,
-                                                  const float* x, float* y, const float* scale,
+                                                  const void* x, void* y, const float* scale,
                                                   const float* shift) {
   return gobnorm_finish(bnorm_forward_scale_shift(d, s, x, y, scale, shift));
 }
@@ -53,16 +53,18 @@ import "C"
 // ForwardInference normalizes x with given statistics (eval mode):
 // y = (x - mean) / sqrt(variance + eps) * gamma + beta, then ReLU if fused.
 // gamma and beta are read only with Affine. y may be x itself (in place).
-func ForwardInference(d Descriptor, s Shape, x, y, mean, variance, gamma, beta []float32) error {
+func ForwardInference[T Element](d Descriptor, s Shape, x, y []T, mean, variance, gamma,
+	beta []float32) error {
 	const op = "ForwardInference"
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"y", y, true}, {"mean", mean, false}, {"var", variance, false},
-		{"gamma", gamma, false}, {"beta", beta, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"y", len(y), true}, {"mean", len(mean), false},
+		{"var", len(variance), false}, {"gamma", len(gamma), false}, {"beta", len(beta), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_inference(&cd, &cs, ptr(x), ptr(y), ptr(mean),
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_inference(&cd, &cs, tensor(x), tensor(y), ptr(mean),
 		ptr(variance), ptr(gamma), ptr(beta)))
 }
 
@@ -71,19 +73,21 @@ func ForwardInference(d Descriptor, s Shape, x, y, mean, variance, gamma, beta [
 // training=True. With TrackRunningStats, runningMean and runningVar are
 // updated with momentum (unbiased variance). saveMean and saveInvstd, for
 // Backward, are written when non-empty. y may be x itself (in place).
-func ForwardTraining(d Descriptor, s Shape, x, y, gamma, beta, runningMean, runningVar,
-	saveMean, saveInvstd []float32) error {
+func ForwardTraining[T Element](d Descriptor, s Shape, x, y []T, gamma, beta, runningMean,
+	runningVar, saveMean, saveInvstd []float32) error {
 	const op = "ForwardTraining"
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"y", y, true}, {"gamma", gamma, false}, {"beta", beta, false},
-		{"running_mean", runningMean, false}, {"running_var", runningVar, false},
-		{"save_mean", saveMean, false}, {"save_invstd", saveInvstd, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"y", len(y), true}, {"gamma", len(gamma), false},
+		{"beta", len(beta), false}, {"running_mean", len(runningMean), false},
+		{"running_var", len(runningVar), false}, {"save_mean", len(saveMean), false},
+		{"save_invstd", len(saveInvstd), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_training(&cd, &cs, ptr(x), ptr(y), ptr(gamma), ptr(beta),
-		ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvstd)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_training(&cd, &cs, tensor(x), tensor(y), ptr(gamma),
+		ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvstd)))
 }
 
 // Backward computes the gradients, like PyTorch's native_batch_norm_backward.
@@ -91,19 +95,21 @@ func ForwardTraining(d Descriptor, s Shape, x, y, gamma, beta, runningMean, runn
 // UseGlobalStats they are the running mean and 1/sqrt(running_var + eps). y,
 // the forward output, is needed with FuseReLU only; gamma with Affine only.
 // Any of dx, dgamma, dbeta may be nil to skip it; dx may be dy itself.
-func Backward(d Descriptor, s Shape, x, dy, y, gamma, saveMean, saveInvstd, dx, dgamma,
-	dbeta []float32) error {
+func Backward[T Element](d Descriptor, s Shape, x, dy, y []T, gamma, saveMean, saveInvstd []float32,
+	dx []T, dgamma, dbeta []float32) error {
 	const op = "Backward"
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"dy", dy, true}, {"y", y, true}, {"gamma", gamma, false},
-		{"save_mean", saveMean, false}, {"save_invstd", saveInvstd, false},
-		{"dx", dx, true}, {"dgamma", dgamma, false}, {"dbeta", dbeta, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"dy", len(dy), true}, {"y", len(y), true},
+		{"gamma", len(gamma), false}, {"save_mean", len(saveMean), false},
+		{"save_invstd", len(saveInvstd), false}, {"dx", len(dx), true},
+		{"dgamma", len(dgamma), false}, {"dbeta", len(dbeta), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_backward(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(gamma),
-		ptr(saveMean), ptr(saveInvstd), ptr(dx), ptr(dgamma), ptr(dbeta)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_backward(&cd, &cs, tensor(x), tensor(dy), tensor(y), ptr(gamma),
+		ptr(saveMean), ptr(saveInvstd), tensor(dx), ptr(dgamma), ptr(dbeta)))
 }
 
 // FoldScaleShift writes batch norm in eval mode as the per-channel affine map
@@ -118,12 +124,12 @@ func FoldScaleShift(d Descriptor, mean, variance, gamma, beta, scale, shift []fl
 		return err
 	}
 	if err := checkLayerLengths(op, &d, 0, []arg{
-		{"mean", mean, false}, {"var", variance, false}, {"gamma", gamma, false},
-		{"beta", beta, false}, {"scale", scale, false}, {"shift", shift, false},
+		{"mean", len(mean), false}, {"var", len(variance), false}, {"gamma", len(gamma), false},
+		{"beta", len(beta), false}, {"scale", len(scale), false}, {"shift", len(shift), false},
 	}); err != nil {
 		return err
 	}
-	cd := d.c()
+	cd := d.c(C.BNORM_DTYPE_F32)
 	return result(op, C.gobnorm_fold_scale_shift(&cd, ptr(mean), ptr(variance), ptr(gamma),
 		ptr(beta), ptr(scale), ptr(shift)))
 }
@@ -132,18 +138,20 @@ func FoldScaleShift(d Descriptor, mean, variance, gamma, beta, scale, shift []fl
 // FoldScaleShift): y = x*scale + shift, rounded once, then ReLU if fused. It
 // is validated like ForwardInference, whose result it matches to float32
 // rounding. y may be x itself (in place).
-func ForwardScaleShift(d Descriptor, s Shape, x, y, scale, shift []float32) error {
+func ForwardScaleShift[T Element](d Descriptor, s Shape, x, y []T, scale, shift []float32) error {
 	const op = "ForwardScaleShift"
 	if err := needs(op, version11); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"y", y, true}, {"scale", scale, false}, {"shift", shift, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"y", len(y), true}, {"scale", len(scale), false},
+		{"shift", len(shift), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_scale_shift(&cd, &cs, ptr(x), ptr(y), ptr(scale),
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_scale_shift(&cd, &cs, tensor(x), tensor(y), ptr(scale),
 		ptr(shift)))
 }
 
@@ -177,13 +185,13 @@ func FoldIntoLayer(d Descriptor, weights, bias, mean, variance, gamma, beta, fol
 		rowLength = int64(len(weights)) / d.NumFeatures
 	}
 	if err := checkLayerLengths(op, &d, len(weights), []arg{
-		{"bias", bias, false}, {"mean", mean, false}, {"var", variance, false},
-		{"gamma", gamma, false}, {"beta", beta, false},
-		{"folded_weights", foldedWeights, true}, {"folded_bias", foldedBias, false},
+		{"bias", len(bias), false}, {"mean", len(mean), false}, {"var", len(variance), false},
+		{"gamma", len(gamma), false}, {"beta", len(beta), false},
+		{"folded_weights", len(foldedWeights), true}, {"folded_bias", len(foldedBias), false},
 	}); err != nil {
 		return err
 	}
-	cd := d.c()
+	cd := d.c(C.BNORM_DTYPE_F32)
 	return result(op, C.gobnorm_fold_into_layer(&cd, C.int64_t(rowLength), ptr(weights),
 		ptr(bias), ptr(mean), ptr(variance), ptr(gamma), ptr(beta), ptr(foldedWeights),
 		ptr(foldedBias)))

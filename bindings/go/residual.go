@@ -4,8 +4,8 @@ package bnorm
 #include "gobnorm.h"
 
 static gobnorm_result gobnorm_forward_inference_residual(const bnorm_desc* d,
-                                                         const bnorm_shape* s, const float* x,
-                                                         const float* residual, float* y,
+                                                         const bnorm_shape* s, const void* x,
+                                                         const void* residual, void* y,
                                                          const float* mean, const float* var,
                                                          const float* gamma, const float* beta) {
   return gobnorm_finish(
@@ -13,8 +13,8 @@ static gobnorm_result gobnorm_forward_inference_residual(const bnorm_desc* d,
 }
 
 static gobnorm_result gobnorm_forward_training_residual(const bnorm_desc* d, const bnorm_shape* s,
-                                                        const float* x, const float* residual,
-                                                        float* y, const float* gamma,
+                                                        const void* x, const void* residual,
+                                                        void* y, const float* gamma,
                                                         const float* beta, float* running_mean,
                                                         float* running_var, float* save_mean,
                                                         float* save_invstd) {
@@ -24,10 +24,10 @@ static gobnorm_result gobnorm_forward_training_residual(const bnorm_desc* d, con
 }
 
 static gobnorm_result gobnorm_backward_residual(const bnorm_desc* d, const bnorm_shape* s,
-                                                const float* x, const float* dy, const float* y,
+                                                const void* x, const void* dy, const void* y,
                                                 const float* gamma, const float* save_mean,
-                                                const float* save_invstd, float* dx,
-                                                float* d_residual, float* dgamma, float* dbeta) {
+                                                const float* save_invstd, void* dx,
+                                                void* d_residual, float* dgamma, float* dbeta) {
   return gobnorm_finish(bnorm_backward_residual(d, s, x, dy, y, gamma, save_mean, save_invstd, dx,
                                                 d_residual, dgamma, dbeta));
 }
@@ -44,21 +44,23 @@ import "C"
 // y = (x - mean) / sqrt(variance + eps) * gamma + beta + residual, then ReLU if
 // fused. gamma and beta are read only with Affine. residual is required. y may
 // be x itself or residual itself (in place).
-func ForwardInferenceResidual(d Descriptor, s Shape, x, residual, y, mean, variance, gamma,
-	beta []float32) error {
+func ForwardInferenceResidual[T Element](d Descriptor, s Shape, x, residual, y []T, mean, variance,
+	gamma, beta []float32) error {
 	const op = "ForwardInferenceResidual"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"residual", residual, true}, {"y", y, true}, {"mean", mean, false},
-		{"var", variance, false}, {"gamma", gamma, false}, {"beta", beta, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"residual", len(residual), true}, {"y", len(y), true},
+		{"mean", len(mean), false}, {"var", len(variance), false}, {"gamma", len(gamma), false},
+		{"beta", len(beta), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_inference_residual(&cd, &cs, ptr(x), ptr(residual), ptr(y),
-		ptr(mean), ptr(variance), ptr(gamma), ptr(beta)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_inference_residual(&cd, &cs, tensor(x), tensor(residual),
+		tensor(y), ptr(mean), ptr(variance), ptr(gamma), ptr(beta)))
 }
 
 // ForwardTrainingResidual is ForwardTraining plus a residual: x is normalized
@@ -66,23 +68,25 @@ func ForwardInferenceResidual(d Descriptor, s Shape, x, residual, y, mean, varia
 // statistics (saveMean and saveInvstd when non-empty, the running statistics
 // with TrackRunningStats) are x's, as ForwardTraining writes them. residual is
 // required. y may be x itself or residual itself (in place).
-func ForwardTrainingResidual(d Descriptor, s Shape, x, residual, y, gamma, beta, runningMean,
-	runningVar, saveMean, saveInvstd []float32) error {
+func ForwardTrainingResidual[T Element](d Descriptor, s Shape, x, residual, y []T, gamma, beta,
+	runningMean, runningVar, saveMean, saveInvstd []float32) error {
 	const op = "ForwardTrainingResidual"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"residual", residual, true}, {"y", y, true}, {"gamma", gamma, false},
-		{"beta", beta, false}, {"running_mean", runningMean, false},
-		{"running_var", runningVar, false}, {"save_mean", saveMean, false},
-		{"save_invstd", saveInvstd, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"residual", len(residual), true}, {"y", len(y), true},
+		{"gamma", len(gamma), false}, {"beta", len(beta), false},
+		{"running_mean", len(runningMean), false}, {"running_var", len(runningVar), false},
+		{"save_mean", len(saveMean), false}, {"save_invstd", len(saveInvstd), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_training_residual(&cd, &cs, ptr(x), ptr(residual), ptr(y),
-		ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvstd)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_training_residual(&cd, &cs, tensor(x), tensor(residual),
+		tensor(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean),
+		ptr(saveInvstd)))
 }
 
 // BackwardResidual is the backward of ForwardInferenceResidual and
@@ -92,21 +96,24 @@ func ForwardTrainingResidual(d Descriptor, s Shape, x, residual, y, gamma, beta,
 // with FuseReLU only, gamma with Affine only; saveMean and saveInvstd as for
 // Backward. dx and dResidual are required; dgamma and dbeta may be nil. Either
 // dx or dResidual, not both, may be dy itself (in place).
-func BackwardResidual(d Descriptor, s Shape, x, dy, y, gamma, saveMean, saveInvstd, dx, dResidual,
-	dgamma, dbeta []float32) error {
+func BackwardResidual[T Element](d Descriptor, s Shape, x, dy, y []T, gamma, saveMean,
+	saveInvstd []float32, dx, dResidual []T, dgamma, dbeta []float32) error {
 	const op = "BackwardResidual"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"dy", dy, true}, {"y", y, true}, {"gamma", gamma, false},
-		{"save_mean", saveMean, false}, {"save_invstd", saveInvstd, false},
-		{"dx", dx, true}, {"d_residual", dResidual, true}, {"dgamma", dgamma, false},
-		{"dbeta", dbeta, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"dy", len(dy), true}, {"y", len(y), true},
+		{"gamma", len(gamma), false}, {"save_mean", len(saveMean), false},
+		{"save_invstd", len(saveInvstd), false}, {"dx", len(dx), true},
+		{"d_residual", len(dResidual), true}, {"dgamma", len(dgamma), false},
+		{"dbeta", len(dbeta), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_backward_residual(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(gamma),
-		ptr(saveMean), ptr(saveInvstd), ptr(dx), ptr(dResidual), ptr(dgamma), ptr(dbeta)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_backward_residual(&cd, &cs, tensor(x), tensor(dy), tensor(y),
+		ptr(gamma), ptr(saveMean), ptr(saveInvstd), tensor(dx), tensor(dResidual), ptr(dgamma),
+		ptr(dbeta)))
 }

@@ -678,14 +678,6 @@ func TestResidualLibraryErrors(t *testing.T) {
 		{"dx is x", bwd, func(r *resBatch) { r.dx = r.x }, bnorm.ErrAliasing, "dx overlaps x"},
 		{"dbeta is dgamma", bwd, func(r *resBatch) { r.dbeta = r.dgamma }, bnorm.ErrAliasing,
 			"dgamma overlaps dbeta"},
-
-		// Reserved in v1.0; the []float32 API never asks for it.
-		{"bf16 dtype", inf, func(r *resBatch) { r.desc = bnorm.WithDtype(r.desc, 1) },
-			bnorm.ErrUnsupported, bf16Message},
-		{"bf16 dtype", trn, func(r *resBatch) { r.desc = bnorm.WithDtype(r.desc, 1) },
-			bnorm.ErrUnsupported, bf16Message},
-		{"bf16 dtype", bwd, func(r *resBatch) { r.desc = bnorm.WithDtype(r.desc, 1) },
-			bnorm.ErrUnsupported, bf16Message},
 	}
 	for _, c := range cases {
 		t.Run(c.op+" "+c.name, func(t *testing.T) {

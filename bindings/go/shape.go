@@ -26,9 +26,10 @@ func (s Shape) Channels(layout Layout) int64 {
 }
 
 // Elements is the tensor's element count, or 0 for a shape the library
-// rejects (rank outside 2..5, a dim <= 0, or an overflowing count).
+// rejects (rank outside 2..5, a dim <= 0, or a float32 byte count that
+// overflows an int64).
 func (s Shape) Elements() int {
-	n, ok := s.elements()
+	n, ok := s.elements(4)
 	if !ok {
 		return 0
 	}
@@ -44,13 +45,13 @@ func (s Shape) channelDim(layout Layout) int {
 	return 1
 }
 
-// elements mirrors the library's shape check: ok is false exactly when
-// bnorm would answer BNORM_ERR_INVALID_SHAPE.
-func (s Shape) elements() (int, bool) {
+// elements mirrors the library's shape check for elements of elementSize
+// bytes: ok is false exactly when bnorm would answer BNORM_ERR_INVALID_SHAPE.
+func (s Shape) elements(elementSize int) (int, bool) {
 	if len(s) < 2 || len(s) > maxRank {
 		return 0, false
 	}
-	const maxCount = math.MaxInt64 / 4 // the byte count must fit in an int64
+	maxCount := math.MaxInt64 / int64(elementSize) // the byte count must fit in an int64
 	count := int64(1)
 	for _, d := range s {
 		if d <= 0 || count > maxCount/d {

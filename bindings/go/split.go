@@ -4,7 +4,7 @@ package bnorm
 #include "gobnorm.h"
 
 static gobnorm_result gobnorm_local_stats(const bnorm_desc* d, const bnorm_shape* s,
-                                          const float* x, double* partial_stats) {
+                                          const void* x, double* partial_stats) {
   return gobnorm_finish(bnorm_local_stats(d, s, x, partial_stats));
 }
 
@@ -17,14 +17,14 @@ static gobnorm_result gobnorm_merge_stats(const bnorm_desc* d, int32_t num_parti
 }
 
 static gobnorm_result gobnorm_forward_normalize(const bnorm_desc* d, const bnorm_shape* s,
-                                                const float* x, float* y, const float* gamma,
+                                                const void* x, void* y, const float* gamma,
                                                 const float* beta, const float* mean,
                                                 const float* invstd) {
   return gobnorm_finish(bnorm_forward_normalize(d, s, x, y, gamma, beta, mean, invstd));
 }
 
 static gobnorm_result gobnorm_backward_reduce(const bnorm_desc* d, const bnorm_shape* s,
-                                              const float* x, const float* dy, const float* y,
+                                              const void* x, const void* dy, const void* y,
                                               const float* mean, const float* invstd,
                                               double* grad_sums, float* dgamma, float* dbeta) {
   return gobnorm_finish(
@@ -32,11 +32,11 @@ static gobnorm_result gobnorm_backward_reduce(const bnorm_desc* d, const bnorm_s
 }
 
 static gobnorm_result gobnorm_backward_elementwise(const bnorm_desc* d, const bnorm_shape* s,
-                                                   const float* x, const float* dy,
-                                                   const float* y, const float* gamma,
+                                                   const void* x, const void* dy,
+                                                   const void* y, const float* gamma,
                                                    const float* mean, const float* invstd,
                                                    int32_t num_partials, const double* grad_sums,
-                                                   float* dx) {
+                                                   void* dx) {
   return gobnorm_finish(bnorm_backward_elementwise(d, s, x, dy, y, gamma, mean, invstd,
                                                    num_partials, grad_sums, dx));
 }
@@ -59,21 +59,22 @@ const SplitValuesPerChannel = C.BNORM_SPLIT_VALUES_PER_CHANNEL
 // (one block, SplitValuesPerChannel*NumFeatures values) gets each channel's
 // count, mean and M2. One value per channel (a single sample, spatial size 1)
 // is fine. Gather every process's block, in a fixed order, for MergeStats.
-func LocalStats(d Descriptor, s Shape, x []float32, partialStats []float64) error {
+func LocalStats[T Element](d Descriptor, s Shape, x []T, partialStats []float64) error {
 	const op = "LocalStats"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{{"x", x, true}}); err != nil {
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{{"x", len(x), true}}); err != nil {
 		return err
 	}
-	if _, ok := checkable(&d, s); ok {
+	if _, ok := checkable(&d, s, e.size); ok {
 		if err := checkBlocks(op, &d, []blocksArg{{"partial_stats", partialStats, false}}); err != nil {
 			return err
 		}
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_local_stats(&cd, &cs, ptr(x), ptr64(partialStats)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_local_stats(&cd, &cs, tensor(x), ptr64(partialStats)))
 }
 
 // MergeStats merges the gathered blocks of LocalStats (k blocks, one after
@@ -112,8 +113,8 @@ func MergeStats(d Descriptor, partialStats, mergedStats []float64, mean, invstd,
 			return err
 		}
 		if err := checkLayerLengths(op, &d, 0, []arg{
-			{"mean", mean, false}, {"invstd", invstd, false},
-			{"running_mean", runningMean, false}, {"running_var", runningVar, false},
+			{"mean", len(mean), false}, {"invstd", len(invstd), false},
+			{"running_mean", len(runningMean), false}, {"running_var", len(runningVar), false},
 		}); err != nil {
 			return err
 		}
@@ -122,7 +123,7 @@ func MergeStats(d Descriptor, partialStats, mergedStats []float64, mean, invstd,
 			return err
 		}
 	}
-	cd := d.c()
+	cd := d.c(C.BNORM_DTYPE_F32)
 	return result(op, C.gobnorm_merge_stats(&cd, k, ptr64(partialStats), ptr64(mergedStats),
 		ptr(mean), ptr(invstd), ptr(runningMean), ptr(runningVar)))
 }
@@ -132,20 +133,22 @@ func MergeStats(d Descriptor, partialStats, mergedStats []float64, mean, invstd,
 // invstd from MergeStats): y = (x - mean) * invstd * gamma + beta, then ReLU
 // if fused. gamma and beta are read only with Affine. y may be x itself (in
 // place).
-func ForwardNormalize(d Descriptor, s Shape, x, y, gamma, beta, mean, invstd []float32) error {
+func ForwardNormalize[T Element](d Descriptor, s Shape, x, y []T, gamma, beta, mean,
+	invstd []float32) error {
 	const op = "ForwardNormalize"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"y", y, true}, {"gamma", gamma, false}, {"beta", beta, false},
-		{"mean", mean, false}, {"invstd", invstd, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"y", len(y), true}, {"gamma", len(gamma), false},
+		{"beta", len(beta), false}, {"mean", len(mean), false}, {"invstd", len(invstd), false},
 	}); err != nil {
 		return err
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_forward_normalize(&cd, &cs, ptr(x), ptr(y), ptr(gamma), ptr(beta),
-		ptr(mean), ptr(invstd)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_forward_normalize(&cd, &cs, tensor(x), tensor(y), ptr(gamma),
+		ptr(beta), ptr(mean), ptr(invstd)))
 }
 
 // BackwardReduce is the first phase of split training backward: this
@@ -155,26 +158,28 @@ func ForwardNormalize(d Descriptor, s Shape, x, y, gamma, beta, mean, invstd []f
 // output, is needed with FuseReLU only. dgamma and dbeta, when not nil, get
 // this part's share only; data-parallel training sums them with the other
 // parameter gradients.
-func BackwardReduce(d Descriptor, s Shape, x, dy, y, mean, invstd []float32, gradSums []float64,
-	dgamma, dbeta []float32) error {
+func BackwardReduce[T Element](d Descriptor, s Shape, x, dy, y []T, mean, invstd []float32,
+	gradSums []float64, dgamma, dbeta []float32) error {
 	const op = "BackwardReduce"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"dy", dy, true}, {"y", y, true}, {"mean", mean, false},
-		{"invstd", invstd, false}, {"dgamma", dgamma, false}, {"dbeta", dbeta, false},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"dy", len(dy), true}, {"y", len(y), true}, {"mean", len(mean), false},
+		{"invstd", len(invstd), false}, {"dgamma", len(dgamma), false},
+		{"dbeta", len(dbeta), false},
 	}); err != nil {
 		return err
 	}
-	if _, ok := checkable(&d, s); ok {
+	if _, ok := checkable(&d, s, e.size); ok {
 		if err := checkBlocks(op, &d, []blocksArg{{"grad_sums", gradSums, false}}); err != nil {
 			return err
 		}
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_backward_reduce(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(mean),
-		ptr(invstd), ptr64(gradSums), ptr(dgamma), ptr(dbeta)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_backward_reduce(&cd, &cs, tensor(x), tensor(dy), tensor(y),
+		ptr(mean), ptr(invstd), ptr64(gradSums), ptr(dgamma), ptr(dbeta)))
 }
 
 // BackwardElementwise is the last phase of split training backward: dx of this
@@ -186,20 +191,22 @@ func BackwardReduce(d Descriptor, s Shape, x, dy, y, mean, invstd []float32, gra
 // With UseGlobalStats, dx = dy * gamma * invstd and gradSums is not read (it
 // may be nil). y is needed with FuseReLU only, gamma with Affine only. dx may
 // be dy itself (in place).
-func BackwardElementwise(d Descriptor, s Shape, x, dy, y, gamma, mean, invstd []float32,
-	gradSums []float64, dx []float32) error {
+func BackwardElementwise[T Element](d Descriptor, s Shape, x, dy, y []T, gamma, mean,
+	invstd []float32, gradSums []float64, dx []T) error {
 	const op = "BackwardElementwise"
 	if err := needs(op, version12); err != nil {
 		return err
 	}
-	if err := checkLengths(op, &d, s, []arg{
-		{"x", x, true}, {"dy", dy, true}, {"y", y, true}, {"gamma", gamma, false},
-		{"mean", mean, false}, {"invstd", invstd, false}, {"dx", dx, true},
+	e := elementOf[T]()
+	if err := checkLengths(op, &d, s, e.size, []arg{
+		{"x", len(x), true}, {"dy", len(dy), true}, {"y", len(y), true},
+		{"gamma", len(gamma), false}, {"mean", len(mean), false}, {"invstd", len(invstd), false},
+		{"dx", len(dx), true},
 	}); err != nil {
 		return err
 	}
 	k := C.int32_t(1)
-	if _, ok := checkable(&d, s); ok {
+	if _, ok := checkable(&d, s, e.size); ok {
 		if err := checkBlocks(op, &d, []blocksArg{{"grad_sums", gradSums, true}}); err != nil {
 			return err
 		}
@@ -208,7 +215,7 @@ func BackwardElementwise(d Descriptor, s Shape, x, dy, y, gamma, mean, invstd []
 			return err
 		}
 	}
-	cd, cs := d.c(), s.c()
-	return result(op, C.gobnorm_backward_elementwise(&cd, &cs, ptr(x), ptr(dy), ptr(y), ptr(gamma),
-		ptr(mean), ptr(invstd), k, ptr64(gradSums), ptr(dx)))
+	cd, cs := d.c(e.dtype), s.c()
+	return result(op, C.gobnorm_backward_elementwise(&cd, &cs, tensor(x), tensor(dy), tensor(y),
+		ptr(gamma), ptr(mean), ptr(invstd), k, ptr64(gradSums), tensor(dx)))
 }

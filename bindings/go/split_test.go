@@ -1011,8 +1011,6 @@ func TestSplitLibraryErrors(t *testing.T) {
 		{"LocalStats eps 0", func(s *splitCall) { s.desc.Eps = 0 },
 			(*splitCall).localStats, "LocalStats", bnorm.ErrInvalidArgument,
 			"eps is 0; it must be finite and > 0"},
-		{"LocalStats bf16 dtype", func(s *splitCall) { s.desc = bnorm.WithDtype(s.desc, 1) },
-			(*splitCall).localStats, "LocalStats", bnorm.ErrUnsupported, bf16Message},
 		{"ForwardNormalize invstd nil", func(s *splitCall) { s.invstd = nil },
 			(*splitCall).forwardNormalize, "ForwardNormalize", bnorm.ErrNullPointer,
 			"invstd is NULL"},

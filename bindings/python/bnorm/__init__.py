@@ -1,11 +1,13 @@
 """bnorm: batch normalization on the CPU through libbnorm's C API.
 
-Pure Python over ctypes and NumPy. The library is found through
-$BNORM_LIBRARY, the dynamic loader (libbnorm.so.1), or the source tree's
-build/release, when first needed.
+Pure Python over ctypes and NumPy. Tensors are float32 or float16 arrays, or
+bfloat16 as uint16 arrays of its bits with dtype="bfloat16". The library is
+found through $BNORM_LIBRARY, the dynamic loader (libbnorm.so.1), or the
+source tree's build/release, when first needed.
 """
 
 from . import _lib
+from ._bfloat16 import from_bfloat16, to_bfloat16
 from ._lib import LibraryNotFoundError, LibraryVersionError, library_path
 from .errors import (AliasingError, BnormError, FeatureMismatchError, InternalError,
                      InvalidArgumentError, InvalidDescriptorError, InvalidShapeError,
@@ -16,7 +18,7 @@ from .functional import (backward_elementwise, backward_reduce, batch_norm,
                          forward_normalize, invstd, local_stats, merge_stats)
 from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 # BNORM_SPLIT_VALUES_PER_CHANNEL: the split phases exchange float64
 # (num_features, SPLIT_VALUES_PER_CHANNEL) arrays.
@@ -57,6 +59,7 @@ __all__ = [
     "UnsupportedError", "active_target", "backward_elementwise", "backward_reduce",
     "batch_norm", "batch_norm_backward", "batch_norm_backward_residual",
     "batch_norm_scale_shift", "fold_into_layer",
-    "fold_scale_shift", "forward_normalize", "invstd", "library_path", "local_stats",
-    "merge_stats", "set_max_target", "targets", "version", "version_string",
+    "fold_scale_shift", "forward_normalize", "from_bfloat16", "invstd", "library_path",
+    "local_stats", "merge_stats", "set_max_target", "targets", "to_bfloat16", "version",
+    "version_string",
 ]

@@ -4,16 +4,29 @@ Nothing here copies unless the caller asked for it (copy=True), and outputs are
 never copied at all: a copy of an output would be written and thrown away.
 """
 
+import collections
+
 import numpy as np
 
 from . import _lib
+from ._bfloat16 import to_bfloat16
 from .errors import FeatureMismatchError, InvalidArgumentError, InvalidShapeError
 
 LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
 
-# float16 is passed through as BNORM_DTYPE_F16 so the library itself answers
-# (BNORM_ERR_UNSUPPORTED in v1.0) and starts working when a build implements it.
-_TENSOR_DTYPES = {np.dtype(np.float32): _lib.DTYPE_F32, np.dtype(np.float16): _lib.DTYPE_F16}
+# The tensors' element types (x, y, dy, dx, residual, d_residual); everything
+# per channel stays float32. NumPy has no bfloat16, so bfloat16 tensors are
+# uint16 arrays holding the bits (the upper half of a float32), and only when
+# the call says dtype="bfloat16": a uint16 array is never taken for one unasked.
+TensorDtype = collections.namedtuple("TensorDtype", "name storage code")
+FLOAT32 = TensorDtype("float32", np.dtype(np.float32), _lib.DTYPE_F32)
+FLOAT16 = TensorDtype("float16", np.dtype(np.float16), _lib.DTYPE_F16)
+BFLOAT16 = TensorDtype("bfloat16", np.dtype(np.uint16), _lib.DTYPE_BF16)
+_BY_NAME = {t.name: t for t in (FLOAT32, FLOAT16, BFLOAT16)}
+_STORAGE = {FLOAT32.storage, FLOAT16.storage, BFLOAT16.storage}
+_BF16_HINT = "a uint16 array of bfloat16 bits needs dtype='bfloat16'"
+_TORCH_BF16_HINT = ("for a torch.bfloat16 tensor t, pass t.view(torch.int16).numpy()"
+                    ".view(numpy.uint16) with dtype='bfloat16'")
 
 
 def layout_code(layout):
@@ -47,9 +60,9 @@ def _describe(obj):
     return type(obj).__module__ + "." + type(obj).__qualname__
 
 
-def as_input(obj, name, copy, dtypes=_TENSOR_DTYPES, wanted="float32"):
-    """A read-only input as an ndarray, C-contiguous and of a bnorm dtype
-    (``wanted`` names it in messages; a copy converts to the first of dtypes)."""
+def as_input(obj, name, copy, dtypes, wanted):
+    """A read-only input as an ndarray, C-contiguous and of one of ``dtypes``
+    (``wanted`` names them in messages; a copy converts to the first)."""
     view = _view(obj)
     if copy:
         source = view if view is not None else np.asarray(obj)
@@ -61,35 +74,154 @@ def as_input(obj, name, copy, dtypes=_TENSOR_DTYPES, wanted="float32"):
             "%s is a %s; expected a %s array (NumPy array, buffer or __array_interface__), "
             "e.g. a CPU torch tensor's .numpy(); pass copy=True to convert"
             % (name, _describe(obj), wanted))
-    _check_tensor(view, name, dtypes, "pass copy=True to convert", wanted)
+    _check_dtype(view, name, dtypes, "pass copy=True to convert", wanted)
+    _check_contiguous(view, name, "pass copy=True to convert")
     return view
 
 
-def as_output(obj, name, dtypes=_TENSOR_DTYPES, wanted="float32"):
+def as_output(obj, name, dtypes, wanted):
     """A caller's output buffer as a writable ndarray view of its memory."""
     view = _view(obj)
     if view is None:
         raise InvalidArgumentError(
             "%s is a %s; an output must be a writable %s array the result can be written "
             "into (NumPy array, buffer or __array_interface__)" % (name, _describe(obj), wanted))
-    _check_tensor(view, name, dtypes, "outputs are never copied", wanted)
+    _check_dtype(view, name, dtypes, "outputs are never copied", wanted)
+    _check_contiguous(view, name, "outputs are never copied")
     if not view.flags.writeable:
         raise InvalidArgumentError("%s is read-only; an output must be writable" % name)
     return view
 
 
-def _check_tensor(view, name, dtypes, remedy, wanted="float32"):
+def _check_dtype(view, name, dtypes, remedy, wanted):
     if view.dtype not in dtypes:
         raise InvalidArgumentError(
             "%s has dtype %s; bnorm takes %s (%s)" % (name, view.dtype, wanted, remedy))
+
+
+def _check_contiguous(view, name, remedy):
     if not view.flags.c_contiguous:
         raise InvalidArgumentError(
             "%s is not C-contiguous (shape %s, strides %s); bnorm needs dense memory in the "
             "layout's order (%s)" % (name, view.shape, view.strides, remedy))
 
 
-def tensor_dtype_code(array):
-    return _TENSOR_DTYPES[array.dtype]
+# ------------------------------------------------------------------- tensors
+# x, y, dy, dx, residual, d_residual: one dtype per call, x's (or the dtype
+# argument's), checked here before any C call so that a mix never reaches C.
+
+
+def tensor_dtype(dtype):
+    """The TensorDtype a dtype argument names; None (take x's) stays None."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype.lower() in _BY_NAME:
+        return _BY_NAME[dtype.lower()]
+    try:
+        named = np.dtype(dtype)
+    except TypeError:
+        named = None
+    for t in (FLOAT32, FLOAT16):
+        if named == t.storage:
+            return t
+    raise InvalidArgumentError(
+        "dtype is %r; it must be None (x's own: float32 or float16), 'float32', 'float16' "
+        "or 'bfloat16' (uint16 arrays holding bfloat16 bits)" % (dtype,))
+
+
+def as_x(obj, copy, dtype, name="x"):
+    """(x as an ndarray, its TensorDtype): the dtype argument's, else x's own
+    float32 or float16 (anything else is float32's to refuse or convert)."""
+    t = tensor_dtype(dtype)
+    if t is None:
+        view = _view(obj)
+        if view is None and copy:
+            # E.g. a torch tensor: its values, with their dtype, to be copied anyway.
+            obj = view = _asarray(obj, name, None)
+        t = FLOAT16 if view is not None and view.dtype == FLOAT16.storage else FLOAT32
+    return as_tensor(obj, name, copy, t, None), t
+
+
+def as_tensor(obj, name, copy, t, x_name="x"):
+    """Another tensor input of the call, of dtype t (x's, named x_name; None
+    when obj is x itself); copy=True converts to it."""
+    view = _view(obj)
+    if copy:
+        if view is None:
+            view = _asarray(obj, name, t)
+        if t is BFLOAT16 and view.dtype != BFLOAT16.storage:
+            return to_bfloat16(view)
+        return np.require(view, t.storage, ["C", "A"])
+    if view is None:
+        raise InvalidArgumentError(
+            "%s is a %s; expected a %s array (NumPy array, buffer or __array_interface__), "
+            "e.g. a CPU torch tensor's .numpy(); pass copy=True to convert%s"
+            % (name, _describe(obj), _described(t), _torch_hint(obj, t)))
+    if view.dtype != t.storage:
+        remedy = "pass copy=True to convert"
+        if t is BFLOAT16 and view.dtype.kind == "f":
+            remedy += ", or bnorm.to_bfloat16(%s) for its bits" % name
+        raise InvalidArgumentError(_dtype_mismatch(name, view.dtype, t, x_name, remedy))
+    _check_contiguous(view, name, "pass copy=True to convert")
+    return view
+
+
+def tensor_output(out, name, x, t, x_name="x"):
+    """``out`` checked against x's shape and dtype t, or a new array like x."""
+    if out is None:
+        return np.empty_like(x)
+    view = _view(out)
+    if view is None:
+        raise InvalidArgumentError(
+            "%s is a %s; an output must be a writable %s array the result can be written "
+            "into (NumPy array, buffer or __array_interface__)" % (name, _describe(out),
+                                                                    _described(t)))
+    if view.dtype != t.storage and view.dtype not in _STORAGE:
+        raise InvalidArgumentError(_dtype_mismatch(name, view.dtype, t, None,
+                                                   "outputs are never copied"))
+    _check_contiguous(view, name, "outputs are never copied")
+    if not view.flags.writeable:
+        raise InvalidArgumentError("%s is read-only; an output must be writable" % name)
+    if view.shape != x.shape:
+        raise InvalidShapeError("%s has shape %s and dtype %s but must have %s's shape "
+                                "%s and dtype %s" % (name, view.shape, view.dtype, x_name,
+                                                     x.shape, x.dtype))
+    if view.dtype != t.storage:
+        raise InvalidArgumentError(_dtype_mismatch(name, view.dtype, t, x_name,
+                                                   "outputs are never copied"))
+    return view
+
+
+def _dtype_mismatch(name, dtype, t, x_name, remedy):
+    if x_name is not None and dtype in _STORAGE:
+        # Another bnorm dtype: a mix, which one C call cannot take.
+        return ("%s has dtype %s but %s is %s; every tensor of a call has %s's dtype (%s)"
+                % (name, dtype, x_name, _described(t), x_name, remedy))
+    if t is BFLOAT16:
+        return ("%s has dtype %s; dtype='bfloat16' takes uint16 arrays of bfloat16 bits (%s)"
+                % (name, dtype, remedy))
+    text = "%s has dtype %s; bnorm takes %s (%s)" % (name, dtype, t.name, remedy)
+    if dtype == BFLOAT16.storage:
+        text += "; " + _BF16_HINT
+    return text
+
+
+def _described(t):
+    return "bfloat16 (uint16 bits)" if t is BFLOAT16 else t.name
+
+
+def _asarray(obj, name, t):
+    try:
+        return np.asarray(obj)
+    except TypeError as e:  # e.g. torch.bfloat16, which NumPy cannot hold
+        raise InvalidArgumentError("%s is a %s that NumPy cannot convert (%s)%s"
+                                   % (name, _describe(obj), e, _torch_hint(obj, t))) from None
+
+
+def _torch_hint(obj, t):
+    if t is BFLOAT16 or str(getattr(obj, "dtype", "")) == "torch.bfloat16":
+        return "; " + _TORCH_BF16_HINT
+    return ""
 
 
 _VECTOR_DTYPES = {np.dtype(np.float32): _lib.DTYPE_F32}
@@ -104,26 +236,21 @@ def as_vector(obj, name, num_features, copy=False, writable=False, origin="num_f
     short vector is caught before the library would read past its end."""
     if obj is None:
         return None
+    given = _view(obj)
+    if given is not None and given.dtype in (FLOAT16.storage, BFLOAT16.storage) and (
+            writable or not copy):
+        raise InvalidArgumentError(
+            "%s has dtype %s; per-channel vectors are float32 whatever the tensors' dtype (%s)"
+            % (name, given.dtype,
+               "outputs are never copied" if writable else "pass copy=True to convert"))
     if writable:
-        view = as_output(obj, name, dtypes=_VECTOR_DTYPES)
+        view = as_output(obj, name, _VECTOR_DTYPES, "float32")
     else:
-        view = as_input(obj, name, copy, dtypes=_VECTOR_DTYPES)
+        view = as_input(obj, name, copy, _VECTOR_DTYPES, "float32")
     if view.ndim != 1 or view.shape[0] != num_features:
         raise FeatureMismatchError(
             "%s has shape %s but must be a vector of %d values (%s)"
             % (name, view.shape, num_features, origin))
-    return view
-
-
-def tensor_output(out, name, x, dtypes=_TENSOR_DTYPES, x_name="the input"):
-    """``out`` checked against x's shape and dtype, or a new array like x."""
-    if out is None:
-        return np.empty_like(x)
-    view = as_output(out, name, dtypes)
-    if view.shape != x.shape or view.dtype != x.dtype:
-        raise InvalidShapeError("%s has shape %s and dtype %s but must have %s's shape "
-                                "%s and dtype %s" % (name, view.shape, view.dtype, x_name,
-                                                     x.shape, x.dtype))
     return view
 
 

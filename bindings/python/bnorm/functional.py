@@ -10,7 +10,7 @@ import ctypes
 import numpy as np
 
 from . import _arrays, _lib
-from ._arrays import as_input, as_vector, ptr
+from ._arrays import as_tensor, as_vector, as_x, ptr
 from .errors import FeatureMismatchError, InvalidArgumentError, InvalidShapeError
 
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
@@ -70,8 +70,10 @@ def _affine_pair(weight, bias, num_features, origin, copy, names=("weight", "bia
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, layout="NCHW", fuse_relu=False, num_threads=0, *,
-               residual=None, out=None, save_mean=None, save_invstd=None, copy=False):
-    """Batch normalization of x (float32, C-contiguous, rank 2 to 5).
+               residual=None, out=None, save_mean=None, save_invstd=None, copy=False,
+               dtype=None):
+    """Batch normalization of x (float32 or float16, or bfloat16 bits with
+    dtype="bfloat16"; C-contiguous, rank 2 to 5).
 
     Semantics of torch.nn.functional.batch_norm: training=False normalizes with
     running_mean/running_var; training=True with the batch statistics, and
@@ -88,23 +90,28 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     or residual itself).
     save_mean/save_invstd: optional float32[C] arrays a training forward fills
     with the batch mean and 1/sqrt(var + eps), for batch_norm_backward.
-    copy=True converts a non-contiguous or non-float32 x/residual/weight/bias
+    copy=True converts a non-contiguous or other-dtype x/residual/weight/bias
     instead of raising. Returns y (``out`` itself when given).
+
+    dtype: the tensors' (x, residual, out, y) element type. None takes x's,
+    float32 or float16; "bfloat16" takes uint16 arrays holding bfloat16 bits
+    (NumPy has none), and y is one too. Every tensor of a call has that dtype;
+    the per-channel vectors are float32 whatever it is.
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(
         xa, layout_value, (("running_mean", running_mean), ("running_var", running_var),
                            ("weight", weight), ("bias", bias)))
-    return _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
-                    momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean,
+    return _forward(xa, t, num_features, origin, running_mean, running_var, weight, bias,
+                    training, momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean,
                     save_invstd, copy, residual)
 
 
-def _residual_input(residual, xa, layout_value, copy):
+def _residual_input(residual, xa, t, layout_value, copy):
     """residual as an array of exactly x's shape and dtype: one shape goes to
     C for both, so a residual of another shape would be read past its end."""
-    ra = as_input(residual, "residual", copy)
+    ra = as_tensor(residual, "residual", copy, t)
     if ra.shape != xa.shape and ra.ndim == xa.ndim:
         axis = _arrays.channel_axis(layout_value, xa.ndim)
         others = [i for i in range(xa.ndim) if ra.shape[i] != xa.shape[i]]
@@ -117,7 +124,7 @@ def _residual_input(residual, xa, layout_value, copy):
     return ra
 
 
-def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, training,
+def _forward(xa, t, num_features, origin, running_mean, running_var, weight, bias, training,
              momentum, eps, layout_value, fuse_relu, num_threads, out, save_mean, save_invstd,
              copy, residual=None):
     """batch_norm once x is an array and num_features is settled (a layer
@@ -129,7 +136,7 @@ def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, 
             "bnorm.BatchNorm(momentum=None), or pass momentum=1/num_batches_tracked")
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
-    ra = _residual_input(residual, xa, layout_value, copy) if residual is not None else None
+    ra = _residual_input(residual, xa, t, layout_value, copy) if residual is not None else None
     gamma, beta = _affine_pair(weight, bias, num_features, origin, copy)
     flags = _lib.FLAG_AFFINE if gamma is not None else 0
     if fuse_relu:
@@ -154,9 +161,8 @@ def _forward(xa, num_features, origin, running_mean, running_var, weight, bias, 
         mean = as_vector(running_mean, "running_mean", num_features, copy, origin=origin)
         var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
 
-    y = _arrays.tensor_output(out, "out", xa)
-    desc = _lib.make_desc(num_features, eps, momentum, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    y = _arrays.tensor_output(out, "out", xa, t)
+    desc = _lib.make_desc(num_features, eps, momentum, flags, layout_value, t.code, num_threads)
     if training and ra is None:
         _lib.call("bnorm_forward_training", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
                   ptr(y), ptr(gamma), ptr(beta), ptr(mean), ptr(var), ptr(saved_mean),
@@ -184,7 +190,7 @@ def invstd(running_var, eps=1e-5):
 def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd=None, *,
                         training=True, running_mean=None, running_var=None, eps=1e-5, y=None,
                         fuse_relu=False, layout="NCHW", num_threads=0, out=None,
-                        output_mask=(True, True, True), copy=False):
+                        output_mask=(True, True, True), copy=False, dtype=None):
     """Gradients of batch_norm: (dx, dweight, dbias), like PyTorch's
     native_batch_norm_backward.
 
@@ -197,12 +203,13 @@ def batch_norm_backward(grad_output, x, weight=None, save_mean=None, save_invstd
     are still returned, as the gradients the parameters would have had.
     out: array for dx (may be grad_output itself). output_mask: which of
     (dx, dweight, dbias) to compute; the others are returned as None.
+    dtype: the tensors' element type, as in batch_norm (x's by default).
     """
     want_dx, want_dgamma, want_dbeta = output_mask
     dx, _, dgamma, dbeta = _backward(
         grad_output, x, weight, save_mean, save_invstd, training, running_mean, running_var,
         eps, y, fuse_relu, layout, num_threads, out, None, (want_dx, False, want_dgamma,
-                                                            want_dbeta), copy, False)
+                                                            want_dbeta), copy, dtype, False)
     return dx, dgamma, dbeta
 
 
@@ -210,7 +217,7 @@ def batch_norm_backward_residual(grad_output, x, weight=None, save_mean=None, sa
                                  *, training=True, running_mean=None, running_var=None,
                                  eps=1e-5, y=None, fuse_relu=False, layout="NCHW",
                                  num_threads=0, out=None, out_residual=None,
-                                 output_mask=(True, True, True, True), copy=False):
+                                 output_mask=(True, True, True, True), copy=False, dtype=None):
     """Gradients of batch_norm(..., residual=r): (dx, d_residual, dweight,
     dbias), in one pass (needs libbnorm >= 1.2).
 
@@ -225,19 +232,19 @@ def batch_norm_backward_residual(grad_output, x, weight=None, save_mean=None, sa
     """
     return _backward(grad_output, x, weight, save_mean, save_invstd, training, running_mean,
                      running_var, eps, y, fuse_relu, layout, num_threads, out, out_residual,
-                     output_mask, copy, True)
+                     output_mask, copy, dtype, True)
 
 
 def _backward(grad_output, x, weight, save_mean, save_invstd, training, running_mean,
               running_var, eps, y, fuse_relu, layout, num_threads, out, out_residual,
-              output_mask, copy, with_residual):
+              output_mask, copy, dtype, with_residual):
     """batch_norm_backward (with_residual False: bnorm_backward) or
     batch_norm_backward_residual (bnorm_backward_residual); output_mask is
     (dx, d_residual, dgamma, dbeta)."""
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
-    dy = as_input(grad_output, "grad_output", copy)
-    ya = as_input(y, "y", copy) if y is not None else None
+    xa, t = as_x(x, copy, dtype)
+    dy = as_tensor(grad_output, "grad_output", copy, t)
+    ya = as_tensor(y, "y", copy, t) if y is not None else None
     _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
     _check_threads(num_threads)
 
@@ -261,13 +268,13 @@ def _backward(grad_output, x, weight, save_mean, save_invstd, training, running_
 
     want_dx, want_dres, want_dgamma, want_dbeta = output_mask
     if want_dx:
-        dx = _arrays.tensor_output(out, "out", xa)
+        dx = _arrays.tensor_output(out, "out", xa, t)
     else:
         # bnorm_backward_residual needs both tensors; bnorm_backward skips a NULL dx.
         dx = np.empty_like(xa) if with_residual else None
     dres = None
     if with_residual:
-        dres = (_arrays.tensor_output(out_residual, "out_residual", xa) if want_dres
+        dres = (_arrays.tensor_output(out_residual, "out_residual", xa, t) if want_dres
                 else np.empty_like(xa))
     dgamma = np.empty(num_features, np.float32) if want_dgamma else None
     dbeta = np.empty(num_features, np.float32) if want_dbeta else None
@@ -277,8 +284,7 @@ def _backward(grad_output, x, weight, save_mean, save_invstd, training, running_
         flags |= _lib.FLAG_FUSE_RELU
     if not training:
         flags |= _lib.FLAG_USE_GLOBAL_STATS
-    desc = _lib.make_desc(num_features, eps, 0.1, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    desc = _lib.make_desc(num_features, eps, 0.1, flags, layout_value, t.code, num_threads)
     if with_residual:
         _lib.call("bnorm_backward_residual", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
                   ptr(dy), ptr(ya), ptr(gamma), ptr(mean), ptr(inv), ptr(dx), ptr(dres),
@@ -321,25 +327,24 @@ def fold_scale_shift(running_mean, running_var, weight=None, bias=None, eps=1e-5
 
 
 def batch_norm_scale_shift(x, scale, shift, layout="NCHW", fuse_relu=False, num_threads=0, *,
-                           out=None, copy=False):
+                           out=None, copy=False, dtype=None):
     """Inference from a precomputed (scale, shift) (see fold_scale_shift):
     y = x * scale[c] + shift[c], then ReLU with fuse_relu. Equals
     batch_norm(x, ..., training=False) to float32 rounding. x, layout, out
-    (may be x itself) and copy as in batch_norm. Returns y (``out`` itself
-    when given).
+    (may be x itself), copy and dtype as in batch_norm; scale and shift are
+    float32 whatever x's dtype. Returns y (``out`` itself when given).
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(xa, layout_value,
                                          (("scale", scale), ("shift", shift)))
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
     scale_a = as_vector(scale, "scale", num_features, copy, origin=origin)
     shift_a = as_vector(shift, "shift", num_features, copy, origin=origin)
-    y = _arrays.tensor_output(out, "out", xa)
+    y = _arrays.tensor_output(out, "out", xa, t)
     flags = _lib.FLAG_FUSE_RELU if fuse_relu else 0
-    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value, t.code, num_threads)
     _lib.call("bnorm_forward_scale_shift", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
               ptr(y), ptr(scale_a), ptr(shift_a))
     return _arrays.returned(out, y)
@@ -365,7 +370,7 @@ def fold_into_layer(weight, bias, running_mean, running_var, bn_weight=None, bn_
     float32[C]); out_weight=weight and out_bias=bias fold in place. copy=True
     converts non-float32 or non-contiguous inputs (never outputs).
     """
-    w = as_input(weight, "weight", copy, dtypes=_arrays.WEIGHT_DTYPES)
+    w = _arrays.as_input(weight, "weight", copy, _arrays.WEIGHT_DTYPES, "float32")
     if w.ndim < 2:
         raise InvalidShapeError(
             "weight has shape %s; a layer's weight has rank >= 2, output channel first "
@@ -394,8 +399,7 @@ def fold_into_layer(weight, bias, running_mean, running_var, bn_weight=None, bn_
     var = as_vector(running_var, "running_var", num_features, copy, origin=origin)
     gamma, beta = _affine_pair(bn_weight, bn_bias, num_features, origin, copy,
                                names=("bn_weight", "bn_bias"))
-    folded_w = _arrays.tensor_output(out_weight, "out_weight", w, _arrays.WEIGHT_DTYPES,
-                                     "weight")
+    folded_w = _arrays.tensor_output(out_weight, "out_weight", w, _arrays.FLOAT32, "weight")
     if out_bias is None:
         folded_b = np.empty(num_features, np.float32)
     else:
@@ -430,28 +434,28 @@ def _num_partials(blocks, name):
     return blocks.shape[0]
 
 
-def local_stats(x, layout="NCHW", num_threads=0, *, out=None, copy=False):
+def local_stats(x, layout="NCHW", num_threads=0, *, out=None, copy=False, dtype=None):
     """This process's part of the batch statistics: a float64 (C, 3) array,
     per channel (count, mean, M2), M2 the sum of squared deviations from that
-    mean. x is this process's samples (float32, C-contiguous, rank 2 to 5,
-    layout as in batch_norm); one sample with one value per channel is fine.
+    mean. x is this process's samples (C-contiguous, rank 2 to 5; layout,
+    copy and dtype as in batch_norm); one sample with one value per channel
+    is fine.
     out: a float64 (C, 3) array to write into, e.g. this rank's row of an
     allgather buffer (``out=gathered[rank]``). Returns the block (``out``
     itself when given). Gather every process's block (allgather, rank order)
     for merge_stats: statistics are merged, not summed.
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(xa, layout_value, ())
-    return _local_stats(xa, num_features, origin, layout_value, num_threads, out)
+    return _local_stats(xa, t, num_features, origin, layout_value, num_threads, out)
 
 
-def _local_stats(xa, num_features, origin, layout_value, num_threads, out):
+def _local_stats(xa, t, num_features, origin, layout_value, num_threads, out):
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
     stats = _arrays.block_output(out, "out", num_features, origin)
-    desc = _lib.make_desc(num_features, 1e-5, 0.1, 0, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, 0, layout_value, t.code, num_threads)
     _lib.call("bnorm_local_stats", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(stats))
     return _arrays.returned(out, stats)
 
@@ -516,23 +520,23 @@ def _merge_stats(blocks, num_features, origin, running_mean, running_var, moment
 
 
 def forward_normalize(x, mean, invstd, weight=None, bias=None, layout="NCHW", fuse_relu=False,
-                      num_threads=0, *, out=None, copy=False):
+                      num_threads=0, *, out=None, copy=False, dtype=None):
     """The elementwise half of a training forward, with the whole batch's
     statistics from merge_stats: y = (x - mean) * invstd * weight + bias, then
     ReLU with fuse_relu. weight/bias None: no affine transform. x, layout, out
-    (may be x itself) and copy as in batch_norm. Returns y (``out`` itself
-    when given).
+    (may be x itself), copy and dtype as in batch_norm. Returns y (``out``
+    itself when given).
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(
         xa, layout_value, (("mean", mean), ("invstd", invstd), ("weight", weight),
                            ("bias", bias)))
-    return _forward_normalize(xa, num_features, origin, mean, invstd, weight, bias,
+    return _forward_normalize(xa, t, num_features, origin, mean, invstd, weight, bias,
                               layout_value, fuse_relu, num_threads, out, copy)
 
 
-def _forward_normalize(xa, num_features, origin, mean, invstd, weight, bias, layout_value,
+def _forward_normalize(xa, t, num_features, origin, mean, invstd, weight, bias, layout_value,
                        fuse_relu, num_threads, out, copy):
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
@@ -542,16 +546,16 @@ def _forward_normalize(xa, num_features, origin, mean, invstd, weight, bias, lay
     flags = _lib.FLAG_AFFINE if gamma is not None else 0
     if fuse_relu:
         flags |= _lib.FLAG_FUSE_RELU
-    y = _arrays.tensor_output(out, "out", xa)
-    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    y = _arrays.tensor_output(out, "out", xa, t)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value, t.code, num_threads)
     _lib.call("bnorm_forward_normalize", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(y),
               ptr(gamma), ptr(beta), ptr(mean_a), ptr(invstd_a))
     return _arrays.returned(out, y)
 
 
 def backward_reduce(grad_output, x, mean, invstd, *, y=None, fuse_relu=False, layout="NCHW",
-                    num_threads=0, out=None, output_mask=(True, True, True), copy=False):
+                    num_threads=0, out=None, output_mask=(True, True, True), copy=False,
+                    dtype=None):
     """This process's part of the backward sums: (grad_sums, dweight, dbias).
 
     grad_sums: float64 (C, 3), per channel (count, sum(g), sum(g * (x -
@@ -564,20 +568,21 @@ def backward_reduce(grad_output, x, mean, invstd, *, y=None, fuse_relu=False, la
 
     out: a float64 (C, 3) array for grad_sums, e.g. an allreduce buffer.
     output_mask: which of (grad_sums, dweight, dbias) to return; the others
-    are returned as None (grad_sums is computed either way).
+    are returned as None (grad_sums is computed either way). copy and dtype
+    as in batch_norm.
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(xa, layout_value,
                                          (("mean", mean), ("invstd", invstd)))
-    return _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fuse_relu,
+    return _backward_reduce(grad_output, xa, t, num_features, origin, mean, invstd, y, fuse_relu,
                             layout_value, num_threads, out, output_mask, copy)
 
 
-def _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fuse_relu,
+def _backward_reduce(grad_output, xa, t, num_features, origin, mean, invstd, y, fuse_relu,
                      layout_value, num_threads, out, output_mask, copy):
-    dy = as_input(grad_output, "grad_output", copy)
-    ya = as_input(y, "y", copy) if y is not None else None
+    dy = as_tensor(grad_output, "grad_output", copy, t)
+    ya = as_tensor(y, "y", copy, t) if y is not None else None
     _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
@@ -588,8 +593,7 @@ def _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fus
     dgamma = np.empty(num_features, np.float32) if want_dgamma else None
     dbeta = np.empty(num_features, np.float32) if want_dbeta else None
     flags = _lib.FLAG_FUSE_RELU if fuse_relu else 0
-    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value, t.code, num_threads)
     _lib.call("bnorm_backward_reduce", ctypes.byref(desc), ctypes.byref(shape), ptr(xa), ptr(dy),
               ptr(ya), ptr(mean_a), ptr(invstd_a), ptr(sums), ptr(dgamma), ptr(dbeta))
     return (_arrays.returned(out, sums) if want_sums else None), dgamma, dbeta
@@ -597,7 +601,7 @@ def _backward_reduce(grad_output, xa, num_features, origin, mean, invstd, y, fus
 
 def backward_elementwise(grad_output, x, mean, invstd, grad_sums, weight=None, *, y=None,
                          fuse_relu=False, training=True, layout="NCHW", num_threads=0, out=None,
-                         copy=False):
+                         copy=False, dtype=None):
     """dx of this process's part from the whole batch's grad sums: what
     batch_norm_backward gives for the whole batch, restricted to this part.
 
@@ -609,21 +613,22 @@ def backward_elementwise(grad_output, x, mean, invstd, grad_sums, weight=None, *
     affine transform). fuse_relu needs y, the forward's output.
     training=False: frozen statistics, dx = grad_output * weight * invstd, and
     grad_sums is not read (may be None). out: array for dx (may be
-    grad_output itself). Returns dx (``out`` itself when given).
+    grad_output itself). copy and dtype as in batch_norm. Returns dx
+    (``out`` itself when given).
     """
     layout_value = _arrays.layout_code(layout)
-    xa = as_input(x, "x", copy)
+    xa, t = as_x(x, copy, dtype)
     num_features, origin = _num_features(
         xa, layout_value, (("mean", mean), ("invstd", invstd), ("weight", weight)))
-    return _backward_elementwise(grad_output, xa, num_features, origin, mean, invstd, grad_sums,
-                                 weight, y, fuse_relu, training, layout_value, num_threads, out,
-                                 copy)
+    return _backward_elementwise(grad_output, xa, t, num_features, origin, mean, invstd,
+                                 grad_sums, weight, y, fuse_relu, training, layout_value,
+                                 num_threads, out, copy)
 
 
-def _backward_elementwise(grad_output, xa, num_features, origin, mean, invstd, grad_sums,
+def _backward_elementwise(grad_output, xa, t, num_features, origin, mean, invstd, grad_sums,
                           weight, y, fuse_relu, training, layout_value, num_threads, out, copy):
-    dy = as_input(grad_output, "grad_output", copy)
-    ya = as_input(y, "y", copy) if y is not None else None
+    dy = as_tensor(grad_output, "grad_output", copy, t)
+    ya = as_tensor(y, "y", copy, t) if y is not None else None
     _same_shape_as_x(xa, (("grad_output", dy), ("y", ya)))
     _check_threads(num_threads)
     shape = _arrays.shape_of(xa)
@@ -632,14 +637,13 @@ def _backward_elementwise(grad_output, xa, num_features, origin, mean, invstd, g
     gamma = as_vector(weight, "weight", num_features, copy, origin=origin)
     mean_a = as_vector(mean, "mean", num_features, copy, origin=origin)
     invstd_a = as_vector(invstd, "invstd", num_features, copy, origin=origin)
-    dx = _arrays.tensor_output(out, "out", xa)
+    dx = _arrays.tensor_output(out, "out", xa, t)
     flags = _lib.FLAG_AFFINE if gamma is not None else 0
     if fuse_relu:
         flags |= _lib.FLAG_FUSE_RELU
     if not training:
         flags |= _lib.FLAG_USE_GLOBAL_STATS
-    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value,
-                          _arrays.tensor_dtype_code(xa), num_threads)
+    desc = _lib.make_desc(num_features, 1e-5, 0.1, flags, layout_value, t.code, num_threads)
     _lib.call("bnorm_backward_elementwise", ctypes.byref(desc), ctypes.byref(shape), ptr(xa),
               ptr(dy), ptr(ya), ptr(gamma), ptr(mean_a), ptr(invstd_a), num_partials, ptr(sums),
               ptr(dx))

@@ -84,16 +84,18 @@ class BatchNorm:
                 "%s expects an input of rank %s, got rank %d (shape %s)"
                 % (type(self).__name__, " or ".join(map(str, self._ranks)), x.ndim, x.shape))
 
-    def forward(self, x, out=None, copy=False, *, residual=None):
-        """y for input x (float32, C-contiguous); written into ``out`` when
-        given (``out=x`` normalizes in place). residual: an array of x's shape
-        added before the ReLU, y = relu(bn(x) + residual) with fuse_relu, in
-        one pass (libbnorm >= 1.2); ``out`` may then be residual itself."""
-        xa = _arrays.as_input(x, "x", copy)
+    def forward(self, x, out=None, copy=False, *, residual=None, dtype=None):
+        """y for input x (C-contiguous float32 or float16, or bfloat16 bits
+        with dtype="bfloat16", as in bnorm.batch_norm; the layer's own vectors
+        stay float32); written into ``out`` when given (``out=x`` normalizes
+        in place). residual: an array of x's shape and dtype added before the
+        ReLU, y = relu(bn(x) + residual) with fuse_relu, in one pass
+        (libbnorm >= 1.2); ``out`` may then be residual itself."""
+        xa, t = _arrays.as_x(x, copy, dtype)
         self._check_rank(xa)
         if residual is not None:
             # copy applies to the tensors only, not to the layer's own vectors.
-            residual = _arrays.as_input(residual, "residual", copy)
+            residual = _arrays.as_tensor(residual, "residual", copy, t)
         batch_stats = self.uses_batch_stats
         updates = self.training and self.track_running_stats
         momentum = self.momentum
@@ -107,7 +109,7 @@ class BatchNorm:
         # Eval with running statistics reads them; training without tracking
         # must not touch them (PyTorch passes None there too).
         use_running = updates or not batch_stats
-        y = _forward(xa, self.num_features, "the layer's num_features",
+        y = _forward(xa, t, self.num_features, "the layer's num_features",
                      self.running_mean if use_running else None,
                      self.running_var if use_running else None,
                      self.weight, self.bias, batch_stats,
@@ -123,17 +125,19 @@ class BatchNorm:
 
     __call__ = forward
 
-    def backward(self, grad_output, x, y=None, out=None, copy=False):
+    def backward(self, grad_output, x, y=None, out=None, copy=False, *, dtype=None):
         """(dx, dweight, dbias) for the last forward on x. In batch-statistics
         mode this uses save_mean/save_invstd from the last such forward; in
         eval mode the running statistics, held fixed. With fuse_relu, y (the
         forward's output) is required. dweight/dbias are None without affine.
+        dtype: the tensors', as in forward (x's by default).
         """
-        xa = _arrays.as_input(x, "x", copy)
+        xa, t = _arrays.as_x(x, copy, dtype)
         self._check_rank(xa)
         mask = (True, self.affine, self.affine)
         common = dict(y=y, fuse_relu=self.fuse_relu, layout=self.layout, eps=self.eps,
-                      num_threads=self.num_threads, out=out, output_mask=mask, copy=copy)
+                      num_threads=self.num_threads, out=out, output_mask=mask, copy=copy,
+                      dtype=t.name)
         if self.uses_batch_stats:
             if self.save_mean is None:
                 raise NullPointerError(
@@ -146,18 +150,18 @@ class BatchNorm:
                                    running_var=self.running_var, **common)
 
     def backward_residual(self, grad_output, x, y=None, out=None, out_residual=None,
-                          copy=False):
+                          copy=False, *, dtype=None):
         """(dx, d_residual, dweight, dbias) for the last forward on x with a
         residual (bnorm.batch_norm_backward_residual): d_residual is
         grad_output, zeroed where y <= 0 with fuse_relu (which needs y, the
         forward's output); the rest as in backward. ``out`` takes dx and
         ``out_residual`` d_residual; either (not both) may be grad_output."""
-        xa = _arrays.as_input(x, "x", copy)
+        xa, t = _arrays.as_x(x, copy, dtype)
         self._check_rank(xa)
         mask = (True, True, self.affine, self.affine)
         common = dict(y=y, fuse_relu=self.fuse_relu, layout=self.layout, eps=self.eps,
                       num_threads=self.num_threads, out=out, out_residual=out_residual,
-                      output_mask=mask, copy=copy)
+                      output_mask=mask, copy=copy, dtype=t.name)
         if self.uses_batch_stats:
             if self.save_mean is None:
                 raise NullPointerError(
@@ -245,19 +249,20 @@ class SyncBatchNorm(BatchNorm):
             "add; with fuse_relu=False, add the residual (and apply the ReLU) to the layer's "
             "output yourself. In eval mode the residual is fused as in BatchNorm" % what)
 
-    def forward(self, x, out=None, copy=False, *, residual=None):
+    def forward(self, x, out=None, copy=False, *, residual=None, dtype=None):
         """y for this process's samples x; in training mode normalized with the
         whole batch's statistics (one allgather), which also update the
         running statistics. ``out=x`` normalizes in place. residual: eval
-        mode only (the split phases have no residual add; UnsupportedError)."""
+        mode only (the split phases have no residual add; UnsupportedError).
+        dtype as in BatchNorm.forward."""
         if not self.training:
-            return super().forward(x, out, copy, residual=residual)
+            return super().forward(x, out, copy, residual=residual, dtype=dtype)
         if residual is not None:
             self._no_residual_in_training("SyncBatchNorm.forward")
-        xa = _arrays.as_input(x, "x", copy)
+        xa, t = _arrays.as_x(x, copy, dtype)
         self._check_rank(xa)
         c = self.num_features
-        local = _local_stats(xa, c, self._ORIGIN, self._layout_value, self.num_threads, None)
+        local = _local_stats(xa, t, c, self._ORIGIN, self._layout_value, self.num_threads, None)
         gathered, _, _ = _arrays.as_blocks(self.allgather(local), "allgather's result", c,
                                            self._ORIGIN, False)
         momentum = self.momentum
@@ -271,7 +276,7 @@ class SyncBatchNorm(BatchNorm):
         mean, invstd = _merge_stats(gathered, c, self._ORIGIN, running_mean, running_var,
                                     momentum if momentum is not None else 0.0, self.eps, None,
                                     None, None)
-        y = _forward_normalize(xa, c, self._ORIGIN, mean, invstd, self.weight, self.bias,
+        y = _forward_normalize(xa, t, c, self._ORIGIN, mean, invstd, self.weight, self.bias,
                                self._layout_value, self.fuse_relu, self.num_threads, out, False)
         if self.track_running_stats:
             self.running_mean[...] = running_mean
@@ -282,23 +287,23 @@ class SyncBatchNorm(BatchNorm):
 
     __call__ = forward
 
-    def backward(self, grad_output, x, y=None, out=None, copy=False):
+    def backward(self, grad_output, x, y=None, out=None, copy=False, *, dtype=None):
         """(dx, dweight, dbias) for the last forward on x. In training mode dx
         is this part of the whole batch's gradient (one allreduce, or
         allgather); dweight/dbias cover this process's part only. With
         fuse_relu, y (the forward's output) is required. ``out=grad_output``
-        writes dx in place."""
+        writes dx in place. dtype as in BatchNorm.forward."""
         if not self.training:
-            return super().backward(grad_output, x, y, out, copy)
+            return super().backward(grad_output, x, y, out, copy, dtype=dtype)
         if self.save_mean is None:
             raise NullPointerError(
                 "backward in batch-statistics mode needs save_mean/save_invstd from a "
                 "forward in that mode first")
-        xa = _arrays.as_input(x, "x", copy)
+        xa, t = _arrays.as_x(x, copy, dtype)
         self._check_rank(xa)
         c = self.num_features
         sums, dweight, dbias = _backward_reduce(
-            grad_output, xa, c, self._ORIGIN, self.save_mean, self.save_invstd, y,
+            grad_output, xa, t, c, self._ORIGIN, self.save_mean, self.save_invstd, y,
             self.fuse_relu, self._layout_value, self.num_threads, None,
             (True, self.affine, self.affine), copy)
         if self.allreduce is not None:
@@ -306,17 +311,18 @@ class SyncBatchNorm(BatchNorm):
         else:
             total, name = self.allgather(sums), "allgather's result"
         total, _, _ = _arrays.as_blocks(total, name, c, self._ORIGIN, False)
-        dx = _backward_elementwise(grad_output, xa, c, self._ORIGIN, self.save_mean,
+        dx = _backward_elementwise(grad_output, xa, t, c, self._ORIGIN, self.save_mean,
                                    self.save_invstd, total, self.weight, y, self.fuse_relu,
                                    True, self._layout_value, self.num_threads, out, copy)
         return dx, dweight, dbias
 
     def backward_residual(self, grad_output, x, y=None, out=None, out_residual=None,
-                          copy=False):
+                          copy=False, *, dtype=None):
         """As BatchNorm.backward_residual, in eval mode only (see forward)."""
         if self.training:
             self._no_residual_in_training("SyncBatchNorm.backward_residual")
-        return super().backward_residual(grad_output, x, y, out, out_residual, copy)
+        return super().backward_residual(grad_output, x, y, out, out_residual, copy,
+                                         dtype=dtype)
 
 
 class BatchNorm1d(BatchNorm):

@@ -103,12 +103,6 @@ def test_aliasing_between_two_per_channel_outputs(x, stats):
     assert error.status == 7 and error.message == "running_mean overlaps save_mean"
 
 
-def test_float16_is_the_librarys_unsupported(x, stats):
-    error = raised(bnorm.UnsupportedError,
-                   lambda: bnorm.batch_norm(x.astype(np.float16), *stats))
-    assert error.status == 8 and "BNORM_DTYPE_F16" in error.message
-
-
 def test_out_of_memory_when_scratch_cannot_be_allocated():
     # A child process caps its own address space just above what it uses, so
     # the 8 MiB of training scratch for 2^18 channels cannot be had.
@@ -135,9 +129,11 @@ def test_out_of_memory_when_scratch_cannot_be_allocated():
 
 
 def test_internal_and_unknown_statuses_map_to_classes():
-    # BNORM_ERR_INTERNAL is a library bug and cannot be provoked; this is the
-    # same translation every failing call goes through.
+    # BNORM_ERR_INTERNAL is a library bug and cannot be provoked, nor since
+    # 1.3.0 BNORM_ERR_UNSUPPORTED (a 1.2 library's answer to bf16 and f16);
+    # this is the same translation every failing call goes through.
     assert isinstance(errors.error_for_status(10, "detail"), bnorm.InternalError)
+    assert isinstance(errors.error_for_status(8, "detail"), bnorm.UnsupportedError)
     # A status from a newer library still raises, as the base class.
     future = errors.error_for_status(42, "something new")
     assert type(future) is bnorm.BnormError and future.status == 42

@@ -752,9 +752,11 @@ def test_residual_of_the_wrong_dtype_needs_copy(setup, mode):
                    forward_calls(s, s.residual.astype(np.float64))[mode])
     assert error.message == ("residual has dtype float64; bnorm takes float32 (pass copy=True "
                              "to convert)")
-    # float16 is a bnorm dtype, but not x's.
-    error = raised(bnorm.InvalidShapeError, forward_calls(s, s.residual.astype(np.float16))[mode])
-    assert "residual has shape (4, 3, 5) and dtype float16 but x has" in error.message
+    # float16 is a bnorm dtype, but not x's: one call takes one dtype.
+    error = raised(bnorm.InvalidArgumentError,
+                   forward_calls(s, s.residual.astype(np.float16))[mode])
+    assert error.message == ("residual has dtype float16 but x is float32; every tensor of a "
+                             "call has x's dtype (pass copy=True to convert)")
     assert untouched(s)
 
     expected = forward_calls(s, s.residual)[mode]().copy()

@@ -4,6 +4,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::ops::{BitOr, BitOrAssign};
 
+use crate::element::Element;
 use crate::error::Error;
 use crate::sys;
 
@@ -208,9 +209,18 @@ impl Descriptor {
         self.raw.num_threads
     }
 
-    /// The C struct, e.g. for calling `sys` functions directly.
+    /// The C struct, e.g. for calling `sys` functions directly. Its dtype is
+    /// `BNORM_DTYPE_F32`; the safe calls set it from their slices' type.
     pub fn as_raw(&self) -> &sys::bnorm_desc {
         &self.raw
+    }
+
+    /// The C struct for tensors of element type `T`.
+    pub(crate) fn raw_for<T: Element>(&self) -> sys::bnorm_desc {
+        sys::bnorm_desc {
+            dtype: T::DTYPE,
+            ..self.raw
+        }
     }
 }
 

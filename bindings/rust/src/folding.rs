@@ -13,6 +13,7 @@ use std::os::raw::c_void;
 use std::ptr;
 
 use crate::descriptor::Descriptor;
+use crate::element::Element;
 use crate::error::Error;
 use crate::ops::{check_affine, check_channels, check_tensor, length_error, Affine};
 use crate::shape::Shape;
@@ -53,11 +54,11 @@ pub fn fold_scale_shift(
 /// Inference with a precomputed scale and shift (from `fold_scale_shift`):
 /// `y = x * scale[c] + shift[c]`, then ReLU with `Flags::FUSE_RELU`. Matches
 /// `forward_inference` with the statistics to float rounding.
-pub fn forward_scale_shift(
+pub fn forward_scale_shift<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    y: &mut [T],
     scale: &[f32],
     shift: &[f32],
 ) -> Result<(), Error> {
@@ -67,10 +68,10 @@ pub fn forward_scale_shift(
 }
 
 /// `forward_scale_shift` writing y over x.
-pub fn forward_scale_shift_in_place(
+pub fn forward_scale_shift_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
+    x: &mut [T],
     scale: &[f32],
     shift: &[f32],
 ) -> Result<(), Error> {
@@ -79,11 +80,11 @@ pub fn forward_scale_shift_in_place(
     scale_shift(desc, shape, xy, xy, scale, shift)
 }
 
-fn scale_shift(
+fn scale_shift<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    y: *mut f32,
+    x: *const T,
+    y: *mut T,
     scale: &[f32],
     shift: &[f32],
 ) -> Result<(), Error> {
@@ -94,7 +95,7 @@ fn scale_shift(
     // rejects before accessing any buffer.
     let status = unsafe {
         sys::bnorm_forward_scale_shift(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             y as *mut c_void,

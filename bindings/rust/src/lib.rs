@@ -33,12 +33,20 @@
 //! `forward_inference_residual`, `forward_training_residual` and
 //! `backward_residual`, which also gives the residual's gradient.
 //!
+//! Tensors (x, y, dy, dx, residual, d_residual) are slices of `f32`, `Bf16`
+//! or `F16` (the `Element` types); the slices' type sets the descriptor's
+//! dtype. The 16-bit calls compute as the `f32` ones do on the converted
+//! inputs and round each tensor output to nearest even; per-channel vectors
+//! are `f32` whatever the tensors are.
+//!
 //! Every call is thread-safe. Errors carry the library's status and its
 //! `bnorm_last_error()` text, read on the calling thread.
 
 mod descriptor;
+mod element;
 mod error;
 mod folding;
+mod half_float;
 mod info;
 mod ops;
 mod residual;
@@ -47,11 +55,13 @@ mod split;
 pub mod sys;
 
 pub use descriptor::{Descriptor, Flags, Layout};
+pub use element::Element;
 pub use error::{Error, Status};
 pub use folding::{
     fold_into_layer, fold_into_layer_in_place, fold_scale_shift, forward_scale_shift,
     forward_scale_shift_in_place,
 };
+pub use half_float::{Bf16, F16};
 pub use info::{active_target, set_max_target, targets, version, version_string};
 pub use ops::{
     backward, backward_in_place, forward_inference, forward_inference_in_place, forward_training,

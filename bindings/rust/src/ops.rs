@@ -17,6 +17,7 @@ use std::os::raw::c_void;
 use std::ptr;
 
 use crate::descriptor::Descriptor;
+use crate::element::Element;
 use crate::error::{Error, Status};
 use crate::shape::Shape;
 use crate::sys;
@@ -46,13 +47,14 @@ pub struct SaveStats<'a> {
     pub invstd: &'a mut [f32],
 }
 
-/// What `backward` reads besides dy.
+/// What `backward` reads besides dy. x and y are tensors of dy's element
+/// type; the rest is per channel, `f32`.
 #[derive(Clone, Copy, Debug)]
-pub struct BackwardInput<'a> {
+pub struct BackwardInput<'a, T: Element = f32> {
     /// The forward pass's input.
-    pub x: &'a [f32],
+    pub x: &'a [T],
     /// The forward pass's output; required with `Flags::FUSE_RELU`.
-    pub y: Option<&'a [f32]>,
+    pub y: Option<&'a [T]>,
     /// Required with `Flags::AFFINE`; taken as 1 without it.
     pub gamma: Option<&'a [f32]>,
     /// The saved batch mean, or with `Flags::USE_GLOBAL_STATS` the running mean.
@@ -71,11 +73,11 @@ pub struct ParamGrads<'a> {
 
 /// Inference (eval mode): `y = (x - mean) / sqrt(var + eps) * gamma + beta`,
 /// then ReLU with `Flags::FUSE_RELU`.
-pub fn forward_inference(
+pub fn forward_inference<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    y: &mut [T],
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -86,10 +88,10 @@ pub fn forward_inference(
 }
 
 /// `forward_inference` writing y over x.
-pub fn forward_inference_in_place(
+pub fn forward_inference_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
+    x: &mut [T],
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -99,11 +101,11 @@ pub fn forward_inference_in_place(
     inference(desc, shape, xy, xy, mean, var, affine)
 }
 
-fn inference(
+fn inference<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    y: *mut f32,
+    x: *const T,
+    y: *mut T,
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -116,7 +118,7 @@ fn inference(
     // accessing any buffer.
     let status = unsafe {
         sys::bnorm_forward_inference(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             y as *mut c_void,
@@ -133,11 +135,11 @@ fn inference(
 /// then ReLU with `Flags::FUSE_RELU`. With `Flags::TRACK_RUNNING_STATS` the
 /// running statistics are updated with momentum and the unbiased variance;
 /// `save` receives what `backward` needs.
-pub fn forward_training(
+pub fn forward_training<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    y: &mut [T],
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -156,10 +158,10 @@ pub fn forward_training(
 }
 
 /// `forward_training` writing y over x.
-pub fn forward_training_in_place(
+pub fn forward_training_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
+    x: &mut [T],
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -169,11 +171,11 @@ pub fn forward_training_in_place(
     training(desc, shape, xy, xy, affine, running, save)
 }
 
-fn training(
+fn training<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    y: *mut f32,
+    x: *const T,
+    y: *mut T,
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -198,7 +200,7 @@ fn training(
     // SAFETY: as in `inference`.
     let status = unsafe {
         sys::bnorm_forward_training(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             y as *mut c_void,
@@ -216,12 +218,12 @@ fn training(
 /// Backward, like PyTorch's `native_batch_norm_backward`: dx (if given),
 /// `dgamma = sum(dy * (x - mean)) * invstd` and `dbeta = sum(dy)`.
 /// Training mode by default; frozen statistics with `Flags::USE_GLOBAL_STATS`.
-pub fn backward(
+pub fn backward<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &[f32],
-    dx: Option<&mut [f32]>,
+    input: BackwardInput<'_, T>,
+    dy: &[T],
+    dx: Option<&mut [T]>,
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -236,11 +238,11 @@ pub fn backward(
 }
 
 /// `backward` writing dx over dy.
-pub fn backward_in_place(
+pub fn backward_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &mut [f32],
+    input: BackwardInput<'_, T>,
+    dy: &mut [T],
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -248,12 +250,12 @@ pub fn backward_in_place(
     backward_raw(desc, shape, input, dy_dx, dy_dx, grads)
 }
 
-fn backward_raw(
+fn backward_raw<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: *const f32,
-    dx: *mut f32,
+    input: BackwardInput<'_, T>,
+    dy: *const T,
+    dx: *mut T,
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("x", shape, input.x)?;
@@ -278,7 +280,7 @@ fn backward_raw(
     // SAFETY: as in `inference`.
     let status = unsafe {
         sys::bnorm_backward(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             input.x.as_ptr() as *const c_void,
             dy as *const c_void,
@@ -297,7 +299,7 @@ fn backward_raw(
 /// A tensor must hold exactly the shape's element count. A shape without one
 /// (bad rank, a dimension <= 0, an overflowing count) is left to the library,
 /// which rejects it before accessing any buffer and names the bad value.
-pub(crate) fn check_tensor(name: &str, shape: &Shape, data: &[f32]) -> Result<(), Error> {
+pub(crate) fn check_tensor<T>(name: &str, shape: &Shape, data: &[T]) -> Result<(), Error> {
     match shape.element_count() {
         Some(count) if count != data.len() => Err(length_error(format!(
             "{} has {} elements but shape {:?} has {}",

@@ -25,6 +25,7 @@ use std::os::raw::c_void;
 use std::ptr;
 
 use crate::descriptor::Descriptor;
+use crate::element::Element;
 use crate::error::Error;
 use crate::ops::{
     check_affine, check_channels, check_tensor, optional_channels_mut, Affine, BackwardInput,
@@ -38,12 +39,12 @@ use crate::sys;
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta + residual`, then ReLU
 /// with `Flags::FUSE_RELU`. `residual` has x's length.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_inference_residual(
+pub fn forward_inference_residual<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    residual: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    residual: &[T],
+    y: &mut [T],
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -64,11 +65,11 @@ pub fn forward_inference_residual(
 }
 
 /// `forward_inference_residual` writing y over x.
-pub fn forward_inference_residual_in_place(
+pub fn forward_inference_residual_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
-    residual: &[f32],
+    x: &mut [T],
+    residual: &[T],
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -80,11 +81,11 @@ pub fn forward_inference_residual_in_place(
 }
 
 /// `forward_inference_residual` writing y over residual.
-pub fn forward_inference_residual_over_residual(
+pub fn forward_inference_residual_over_residual<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    residual: &mut [f32],
+    x: &[T],
+    residual: &mut [T],
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -96,12 +97,12 @@ pub fn forward_inference_residual_over_residual(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn inference(
+fn inference<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    residual: *const f32,
-    y: *mut f32,
+    x: *const T,
+    residual: *const T,
+    y: *mut T,
     mean: &[f32],
     var: &[f32],
     affine: Option<Affine<'_>>,
@@ -115,7 +116,7 @@ fn inference(
     // exactly residual, the in-place pairs the C API allows.
     let status = unsafe {
         sys::bnorm_forward_inference_residual(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             residual as *const c_void,
@@ -134,12 +135,12 @@ fn inference(
 /// `Flags::FUSE_RELU`. The statistics (running and saved) are x's alone,
 /// as `forward_training` computes them.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_training_residual(
+pub fn forward_training_residual<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    residual: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    residual: &[T],
+    y: &mut [T],
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -160,11 +161,11 @@ pub fn forward_training_residual(
 }
 
 /// `forward_training_residual` writing y over x.
-pub fn forward_training_residual_in_place(
+pub fn forward_training_residual_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
-    residual: &[f32],
+    x: &mut [T],
+    residual: &[T],
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -185,11 +186,11 @@ pub fn forward_training_residual_in_place(
 }
 
 /// `forward_training_residual` writing y over residual.
-pub fn forward_training_residual_over_residual(
+pub fn forward_training_residual_over_residual<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    residual: &mut [f32],
+    x: &[T],
+    residual: &mut [T],
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -201,12 +202,12 @@ pub fn forward_training_residual_over_residual(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn training(
+fn training<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    residual: *const f32,
-    y: *mut f32,
+    x: *const T,
+    residual: *const T,
+    y: *mut T,
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
     save: Option<SaveStats<'_>>,
@@ -232,7 +233,7 @@ fn training(
     // borrows.
     let status = unsafe {
         sys::bnorm_forward_training_residual(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             residual as *const c_void,
@@ -254,13 +255,13 @@ fn training(
 /// (`backward` with `Flags::FUSE_RELU` and this y gives the same dx). Both
 /// dx and d_residual are required; `input` as in `backward` (y, the
 /// residual call's output, is required with `Flags::FUSE_RELU`).
-pub fn backward_residual(
+pub fn backward_residual<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &[f32],
-    dx: &mut [f32],
-    d_residual: &mut [f32],
+    input: BackwardInput<'_, T>,
+    dy: &[T],
+    dx: &mut [T],
+    d_residual: &mut [T],
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -278,12 +279,12 @@ pub fn backward_residual(
 }
 
 /// `backward_residual` writing dx over dy.
-pub fn backward_residual_in_place(
+pub fn backward_residual_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &mut [f32],
-    d_residual: &mut [f32],
+    input: BackwardInput<'_, T>,
+    dy: &mut [T],
+    d_residual: &mut [T],
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -301,12 +302,12 @@ pub fn backward_residual_in_place(
 }
 
 /// `backward_residual` writing d_residual over dy.
-pub fn backward_residual_d_residual_in_place(
+pub fn backward_residual_d_residual_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &mut [f32],
-    dx: &mut [f32],
+    input: BackwardInput<'_, T>,
+    dy: &mut [T],
+    dx: &mut [T],
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -323,13 +324,13 @@ pub fn backward_residual_d_residual_in_place(
     )
 }
 
-fn backward_raw(
+fn backward_raw<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: *const f32,
-    dx: *mut f32,
-    d_residual: *mut f32,
+    input: BackwardInput<'_, T>,
+    dy: *const T,
+    dx: *mut T,
+    d_residual: *mut T,
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("x", shape, input.x)?;
@@ -350,7 +351,7 @@ fn backward_raw(
     // pairs the C API allows.
     let status = unsafe {
         sys::bnorm_backward_residual(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             input.x.as_ptr() as *const c_void,
             dy as *const c_void,

@@ -36,6 +36,7 @@ use std::os::raw::c_void;
 use std::ptr;
 
 use crate::descriptor::Descriptor;
+use crate::element::Element;
 use crate::error::Error;
 use crate::ops::{
     check_affine, check_channels, check_tensor, length_error, optional_channels_mut, Affine,
@@ -60,10 +61,10 @@ pub struct BatchStats<'a> {
 /// This process's part of the batch statistics: `partial_stats`
 /// (`3 * num_features` long) gets each channel's count, mean and M2 over
 /// `x`. One value per channel (a single sample of a rank-2 tensor) is fine.
-pub fn local_stats(
+pub fn local_stats<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
+    x: &[T],
     partial_stats: &mut [f64],
 ) -> Result<(), Error> {
     check_tensor("x", shape, x)?;
@@ -73,7 +74,7 @@ pub fn local_stats(
     // the output is an exclusive borrow, so it overlaps nothing.
     let status = unsafe {
         sys::bnorm_local_stats(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x.as_ptr() as *const c_void,
             partial_stats.as_mut_ptr(),
@@ -181,11 +182,11 @@ fn merge(
 /// The elementwise half of training forward with the whole batch's
 /// statistics (from `merge_stats`): `y = (x - mean) * invstd * gamma + beta`,
 /// then ReLU with `Flags::FUSE_RELU`. `affine` as in `forward_inference`.
-pub fn forward_normalize(
+pub fn forward_normalize<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &[f32],
-    y: &mut [f32],
+    x: &[T],
+    y: &mut [T],
     mean: &[f32],
     invstd: &[f32],
     affine: Option<Affine<'_>>,
@@ -204,10 +205,10 @@ pub fn forward_normalize(
 }
 
 /// `forward_normalize` writing y over x.
-pub fn forward_normalize_in_place(
+pub fn forward_normalize_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: &mut [f32],
+    x: &mut [T],
     mean: &[f32],
     invstd: &[f32],
     affine: Option<Affine<'_>>,
@@ -217,11 +218,11 @@ pub fn forward_normalize_in_place(
     normalize(desc, shape, xy, xy, mean, invstd, affine)
 }
 
-fn normalize(
+fn normalize<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    x: *const f32,
-    y: *mut f32,
+    x: *const T,
+    y: *mut T,
     mean: &[f32],
     invstd: &[f32],
     affine: Option<Affine<'_>>,
@@ -235,7 +236,7 @@ fn normalize(
     // exactly x.
     let status = unsafe {
         sys::bnorm_forward_normalize(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             x as *const c_void,
             y as *mut c_void,
@@ -256,11 +257,11 @@ fn normalize(
 /// `dgamma = sum(g * (x - mean)) * invstd` and `dbeta = sum(g)` over this
 /// part only: data-parallel training sums them with the other parameter
 /// gradients.
-pub fn backward_reduce(
+pub fn backward_reduce<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &[f32],
+    input: BackwardInput<'_, T>,
+    dy: &[T],
     grad_sums: &mut [f64],
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
@@ -276,7 +277,7 @@ pub fn backward_reduce(
     // output is an exclusive borrow.
     let status = unsafe {
         sys::bnorm_backward_reduce(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             input.x.as_ptr() as *const c_void,
             dy.as_ptr() as *const c_void,
@@ -304,13 +305,13 @@ pub fn backward_reduce(
 /// `Status::TOO_FEW_VALUES`). With `Flags::USE_GLOBAL_STATS`,
 /// `dx = dy * gamma * invstd` and `grad_sums` is not read (`None` is fine);
 /// otherwise `None` is `Status::NULL_POINTER`.
-pub fn backward_elementwise(
+pub fn backward_elementwise<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &[f32],
+    input: BackwardInput<'_, T>,
+    dy: &[T],
     grad_sums: Option<&[f64]>,
-    dx: &mut [f32],
+    dx: &mut [T],
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
     check_tensor("dx", shape, dx)?;
@@ -318,11 +319,11 @@ pub fn backward_elementwise(
 }
 
 /// `backward_elementwise` writing dx over dy.
-pub fn backward_elementwise_in_place(
+pub fn backward_elementwise_in_place<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: &mut [f32],
+    input: BackwardInput<'_, T>,
+    dy: &mut [T],
     grad_sums: Option<&[f64]>,
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
@@ -330,13 +331,13 @@ pub fn backward_elementwise_in_place(
     elementwise(desc, shape, input, dy_dx, grad_sums, dy_dx)
 }
 
-fn elementwise(
+fn elementwise<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
-    input: BackwardInput<'_>,
-    dy: *const f32,
+    input: BackwardInput<'_, T>,
+    dy: *const T,
     grad_sums: Option<&[f64]>,
-    dx: *mut f32,
+    dx: *mut T,
 ) -> Result<(), Error> {
     check_tensor("x", shape, input.x)?;
     let y = optional_tensor("y", shape, input.y)?;
@@ -360,7 +361,7 @@ fn elementwise(
     // (or is NULL), dx is an exclusive borrow or exactly dy.
     let status = unsafe {
         sys::bnorm_backward_elementwise(
-            desc.as_raw(),
+            &desc.raw_for::<T>(),
             shape.as_raw(),
             input.x.as_ptr() as *const c_void,
             dy as *const c_void,
@@ -428,11 +429,11 @@ fn count_blocks(name: &str, desc: &Descriptor, data: &[f64]) -> Result<i32, Erro
     })
 }
 
-pub(crate) fn optional_tensor(
+pub(crate) fn optional_tensor<T>(
     name: &str,
     shape: &Shape,
-    data: Option<&[f32]>,
-) -> Result<*const f32, Error> {
+    data: Option<&[T]>,
+) -> Result<*const T, Error> {
     match data {
         Some(data) => {
             check_tensor(name, shape, data)?;

@@ -2,9 +2,10 @@
 //!
 //! Not reachable from the safe API, by design: `ALIASING` (the borrow rules
 //! keep outputs apart from inputs; the allowed in-place pairs have their own
-//! functions), `UNSUPPORTED` (only f32 slices are accepted, so bf16/f16 cannot
-//! be requested) and misaligned pointers (`&[f32]` is always aligned).
-//! `tests/sys_abi.rs` reaches the first two through the raw declarations.
+//! functions), an unknown dtype (the slices' element type sets it, and every
+//! `Element` is a dtype the library implements) and misaligned pointers
+//! (`&[f32]`, `&[Bf16]` and `&[F16]` are always aligned). `tests/sys_abi.rs`
+//! reaches them through the raw declarations.
 //! `OUT_OF_MEMORY` and `INTERNAL` cannot be provoked on purpose.
 
 mod common;

@@ -1552,12 +1552,14 @@ fn what_the_safe_api_cannot_express_is_rejected_by_the_library() {
         assert_eq!(memory, original, "{} wrote before failing", what);
     }
 
-    // bf16 is reserved: UNSUPPORTED.
+    // A bf16 residual at an odd address: the safe API's `&[Bf16]` is always
+    // 2-byte aligned.
     let mut bf16 = raw_no_flags();
     bf16.dtype = sys::BNORM_DTYPE_BF16;
+    let odd = unsafe { (b as *mut u8).add(1) } as *mut f32;
     assert_eq!(
-        raw_inference(&bf16, a, b, c),
-        sys::BNORM_ERR_UNSUPPORTED,
+        raw_inference(&bf16, a, odd, c),
+        sys::BNORM_ERR_INVALID_ARGUMENT,
         "{}",
         raw_last_error()
     );

@@ -75,11 +75,16 @@ fn statuses_the_safe_api_cannot_reach() {
     let status = raw_inference(&raw_desc(3), base, unsafe { base.add(1) });
     assert_eq!(status, sys::BNORM_ERR_ALIASING, "{}", raw_last_error());
 
-    // bf16 is reserved in v1.0; the safe API only takes f32.
-    let mut bf16 = raw_desc(3);
-    bf16.dtype = sys::BNORM_DTYPE_BF16;
-    let status = raw_inference(&bf16, base, unsafe { base.add(6) });
-    assert_eq!(status, sys::BNORM_ERR_UNSUPPORTED, "{}", raw_last_error());
+    // An unknown dtype; the safe API sets the dtype from its slices' type.
+    let mut unknown = raw_desc(3);
+    unknown.dtype = 7;
+    let status = raw_inference(&unknown, base, unsafe { base.add(6) });
+    assert_eq!(
+        status,
+        sys::BNORM_ERR_INVALID_ARGUMENT,
+        "{}",
+        raw_last_error()
+    );
 
     let status = raw_inference(ptr::null(), base, unsafe { base.add(6) });
     assert_eq!(status, sys::BNORM_ERR_NULL_POINTER, "{}", raw_last_error());
@@ -107,4 +112,46 @@ fn an_older_shorter_descriptor_is_accepted_with_defaults() {
     // A size that does not end on a field boundary is no known version.
     old.struct_size = 17;
     assert_eq!(raw_inference(&old, x, y), sys::BNORM_ERR_INVALID_DESCRIPTOR);
+}
+
+#[test]
+fn a_misaligned_16_bit_tensor_is_rejected() {
+    // A `&[Bf16]` or `&[F16]` is always 2-byte aligned, so only the raw
+    // declarations can pass an odd address.
+    for dtype in [sys::BNORM_DTYPE_BF16, sys::BNORM_DTYPE_F16] {
+        let mut desc = raw_desc(3);
+        desc.dtype = dtype;
+        desc.flags = 0;
+        let shape = *bnorm::Shape::new(&[2, 3]).as_raw();
+        let stats = [0.5f32; 3];
+        let mut memory = [0x3c00u16; 16];
+        let original = memory;
+        let base = memory.as_mut_ptr() as *mut u8;
+        let status = unsafe {
+            sys::bnorm_forward_inference(
+                &desc,
+                &shape,
+                base.add(1) as *const c_void,
+                base.add(16) as *mut c_void,
+                stats.as_ptr(),
+                stats.as_ptr(),
+                ptr::null(),
+                ptr::null(),
+            )
+        };
+        assert_eq!(
+            status,
+            sys::BNORM_ERR_INVALID_ARGUMENT,
+            "{}",
+            raw_last_error()
+        );
+        // The message names the address, which varies from run to run.
+        let message = raw_last_error();
+        assert!(
+            message.starts_with("x (0x") && message.ends_with(") is not aligned to 2 bytes"),
+            "{}",
+            message
+        );
+        assert_eq!(memory, original, "wrote before failing");
+    }
 }

@@ -7,7 +7,11 @@ mod common;
 
 use std::sync::Mutex;
 
-use bnorm::{Affine, BackwardInput, Descriptor, Flags, Layout, ParamGrads, SaveStats, Status};
+use bnorm::{
+    Affine, BackwardInput, Bf16, Descriptor, Flags, Layout, ParamGrads, SaveStats, Status, F16,
+};
+use common::half_modes::{self, Bits, Case, MODES};
+use common::half_oracle::Half;
 use common::{ReferenceParams, Rng, View};
 
 static CAP: Mutex<()> = Mutex::new(());
@@ -176,6 +180,37 @@ fn every_target_agrees_with_the_reference_with_a_residual() {
                 )
                 .unwrap();
                 assert_eq!(bits(&dx), bits(&plain_dx), "dx against backward, {}", what);
+            }
+        }
+    }
+    bnorm::set_max_target(None).unwrap();
+    assert_eq!(bnorm::active_target(), bnorm::targets()[0]);
+}
+
+/// Every call on T tensors against the f32 call on the same target.
+fn every_mode<T: Half + Bits>(rng: &mut Rng, case: &Case) {
+    let (half, single) = half_modes::tensors::<T>(rng, case);
+    for mode in MODES {
+        half_modes::check(mode, case, &half, &single);
+    }
+}
+
+#[test]
+fn every_target_rounds_bf16_and_f16_results_of_its_f32_path() {
+    // The library converts and rounds 16-bit tensors itself on every target
+    // (Highway 1.0.3's own conversions are not exact on all of them).
+    let _cap = CAP.lock().unwrap();
+    let mut rng = Rng::new(13);
+    for target in bnorm::targets() {
+        bnorm::set_max_target(Some(target)).unwrap();
+        assert_eq!(bnorm::active_target(), target);
+        for &layout in &[Layout::Nchw, Layout::Nhwc] {
+            for &channels in &[1i64, 3, 17, 67] {
+                let shape = common::random_shape(&mut rng, layout, 4, channels, 2);
+                let flags = Flags::AFFINE | Flags::TRACK_RUNNING_STATS | Flags::FUSE_RELU;
+                let case = Case::new(&mut rng, shape, layout, flags);
+                every_mode::<Bf16>(&mut rng, &case);
+                every_mode::<F16>(&mut rng, &case);
             }
         }
     }

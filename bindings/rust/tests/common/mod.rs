@@ -1,7 +1,8 @@
 //! Shared by the integration tests: a deterministic PRNG, random tensors, a
 //! float64 reference of batch normalization written from its definition
 //! (optionally with a residual added before the ReLU), and the checks the
-//! error tests repeat.
+//! error tests repeat; for bf16 and f16 tensors, an independent rounding
+//! oracle and every call checked against its f32 counterpart.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -9,6 +10,9 @@ use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
 use bnorm::{sys, Affine, Descriptor, Error, Layout, RunningStats, SaveStats, Shape, Status};
+
+pub mod half_modes;
+pub mod half_oracle;
 
 /// SplitMix64: tiny, deterministic, and good enough for test data.
 pub struct Rng(u64);
