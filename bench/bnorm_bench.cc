@@ -1,8 +1,9 @@
 // bnorm's benchmark: bnorm beside oneDNN, a naive scalar loop and the
 // memory-bandwidth roof, over a fixed shape table.
 //
-// Row names: <impl>/<shape>/<layout>/<mode>/t<threads>/<policy>, e.g.
-//   bnorm/32x256x56x56/nhwc/train/t2/cold
+// Row names: <impl>/<shape>/<layout>/<mode>/t<threads>/<policy>[/<dtype>], e.g.
+//   bnorm/32x256x56x56/nhwc/train/t2/cold        (f32: no dtype part)
+//   bnorm/32x256x56x56/nhwc/train/t2/cold/bf16
 // impl:   bnorm, onednn, naive (1 thread only), roof_plain, roof_stream,
 //         bnorm@<TARGET> (SIMD target capped, a few hot rows),
 //         bnorm_folded (inference from a folded scale and shift, hot rows);
@@ -17,6 +18,11 @@
 //         (3-in-2-out: the residual block's bwd).
 // policy: cold (ring of buffers > 2 x LLC) or hot (same buffers; registered
 //         only where a call's data fits in the LLC, otherwise hot == cold).
+// dtype:  bf16 or f16 tensors (per-channel vectors stay f32) for the bnorm and
+//         onednn rows; "16bit" for their roof rows (roof_plain, roof_stream:
+//         the same copy / add on 2-byte elements, half the f32 roof's bytes).
+//         oneDNN rows it has no primitive for (f16 in 2.6) skip with its
+//         error (context keys onednn_bf16, onednn_f16 give the probe's result).
 // bench/compare.py parses these names; keep them in step.
 //
 // Extra flag: --check runs the peer correctness check instead of benchmarks.
@@ -53,12 +59,22 @@ struct Row {
   Mode mode;
   int threads;
   Policy policy;
-  bool residual = false;  // the residual block: its tensors and minimal bytes
+  bool residual = false;      // the residual block: its tensors and minimal bytes
+  DType dtype = DType::kF32;  // bf16 / f16: the batch-norm rows only
 };
 
 std::string RowName(const std::string& impl, const Row& row) {
-  return impl + "/" + row.shape.Name() + "/" + LayoutName(row.layout) + "/" + ModeName(row.mode) +
-         "/t" + std::to_string(row.threads) + "/" + PolicyName(row.policy);
+  std::string name = impl + "/" + row.shape.Name() + "/" + LayoutName(row.layout) + "/" +
+                     ModeName(row.mode) + "/t" + std::to_string(row.threads) + "/" +
+                     PolicyName(row.policy);
+  if (row.dtype != DType::kF32) name += std::string("/") + DTypeName(row.dtype);
+  return name;
+}
+
+// The skip message of a failed bnorm call, e.g. "BNORM_ERR_UNSUPPORTED: a
+// valid request this build does not implement: dtype BF16 is not supported".
+std::string BnormError(bnorm_status status) {
+  return std::string(bnorm_status_string(status)) + ": " + bnorm_last_error();
 }
 
 // Times `call(tensors, channels)` once per iteration on the row's data policy.
@@ -76,6 +92,27 @@ void TimeRow(benchmark::State& state, const Row& row, Call&& call) {
                                                     : MinimalBytes(row.shape, row.mode)));
 }
 
+// TimeRow for bf16 / f16 rows: `call(half_tensors, channels)` on the ring of
+// the row's dtype; bytes_per_second counts 2-byte elements.
+template <class Call>
+void TimeHalfRow(benchmark::State& state, const Row& row, Call&& call) {
+  BufferRing& ring = RingFor(row.shape, row.dtype);
+  for (auto _ : state) {
+    if (!call(ring.NextHalf(row.policy), ring.channels())) break;
+  }
+  state.SetBytesProcessed(state.iterations() * MinimalBytes(row.shape, row.mode, row.dtype));
+}
+
+// TimeRow or TimeHalfRow by the row's dtype; `call` takes either tensor set.
+template <class Call>
+void TimeAnyDTypeRow(benchmark::State& state, const Row& row, Call&& call) {
+  if (row.dtype == DType::kF32) {
+    TimeRow(state, row, call);
+  } else {
+    TimeHalfRow(state, row, call);
+  }
+}
+
 void Register(const std::string& name, std::function<void(benchmark::State&)> fn) {
   benchmark::RegisterBenchmark(name.c_str(), std::move(fn))
       ->UseRealTime()
@@ -83,10 +120,11 @@ void Register(const std::string& name, std::function<void(benchmark::State&)> fn
 }
 
 void TimeBnorm(benchmark::State& state, const Row& row) {
-  const BnormCall call(row.shape, row.layout, row.mode, row.threads);
-  TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
-    if (call.Run(t, ch) == BNORM_OK) return true;
-    state.SkipWithError(bnorm_last_error());
+  const BnormCall call(row.shape, row.layout, row.mode, row.threads, row.dtype);
+  TimeAnyDTypeRow(state, row, [&](auto& t, ChannelVectors& ch) {
+    const bnorm_status status = call.Run(t, ch);
+    if (status == BNORM_OK) return true;
+    state.SkipWithError(BnormError(status).c_str());
     return false;
   });
   state.SetLabel(bnorm_active_target());
@@ -153,9 +191,9 @@ void RegisterNaive(const Row& row) {
 void RegisterOneDnn(const Row& row) {
   Register(RowName("onednn", row), [row](benchmark::State& state) {
     try {
-      OneDnnBatchNorm bn(row.shape, row.layout, row.mode, kEps);  // not timed
+      OneDnnBatchNorm bn(row.shape, row.layout, row.mode, kEps, row.dtype);  // not timed
       state.SetLabel(bn.ImplName());
-      TimeRow(state, row, [&](TensorSet& t, ChannelVectors& ch) {
+      TimeAnyDTypeRow(state, row, [&](auto& t, ChannelVectors& ch) {
         bn.Run(t, ch, row.threads);
         return true;
       });
@@ -236,8 +274,8 @@ void RegisterResidualRoof(const LogicalShape& shape, int threads, Policy policy)
   }
 }
 
-std::vector<Policy> PoliciesFor(const LogicalShape& shape, Mode mode) {
-  if (HotFitsInCache(shape, mode)) return {Policy::kCold, Policy::kHot};
+std::vector<Policy> PoliciesFor(const LogicalShape& shape, Mode mode, DType dtype = DType::kF32) {
+  if (HotFitsInCache(shape, mode, dtype)) return {Policy::kCold, Policy::kHot};
   return {Policy::kCold};
 }
 
@@ -262,6 +300,59 @@ void RegisterResidualRows(const LogicalShape& shape) {
           row.residual = true;
           RegisterBnormResidual(row);
           RegisterBnormThenAddRelu(row);
+        }
+      }
+    }
+  }
+}
+
+// The roof of 2-byte elements (bf16, f16 rows): RegisterRoof's copy and add
+// on half the bytes. Runs on the bf16 ring; only the bytes matter.
+void RegisterHalfRoof(const LogicalShape& shape, bool backward, int threads, Policy policy) {
+  for (Store store : {Store::kPlain, Store::kStreaming}) {
+    const std::string name = std::string("roof_") + StoreName(store) + "/" + shape.Name() +
+                             "/any/" + (backward ? "bwd" : "fwd") + "/t" + std::to_string(threads) +
+                             "/" + PolicyName(policy) + "/16bit";
+    Row row{shape, Layout::kNCHW, backward ? Mode::kBackward : Mode::kInference, threads, policy};
+    row.dtype = DType::kBF16;
+    Register(name, [row, store](benchmark::State& state) {
+      const int64_t n = row.shape.Elements();
+      TimeHalfRow(state, row, [&](HalfTensorSet& t, ChannelVectors&) {
+        if (row.mode == Mode::kBackward) {
+          RoofAdd16(t.x.get(), t.dy.get(), t.dx.get(), n, row.threads, store);
+        } else {
+          RoofCopy16(t.x.get(), t.y.get(), n, row.threads, store);
+        }
+        return true;
+      });
+      state.SetLabel(RoofIsa());
+    });
+  }
+}
+
+// The bf16 and f16 rows of one shape, registered after its f32 rows (each
+// dtype has a ring of its own, and only one ring is kept at a time).
+void RegisterHalfRows(const LogicalShape& shape) {
+  for (int threads : kThreadCounts) {
+    for (bool backward : {false, true}) {
+      const Mode mode = backward ? Mode::kBackward : Mode::kInference;
+      for (Policy policy : PoliciesFor(shape, mode, DType::kBF16)) {
+        RegisterHalfRoof(shape, backward, threads, policy);
+      }
+    }
+  }
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+    for (Layout layout : {Layout::kNCHW, Layout::kNHWC}) {
+      for (Mode mode : {Mode::kInference, Mode::kTraining, Mode::kBackward}) {
+        for (int threads : kThreadCounts) {
+          for (Policy policy : PoliciesFor(shape, mode, dtype)) {
+            Row row{shape, layout, mode, threads, policy};
+            row.dtype = dtype;
+            RegisterBnorm(row);
+#ifdef BNORM_BENCH_HAVE_DNNL
+            RegisterOneDnn(row);
+#endif
+          }
         }
       }
     }
@@ -303,6 +394,7 @@ void RegisterAll() {
       }
     }
     RegisterResidualRows(shape);
+    RegisterHalfRows(shape);
   }
 }
 
@@ -314,9 +406,13 @@ void AddContext() {
 #ifdef BNORM_BENCH_HAVE_DNNL
   benchmark::AddCustomContext("onednn_version", OneDnnVersion());
   benchmark::AddCustomContext("onednn_residual", OneDnnResidualStatus());
+  benchmark::AddCustomContext("onednn_bf16", OneDnnDTypeStatus(DType::kBF16));
+  benchmark::AddCustomContext("onednn_f16", OneDnnDTypeStatus(DType::kF16));
 #else
   benchmark::AddCustomContext("onednn_version", "not built");
   benchmark::AddCustomContext("onednn_residual", "oneDNN not built");
+  benchmark::AddCustomContext("onednn_bf16", "oneDNN not built");
+  benchmark::AddCustomContext("onednn_f16", "oneDNN not built");
 #endif
 }
 

@@ -17,11 +17,14 @@ namespace bnorm_bench {
 class BnormCall {
  public:
   // Default flags (AFFINE | TRACK_RUNNING_STATS), as a PyTorch BatchNorm layer.
-  BnormCall(const LogicalShape& shape, Layout layout, Mode mode, int threads)
+  // dtype is the tensors' (per-channel vectors are float in every dtype).
+  BnormCall(const LogicalShape& shape, Layout layout, Mode mode, int threads,
+            DType dtype = DType::kF32)
       : shape_(ToBnormShape(shape, layout)), mode_(mode) {
     bnorm_desc_init(&desc_, shape.c);
     desc_.eps = kEps;
     desc_.layout = layout == Layout::kNCHW ? BNORM_LAYOUT_NCHW : BNORM_LAYOUT_NHWC;
+    desc_.dtype = ToBnormDType(dtype);
     desc_.num_threads = threads;
     desc_relu_ = desc_;
     desc_relu_.flags |= BNORM_FLAG_FUSE_RELU;
@@ -42,8 +45,10 @@ class BnormCall {
 
   // Inference: x -> y with the given statistics. Training: x -> y, updating
   // the running stats and writing save_mean / save_invstd. Backward: x, dy ->
-  // dx, dgamma, dbeta with save_mean / save_invstd.
-  bnorm_status Run(TensorSet& t, ChannelVectors& ch) const {
+  // dx, dgamma, dbeta with save_mean / save_invstd. Tensors: a TensorSet for
+  // f32, a HalfTensorSet for bf16 / f16 (the constructor's dtype).
+  template <class Tensors>
+  bnorm_status Run(Tensors& t, ChannelVectors& ch) const {
     switch (mode_) {
       case Mode::kInference:
         return bnorm_forward_inference(&desc_, &shape_, t.x.get(), t.y.get(), ch.mean.data(),

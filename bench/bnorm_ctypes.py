@@ -17,6 +17,8 @@ from bnorm import _lib  # noqa: E402  (needs the path above)
 
 LAYOUT_NCHW = _lib.LAYOUT_NCHW
 LAYOUT_NHWC = _lib.LAYOUT_NHWC
+# bnorm_desc.dtype by the benchmark's dtype names.
+DTYPES = {"f32": _lib.DTYPE_F32, "bf16": _lib.DTYPE_BF16, "f16": _lib.DTYPE_F16}
 
 # The residual-block calls (bnorm.h 1.2), which the binding does not declare:
 # name -> argument types after (desc, shape), all data pointers.
@@ -57,18 +59,20 @@ class Bnorm:
                 fn.argtypes = head + [ctypes.c_void_p] * pointers
 
     @staticmethod
-    def desc(num_features, layout, threads, eps=1e-5, momentum=0.1, relu=False):
-        """bnorm_desc_init's defaults (AFFINE | TRACK_RUNNING_STATS, f32), as a
-        PyTorch BatchNorm layer, with the given layout, threads, eps, momentum;
-        relu adds FUSE_RELU (the residual block's ReLU)."""
+    def desc(num_features, layout, threads, eps=1e-5, momentum=0.1, relu=False, dtype="f32"):
+        """bnorm_desc_init's defaults (AFFINE | TRACK_RUNNING_STATS), as a
+        PyTorch BatchNorm layer, with the given layout, threads, eps, momentum
+        and tensor dtype ("f32", "bf16", "f16"; per-channel vectors are float
+        in every dtype); relu adds FUSE_RELU (the residual block's ReLU)."""
         flags = _lib.FLAG_AFFINE | _lib.FLAG_TRACK_RUNNING_STATS
         if relu:
             flags |= _lib.FLAG_FUSE_RELU
-        return _lib.make_desc(num_features, eps, momentum, flags, layout, _lib.DTYPE_F32, threads)
+        return _lib.make_desc(num_features, eps, momentum, flags, layout, DTYPES[dtype], threads)
 
     shape = staticmethod(_lib.make_shape)
 
     def check(self, status, what):
         if status != 0:
-            raise RuntimeError("%s failed (status %d): %s" %
-                               (what, status, self.lib.bnorm_last_error().decode()))
+            error = self.lib.bnorm_last_error().decode()  # before any other bnorm call
+            raise RuntimeError("%s failed: %s: %s" % (
+                what, self.lib.bnorm_status_string(status).decode(), error))

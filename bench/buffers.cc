@@ -5,39 +5,63 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+
+#include "half_convert.h"
 
 namespace bnorm_bench {
 
-void FreeDeleter::operator()(float* p) const { std::free(p); }
+void FreeDeleter::operator()(void* p) const { std::free(p); }
 
-AlignedFloats AlignedAlloc(int64_t count) {
+namespace {
+
+void* AlignedBytes(int64_t count, size_t element_bytes) {
   constexpr size_t kAlign = 64;
-  size_t bytes = static_cast<size_t>(count) * sizeof(float);
+  size_t bytes = static_cast<size_t>(count) * element_bytes;
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;  // aligned_alloc wants a multiple
   void* p = std::aligned_alloc(kAlign, std::max<size_t>(bytes, kAlign));
   if (p == nullptr) throw std::bad_alloc();
-  return AlignedFloats(static_cast<float*>(p));
+  return p;
+}
+
+// splitmix64 of (seed, i) to a float in [-1, 1): independent per element, so
+// any thread order gives the same data.
+float UniformAt(uint64_t seed, int64_t i) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // 24 bits
+}
+
+}  // namespace
+
+AlignedFloats AlignedAlloc(int64_t count) {
+  return AlignedFloats(static_cast<float*>(AlignedBytes(count, sizeof(float))));
+}
+
+AlignedHalves AlignedAllocHalves(int64_t count) {
+  return AlignedHalves(static_cast<uint16_t*>(AlignedBytes(count, sizeof(uint16_t))));
 }
 
 void FillUniform(float* data, int64_t count, uint64_t seed) {
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    // splitmix64 of (seed, i): independent per element, so any thread order
-    // gives the same data.
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    data[i] = static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // 24 bits
-  }
+  for (int64_t i = 0; i < count; ++i) data[i] = UniformAt(seed, i);
+}
+
+void FillUniformHalf(uint16_t* data, int64_t count, uint64_t seed, DType dtype) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i) data[i] = FloatToHalf(dtype, UniformAt(seed, i));
 }
 
 namespace {
 
 // Writes every page of an output buffer, so no row pays for first-touch faults.
-void FillZero(float* data, int64_t count) {
+// (All-zero bits are +0 in every dtype.)
+template <class T>
+void FillZero(T* data, int64_t count) {
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < count; ++i) data[i] = 0.0f;
+  for (int64_t i = 0; i < count; ++i) data[i] = T{0};
 }
 
 void ClampNegativeToZero(float* data, int64_t count) {
@@ -71,25 +95,38 @@ ChannelVectors MakeChannelVectors(int64_t c) {
 
 }  // namespace
 
-BufferRing::BufferRing(const LogicalShape& shape, int64_t num_sets)
-    : shape_(shape), channels_(MakeChannelVectors(shape.c)) {
+BufferRing::BufferRing(const LogicalShape& shape, DType dtype, int64_t num_sets)
+    : shape_(shape), dtype_(dtype), num_sets_(num_sets), channels_(MakeChannelVectors(shape.c)) {
   const int64_t n = shape.Elements();
-  sets_.reserve(num_sets);
   for (int64_t i = 0; i < num_sets; ++i) {
-    TensorSet s;
-    s.x = AlignedAlloc(n);
-    s.y = AlignedAlloc(n);
-    s.dy = AlignedAlloc(n);
-    s.dx = AlignedAlloc(n);
-    FillUniform(s.x.get(), n, 2 * i + 1);
-    FillUniform(s.dy.get(), n, 2 * i + 2);
-    FillZero(s.y.get(), n);
-    FillZero(s.dx.get(), n);
-    sets_.push_back(std::move(s));
+    if (dtype == DType::kF32) {
+      TensorSet s;
+      s.x = AlignedAlloc(n);
+      s.y = AlignedAlloc(n);
+      s.dy = AlignedAlloc(n);
+      s.dx = AlignedAlloc(n);
+      FillUniform(s.x.get(), n, 2 * i + 1);
+      FillUniform(s.dy.get(), n, 2 * i + 2);
+      FillZero(s.y.get(), n);
+      FillZero(s.dx.get(), n);
+      sets_.push_back(std::move(s));
+    } else {
+      HalfTensorSet s;
+      s.x = AlignedAllocHalves(n);
+      s.y = AlignedAllocHalves(n);
+      s.dy = AlignedAllocHalves(n);
+      s.dx = AlignedAllocHalves(n);
+      FillUniformHalf(s.x.get(), n, 2 * i + 1, dtype);  // the f32 ring's seeds
+      FillUniformHalf(s.dy.get(), n, 2 * i + 2, dtype);
+      FillZero(s.y.get(), n);
+      FillZero(s.dx.get(), n);
+      half_sets_.push_back(std::move(s));
+    }
   }
 }
 
 void BufferRing::AddResidualTensors() {
+  if (dtype_ != DType::kF32) throw std::logic_error("residual tensors exist in f32 rings only");
   const int64_t n = shape_.Elements();
   const int64_t sets = num_sets();
   for (int64_t i = 0; i < sets; ++i) {
@@ -106,11 +143,11 @@ void BufferRing::AddResidualTensors() {
   }
 }
 
-TensorSet& BufferRing::Next(Policy policy) {
-  if (policy == Policy::kHot) return sets_[0];
-  TensorSet& s = sets_[cursor_];
-  cursor_ = (cursor_ + 1) % num_sets();
-  return s;
+int64_t BufferRing::NextIndex(Policy policy) {
+  if (policy == Policy::kHot) return 0;
+  const int64_t i = cursor_;
+  cursor_ = (cursor_ + 1) % num_sets_;
+  return i;
 }
 
 int64_t LastLevelCacheBytes() {
@@ -122,25 +159,28 @@ int64_t LastLevelCacheBytes() {
   return bytes;
 }
 
-bool HotFitsInCache(const LogicalShape& shape, Mode mode) {
-  return MinimalBytes(shape, mode) <= LastLevelCacheBytes();
+bool HotFitsInCache(const LogicalShape& shape, Mode mode, DType dtype) {
+  return MinimalBytes(shape, mode, dtype) <= LastLevelCacheBytes();
 }
 
 bool ResidualHotFitsInCache(const LogicalShape& shape, Mode mode) {
   return ResidualMinimalBytes(shape, mode) <= LastLevelCacheBytes();
 }
 
-BufferRing& RingFor(const LogicalShape& shape) {
+BufferRing& RingFor(const LogicalShape& shape, DType dtype) {
   static std::unique_ptr<BufferRing> ring;
-  if (ring != nullptr && ring->shape().Name() == shape.Name()) return *ring;
-  ring.reset();  // free the previous shape's ring before allocating the next
+  if (ring != nullptr && ring->shape().Name() == shape.Name() && ring->dtype() == dtype) {
+    return *ring;
+  }
+  ring.reset();  // free the previous ring before allocating the next
   // Size by the smallest footprint a call touches (forward: x and y), so that
   // even the forward modes cycle through at least 2 x LLC of data. (Residual
-  // rows touch more of each set, so they cycle through more.)
-  const int64_t set_bytes = MinimalBytes(shape, Mode::kInference);
+  // rows touch more of each set, so they cycle through more.) A 2-byte ring
+  // has twice the sets of the f32 one: the same bytes, not the same sets.
+  const int64_t set_bytes = MinimalBytes(shape, Mode::kInference, dtype);
   const int64_t ring_bytes = 2 * LastLevelCacheBytes();
   const int64_t num_sets = std::max<int64_t>(2, (ring_bytes + set_bytes - 1) / set_bytes);
-  ring = std::make_unique<BufferRing>(shape, num_sets);
+  ring = std::make_unique<BufferRing>(shape, dtype, num_sets);
   return *ring;
 }
 

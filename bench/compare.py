@@ -18,11 +18,19 @@ the memory-bandwidth roof of the block's minimal traffic. oneDNN's fused form
 (fuse_norm_add_relu) is not in the oneDNN the benchmark uses (2.6): that
 column stays empty, with the benchmark's reason.
 
-Default: two shapes (residual rows for one), 3 repetitions (about 45 s on the
-2-core dev machine; the residual rows added about 15%). --full: the whole
-table, residual rows for every shape, the naive baseline and the
-per-SIMD-target rows, 5 repetitions (about 7.5 minutes there before the
-residual rows, which add 65% more benchmark rows).
+A third table, bf16 and f16 tensors (per-channel vectors stay float32): bnorm
+against oneDNN's primitive and PyTorch's batch norm in the same dtype, against
+bnorm's own f32 row, and against the roof of 2-byte elements (the same copy or
+add on half the f32 roof's bytes). A peer without the dtype (oneDNN 2.6 and
+PyTorch 1.13 have no f16 CPU batch norm) shows "missing", with its error.
+
+Default: two shapes (residual rows for one, bf16/f16 rows for one: 1 thread,
+cold, both layouts, all modes), 3 repetitions (about 45 s on the 2-core dev
+machine before the residual rows, which added about 15%; the bf16/f16 rows add
+about 20% more). --full: the whole table, residual and bf16/f16 rows for every
+shape, the naive baseline and the per-SIMD-target rows, 5 repetitions (about
+7.5 minutes there before the residual rows, which add 65% more benchmark rows;
+the bf16/f16 rows add 70% more timed rows again).
 """
 
 import argparse
@@ -45,6 +53,16 @@ ROOF_IMPLS = ["roof_plain", "roof_stream"]
 # The residual block's rows; in the quick run, for these shapes only.
 RESIDUAL_IMPLS = ["bnorm_res", "bnorm_then_addrelu"]
 QUICK_RESIDUAL_SHAPES = ["32x1024x14x14"]
+# bf16 / f16 rows: their names end in the dtype ("bnorm/.../t1/cold/bf16"),
+# their roof rows' in HALF_ROOF. In the quick run, these shapes, one thread,
+# cold only: one row per layout and mode.
+HALF_DTYPES = ["bf16", "f16"]
+HALF_ROOF = "16bit"
+QUICK_HALF_SHAPES = ["32x1024x14x14"]
+QUICK_HALF_THREADS = [1]
+# The end of an f32 row's name (no dtype part); Google Benchmark appends
+# "/real_time" to the names it filters.
+F32_TAIL = "t[0-9]+/(cold|hot)(/real_time)?$"
 
 
 def parse_args():
@@ -57,6 +75,8 @@ def parse_args():
                         "(the residual block's rows run for all of them)")
     parser.add_argument("--reps", type=int, help="repetitions (medians); default 5 (quick: 3)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    parser.add_argument("--dtypes", default="f32,bf16,f16",
+                        help="tensor dtypes (f32 always runs; bf16, f16 add the third table)")
     parser.add_argument("--json-out", help="write the merged rows here (default: in the build dir)")
     return parser.parse_args()
 
@@ -75,32 +95,51 @@ def run_peer_check(binary):
     print("peer check: " + summary[0])
 
 
-def bench_filter(shapes, full, residual_shapes):
+def bench_filter(shapes, full, residual_shapes, half_shapes, half_dtypes, half_policies,
+                 half_threads):
     """The --benchmark_filter regex for the run (None: every row). Google
     Benchmark may use POSIX regex here: no (?:...) or lookahead."""
-    if full and not shapes:
+    def alternatives(items):
+        return "|".join(re.escape(s) for s in items)
+
+    if full and not shapes and len(half_dtypes) == len(HALF_DTYPES):
         return None
-    names = "|".join(re.escape(s) for s in shapes)
     if full:
-        return "^(.*)/(%s)/" % names
-    # Batch norm's rows and roofs for the shapes, the residual block's (and its
-    # roofs, including the add roof its forward is held to) for its shapes.
-    parts = ["(%s)/(%s)/" % ("|".join(QUICK_IMPLS), names)]
+        # Every row of the shapes whose name ends in a policy (f32) or in one
+        # of the dtypes run.
+        ends = ["cold", "hot"] + half_dtypes + ([HALF_ROOF] if half_dtypes else [])
+        return "^[^/]+/(%s)/.*/(%s)(/real_time)?$" % (
+            alternatives(shapes) if shapes else "[^/]+", "|".join(ends))
+    names = alternatives(shapes)
+    # Batch norm's f32 rows and roofs for the shapes, the residual block's (and
+    # its roofs, including the add roof its forward is held to) for its shapes.
+    parts = ["(%s)/(%s)/[^/]+/[^/]+/%s" % ("|".join(QUICK_IMPLS), names, F32_TAIL)]
     if residual_shapes:
-        parts.append("(%s)/(%s)/" % ("|".join(RESIDUAL_IMPLS + ROOF_IMPLS),
-                                     "|".join(re.escape(s) for s in residual_shapes)))
+        parts.append("(%s)/(%s)/[^/]+/[^/]+/%s" % ("|".join(RESIDUAL_IMPLS + ROOF_IMPLS),
+                                                   alternatives(residual_shapes), F32_TAIL))
     if set(residual_shapes) != set(shapes):
         # Roof rows of the other shapes: not the residual block's 3-in-2-out one.
-        parts[0] = "(%s)/(%s)/" % ("|".join(r for r in QUICK_IMPLS if r not in ROOF_IMPLS), names)
-        parts.insert(1, "(%s)/(%s)/any/(fwd|bwd)/" % ("|".join(ROOF_IMPLS), names))
+        parts[0] = "(%s)/(%s)/[^/]+/[^/]+/%s" % (
+            "|".join(r for r in QUICK_IMPLS if r not in ROOF_IMPLS), names, F32_TAIL)
+        parts.insert(1, "(%s)/(%s)/any/(fwd|bwd)/%s" % ("|".join(ROOF_IMPLS), names, F32_TAIL))
+    # The bf16 / f16 rows and their 2-byte roof.
+    if half_shapes and half_dtypes:
+        policies = "|".join(half_policies or ["cold", "hot"])
+        threads = "|".join(str(t) for t in half_threads) if half_threads else "[0-9]+"
+        parts.append("(bnorm|onednn)/(%s)/[^/]+/[^/]+/t(%s)/(%s)/(%s)(/real_time)?$" % (
+            alternatives(half_shapes), threads, policies, "|".join(half_dtypes)))
+        parts.append("(%s)/(%s)/any/(fwd|bwd)/t(%s)/(%s)/%s(/real_time)?$" % (
+            "|".join(ROOF_IMPLS), alternatives(half_shapes), threads, policies, HALF_ROOF))
     return "^(%s)" % "|".join(parts)
 
 
-def run_bench(binary, shapes, full, residual_shapes, reps, out_path):
-    """Runs bnorm_bench, returns {(impl, shape, layout, mode, threads, policy): entry}."""
+def run_bench(binary, shapes, full, residual_shapes, half, reps, out_path):
+    """Runs bnorm_bench, returns {(impl, shape, layout, mode, threads, policy,
+    dtype): entry}; dtype is "f32", "bf16", "f16" or HALF_ROOF. half: (shapes,
+    dtypes, policies, threads) of the bf16 / f16 rows (None: all)."""
     argv = [binary, "--benchmark_format=json", "--benchmark_out_format=json",
             "--benchmark_out=" + out_path]
-    regex = bench_filter(shapes, full, residual_shapes)
+    regex = bench_filter(shapes, full, residual_shapes, *half)
     if regex:
         argv.append("--benchmark_filter=" + regex)
     if reps:
@@ -117,7 +156,10 @@ def run_bench(binary, shapes, full, residual_shapes, reps, out_path):
         if len(parts) < 6:
             continue
         impl, shape, layout, mode, threads, policy = parts[:6]
-        key = (impl, shape, layout, mode, int(threads[1:]), policy)
+        # After the policy: the dtype of bf16 / f16 rows, or Google Benchmark's
+        # own suffixes ("real_time") on f32 rows, which have no dtype part.
+        dtype = parts[6] if len(parts) > 6 and parts[6] in HALF_DTYPES + [HALF_ROOF] else "f32"
+        key = (impl, shape, layout, mode, int(threads[1:]), policy, dtype)
         if b.get("error_occurred"):
             rows[key] = {"error": b.get("error_message", "error")}
         elif b.get("aggregate_name") == "median":
@@ -127,17 +169,33 @@ def run_bench(binary, shapes, full, residual_shapes, reps, out_path):
     return rows, report["context"]
 
 
-def run_torch(lib, shapes, residual_shapes, reps, out_path):
+def torch_filter(shapes, half_shapes, half_dtypes, half_policies, half_threads):
+    """torch_bench.py's --filter for the quick run's rows: f32 for the shapes,
+    bf16 / f16 for the half shapes, threads and policies (Python regex)."""
+    def alternatives(items):
+        return "|".join(re.escape(str(s)) for s in items)
+
+    parts = ["^(%s)/.*/f32$" % alternatives(shapes)]
+    if half_shapes and half_dtypes:
+        parts.append("^(%s)/[^/]+/[^/]+/t(%s)/(%s)/(%s)$" % (
+            alternatives(half_shapes), alternatives(half_threads), alternatives(half_policies),
+            alternatives(half_dtypes)))
+    return "|".join(parts)
+
+
+def run_torch(lib, shapes, residual_shapes, reps, out_path, dtypes=("f32",), row_filter=None):
     """Runs torch_bench.py (both allocator settings); returns
-    ({(shape, layout, mode, threads, policy, alloc): row}, the same for the
-    residual block's rows, info), or Nones if it failed."""
+    ({(shape, layout, mode, threads, policy, alloc, dtype): row}, the same for
+    the residual block's rows, info), or Nones if it failed."""
     argv = [sys.executable, os.path.join(HERE, "torch_bench.py"), "--shapes", ",".join(shapes),
             "--residual-shapes", ",".join(residual_shapes) or "none",
-            "--json", out_path, "--quiet", "--lib", lib]
+            "--dtypes", ",".join(dtypes), "--json", out_path, "--quiet", "--lib", lib]
     if reps:
         argv += ["--reps", str(reps)]
-    print("torch_bench.py: %d shapes (%d with the residual block) x 2 allocator settings ..." %
-          (len(shapes), len(residual_shapes)), flush=True)
+    if row_filter:
+        argv += ["--filter", row_filter]
+    print("torch_bench.py: %d shapes (%d with the residual block) in %s x 2 allocator "
+          "settings ..." % (len(shapes), len(residual_shapes), "/".join(dtypes)), flush=True)
     if subprocess.run(argv).returncode != 0:
         print("compare: torch_bench.py failed; no PyTorch columns", file=sys.stderr)
         return None, None, {}
@@ -145,7 +203,8 @@ def run_torch(lib, shapes, residual_shapes, reps, out_path):
         report = json.load(f)
     rows = {"bn": {}, "res": {}}
     for r in report["rows"]:
-        key = (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"])
+        key = (r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["alloc"],
+               r.get("dtype", "f32"))
         rows[r.get("block", "bn")][key] = r
     return rows["bn"], rows["res"], report["info"]
 
@@ -201,8 +260,8 @@ def build_table(bench, torch_rows):
     """Joins the results into one list of dicts, one per bnorm row."""
     table = []
     for key, entry in bench.items():  # registration order: shape table, layout, mode, ...
-        impl, shape, layout, mode, threads, policy = key
-        if impl != "bnorm":
+        impl, shape, layout, mode, threads, policy, dtype = key
+        if impl != "bnorm" or dtype != "f32":
             continue
         row = {"shape": shape, "layout": layout, "mode": mode, "threads": threads,
                "policy": policy, "bnorm_us": entry.get("us"), "error": entry.get("error"),
@@ -216,12 +275,12 @@ def build_table(bench, torch_rows):
         row["onednn_us"] = peer("onednn")
         row["onednn_impl"] = bench.get(("onednn",) + key[1:], {}).get("label")
         row["naive_us"] = peer("naive")
-        roof_key = (shape, "any", "bwd" if mode == "bwd" else "fwd", threads, policy)
+        roof_key = (shape, "any", "bwd" if mode == "bwd" else "fwd", threads, policy, "f32")
         roofs = [bench.get((r,) + roof_key, {}).get("us") for r in ("roof_plain", "roof_stream")]
         roofs = [r for r in roofs if r is not None]
         row["roof_us"] = min(roofs) if roofs else None
         for alloc, name in (("reuse", "torch"), ("default", "torch_mmap")):
-            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc))
+            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc, "f32"))
             row[name + "_us"] = t["torch_us"] if t else None
             # Measured against bnorm in the same process.
             row[name + "_ratio"] = t["torch_over_bnorm"] if t else None
@@ -278,7 +337,7 @@ def build_residual_table(bench, torch_rows):
     """One dict per bnorm_res row (the residual block fused), with its peers."""
     table = []
     for key, entry in bench.items():
-        impl, shape, layout, mode, threads, policy = key
+        impl, shape, layout, mode, threads, policy, dtype = key
         if impl != "bnorm_res":
             continue
         row = {"shape": shape, "layout": layout, "mode": mode, "threads": threads,
@@ -296,13 +355,13 @@ def build_residual_table(bench, torch_rows):
         row["onednn_us"] = bench.get(("onednn_res",) + key[1:], {}).get("us")
         row["onednn_ratio"] = ratio(row["onednn_us"])
         # Forward: the 2-in-1-out add roof; backward: the 3-in-2-out one.
-        roof_key = (shape, "any", "bwd_res" if mode == "bwd" else "bwd", threads, policy)
+        roof_key = (shape, "any", "bwd_res" if mode == "bwd" else "bwd", threads, policy, dtype)
         roofs = [bench.get((r,) + roof_key, {}).get("us") for r in ROOF_IMPLS]
         roofs = [r for r in roofs if r is not None]
         row["roof_us"] = min(roofs) if roofs else None
         row["roof_fraction"] = ratio(row["roof_us"])
         for alloc, name in (("reuse", "torch"), ("default", "torch_mmap")):
-            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc))
+            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc, dtype))
             row[name + "_us"] = t["torch_us"] if t else None
             row[name + "_ratio"] = t["torch_over_bnorm"] if t else None
         table.append(row)
@@ -361,6 +420,112 @@ def print_residual(table, context):
         print("%-6s" % name + "".join("%14s" % c for c in cells))
 
 
+def build_half_table(bench, torch_rows):
+    """One dict per bf16 / f16 bnorm row, with its peers in the same dtype, bnorm's
+    own f32 row and the roof of 2-byte elements."""
+    table = []
+    for key, entry in bench.items():
+        impl, shape, layout, mode, threads, policy, dtype = key
+        if impl != "bnorm" or dtype not in HALF_DTYPES:
+            continue
+        row = {"shape": shape, "layout": layout, "mode": mode, "threads": threads,
+               "policy": policy, "dtype": dtype, "bnorm_us": entry.get("us"),
+               "error": entry.get("error"), "target": entry.get("label")}
+        bn = row["bnorm_us"]
+        ok = bn is not None and bn > 0
+
+        def ratio(us):
+            return us / bn if ok and us else None
+
+        # The same call on f32 tensors: its time / this row's.
+        row["f32_us"] = bench.get(("bnorm",) + key[1:6] + ("f32",), {}).get("us")
+        row["f32_ratio"] = ratio(row["f32_us"])
+        onednn = bench.get(("onednn",) + key[1:], {})
+        row["onednn_us"], row["onednn_error"] = onednn.get("us"), onednn.get("error")
+        row["onednn_impl"] = onednn.get("label")
+        row["onednn_ratio"] = ratio(row["onednn_us"])
+        roof_key = (shape, "any", "bwd" if mode == "bwd" else "fwd", threads, policy, HALF_ROOF)
+        roofs = [bench.get((r,) + roof_key, {}).get("us") for r in ROOF_IMPLS]
+        roofs = [r for r in roofs if r is not None]
+        row["roof_us"] = min(roofs) if roofs else None
+        row["roof_fraction"] = ratio(row["roof_us"])
+        row["torch_error"] = None
+        for alloc, name in (("reuse", "torch"), ("default", "torch_mmap")):
+            t = (torch_rows or {}).get((shape, layout, mode, threads, policy, alloc, dtype))
+            row[name + "_us"] = t["torch_us"] if t else None
+            row[name + "_ratio"] = t["torch_over_bnorm"] if t else None
+            if t and t.get("torch_error"):
+                row["torch_error"] = t["torch_error"]
+        peers = [r for r in (row["onednn_ratio"], row["torch_ratio"]) if r is not None]
+        row["best_peer_ratio"] = min(peers) if peers else None
+        table.append(row)
+    return table
+
+
+def print_half(table, context):
+    if not table:
+        return
+    print("\nbf16 / f16 tensors (x, y, dy, dx; per-channel vectors float32)")
+    header = ("%-14s %-4s %-5s %2s %-4s %-4s %9s | %9s %5s | %9s %5s | %9s %5s %7s | %8s %5s" %
+              ("shape", "lay", "mode", "t", "pol", "dt", "bnorm_us", "f32_us", "x", "onednn_us",
+               "x", "pt_us", "x", "x+mmap", "roof_us", "roof"))
+    print(header)
+    print("-" * len(header))
+
+    def peer(us, ratio, error):
+        if error:
+            return "%15s" % "missing"
+        return "%9s %5s" % (fmt_us(us), fmt_ratio(ratio))
+
+    # A row bnorm failed keeps its peers' times (their ratios stay empty); the
+    # error is printed once below.
+    for r in table:
+        torch = ("%23s" % "missing" if r["torch_error"] else "%9s %5s %7s" % (
+            fmt_us(r["torch_us"]), fmt_ratio(r["torch_ratio"]), fmt_ratio(r["torch_mmap_ratio"])))
+        print("%-14s %-4s %-5s %2d %-4s %-4s %9s | %9s %5s | %s | %s | %8s %5s" % (
+            r["shape"], r["layout"], r["mode"], r["threads"], r["policy"], r["dtype"],
+            "error" if r["error"] else fmt_us(r["bnorm_us"]), fmt_us(r["f32_us"]),
+            fmt_ratio(r["f32_ratio"]), peer(r["onednn_us"], r["onednn_ratio"], r["onednn_error"]),
+            torch, fmt_us(r["roof_us"]), fmt_pct(r["roof_fraction"])))
+    print("x = other time / bnorm time in this dtype (above 1: bnorm faster); f32 = bnorm's own "
+          "f32 row\n(about 2 where the call is memory-bound: half the bytes). onednn = its "
+          "data_type::bf16 / f16\nprimitive; pt = F.batch_norm / native_batch_norm_backward on "
+          "torch.bfloat16 / float16\ntensors, as above. roof = the 2-byte roof's time / bnorm "
+          "time: the copy (forward) or\nadd (backward) of 2-byte elements, half the f32 roof's "
+          "bytes.")
+    for dtype in HALF_DTYPES:
+        rows = [r for r in table if r["dtype"] == dtype]
+        errors = sorted({r["error"] for r in rows if r["error"]})
+        if errors:
+            print(textwrap.fill("bnorm %s: error in %d of %d rows: %s." % (
+                dtype, sum(1 for r in rows if r["error"]), len(rows), "; ".join(errors)), 92))
+        if any(r["onednn_error"] for r in rows):
+            print(textwrap.fill("onednn %s: %s." % (dtype, context.get(
+                "onednn_" + dtype, sorted({r["onednn_error"] for r in rows
+                                           if r["onednn_error"]})[0])), 92))
+        errors = sorted({r["torch_error"] for r in rows if r["torch_error"]})
+        if errors:
+            print(textwrap.fill("PyTorch %s: missing: %s." % (dtype, "; ".join(errors)), 92))
+    print("Geometric means:")
+    columns = [("faster peer", "best_peer_ratio"), ("oneDNN", "onednn_ratio"),
+               ("PyTorch", "torch_ratio"), ("PyTorch+mmap", "torch_mmap_ratio"),
+               ("f32", "f32_ratio"), ("roof", "roof_fraction")]
+    print("%-11s" % "" + "".join("%14s" % c for c, _ in columns))
+    for dtype in HALF_DTYPES:
+        of_dtype = [r for r in table if r["dtype"] == dtype]
+        groups = [(dtype, of_dtype)] + [("%s %s" % (dtype, m), [r for r in of_dtype
+                                                                if r["mode"] == m])
+                                        for m in ("infer", "train", "bwd")]
+        for name, rows in groups:
+            if not rows:
+                continue
+            cells = []
+            for _, field in columns:
+                g = geomean([r[field] for r in rows])
+                cells.append("-" if g is None else "%.2f (%d)" % g)
+            print("%-11s" % name + "".join("%14s" % c for c in cells))
+
+
 def print_folded(bench):
     rows = sorted((k, v) for k, v in bench.items() if k[0] == "bnorm_folded" and v.get("us"))
     if not rows:
@@ -406,24 +571,37 @@ def main():
             fail("%s not found: build first (scripts/run.sh, or cmake --build %s), or set "
                  "BNORM_BUILD_DIR" % (path, args.build_dir))
     shapes = args.shapes.split(",") if args.shapes else (None if args.full else QUICK_SHAPES)
+    quick = not args.full and not args.shapes
     # The residual block: every shape run, except in the default quick run.
-    residual_shapes = (QUICK_RESIDUAL_SHAPES if not args.full and not args.shapes
-                       else shapes)
+    residual_shapes = QUICK_RESIDUAL_SHAPES if quick else shapes
+    # bf16 / f16: likewise, and only 1-thread cold rows in the default quick run.
+    half_dtypes = [d for d in args.dtypes.split(",") if d in HALF_DTYPES]
+    half_shapes = QUICK_HALF_SHAPES if quick else shapes
+    half_policies = ["cold"] if quick else None
+    half_threads = QUICK_HALF_THREADS if quick else None
     reps = args.reps or (None if args.full else 3)
     start = time.time()
     run_peer_check(binary)
     with tempfile.TemporaryDirectory() as tmp, OtherLoad() as load:
-        bench, context = run_bench(binary, shapes, args.full, residual_shapes, reps,
+        bench, context = run_bench(binary, shapes, args.full, residual_shapes,
+                                   (half_shapes, half_dtypes, half_policies, half_threads), reps,
                                    os.path.join(tmp, "bench.json"))
         torch_rows, torch_residual_rows, torch_info = None, None, {}
         if not args.no_torch:
+            # One torch_bench.py run for every dtype (each run imports torch
+            # three times); in the quick run, its filter picks the rows.
             torch_shapes = shapes or sorted({k[1] for k in bench if k[0] == "bnorm"})
+            torch_shapes += [s for s in half_shapes or [] if s not in torch_shapes]
             torch_residual_shapes = residual_shapes or sorted(
                 {k[1] for k in bench if k[0] == "bnorm_res"})
+            row_filter = (torch_filter(shapes, half_shapes, half_dtypes, half_policies,
+                                       half_threads) if quick else None)
             torch_rows, torch_residual_rows, torch_info = run_torch(
-                lib, torch_shapes, torch_residual_shapes, reps, os.path.join(tmp, "torch.json"))
+                lib, torch_shapes, torch_residual_shapes, reps, os.path.join(tmp, "torch.json"),
+                ["f32"] + half_dtypes, row_filter)
     table = build_table(bench, torch_rows)
     residual_table = build_residual_table(bench, torch_residual_rows)
+    half_table = build_half_table(bench, torch_rows)
     print("\nbnorm %s (%s), oneDNN %s, PyTorch %s, LLC %d MiB, %s\n" % (
         context.get("bnorm_version"), context.get("bnorm_target"),
         context.get("onednn_version"), torch_info.get("torch", "-"),
@@ -431,6 +609,7 @@ def main():
     print_table(table)
     print_geomeans(table)
     print_residual(residual_table, context)
+    print_half(half_table, context)
     print_folded(bench)
     print_targets(bench)
     print("\nOther processes kept %.2f of %d CPUs busy during the run%s" % (
@@ -439,7 +618,7 @@ def main():
     out = args.json_out or os.path.join(args.build_dir, "bench", "compare_results.json")
     with open(out, "w") as f:
         json.dump({"context": context, "other_load_cpus": load.cpus, "rows": table,
-                   "residual_rows": residual_table}, f, indent=1)
+                   "residual_rows": residual_table, "half_rows": half_table}, f, indent=1)
     print("\nrows written to %s; took %.0f s" % (out, time.time() - start))
 
 

@@ -1,10 +1,12 @@
 #!/bin/bash
 # bnorm vs oneDNN vs PyTorch vs the memory-bandwidth roof, as one table.
 #
-#   bench/compare.sh          two shapes (the residual block for one), about 45 s
-#   bench/compare.sh --full   the whole shape table, the residual block, naive and
-#                             per-target rows (~7.5 min before the residual rows,
-#                             which add 65% more benchmark rows)
+#   bench/compare.sh          two shapes (the residual block and bf16/f16 rows for
+#                             one), about a minute
+#   bench/compare.sh --full   the whole shape table, the residual block, bf16/f16,
+#                             naive and per-target rows (~7.5 min before the residual
+#                             rows, which add 65% more benchmark rows; bf16/f16 add
+#                             70% more timed rows again)
 #
 # Uses the build in $BNORM_BUILD_DIR (default build/release in the repository); it does not
 # build (scripts/run.sh does). Other options: bench/compare.py --help.

@@ -8,6 +8,7 @@
 
 #include "bnorm_call.h"
 #include "buffers.h"
+#include "half_convert.h"
 #include "naive.h"
 #include "roof.h"
 #include "shapes.h"
@@ -23,9 +24,15 @@ namespace {
 constexpr double kTolerance = 1e-4;
 constexpr int kThreads = 2;  // exercise the threaded paths
 
+// bf16 / f16 tensor outputs: two units of roundoff of the type (2^-7, 2^-10),
+// the final rounding plus the float kernels' own error; a wrong argument or
+// layout is off by far more.
+double HalfTolerance(DType dtype) { return dtype == DType::kBF16 ? 0x1p-7 : 0x1p-10; }
+
 class Checker {
  public:
-  void Expect(const std::string& what, const float* got, const float* ref, int64_t n) {
+  void Expect(const std::string& what, const float* got, const float* ref, int64_t n,
+              double tolerance = kTolerance) {
     double max_ref = 0, max_diff = 0;
     for (int64_t i = 0; i < n; ++i) {
       max_ref = std::max(max_ref, std::fabs(double{ref[i]}));
@@ -34,9 +41,17 @@ class Checker {
       if (!(d <= max_diff)) max_diff = std::isnan(d) ? INFINITY : d;
     }
     const double err = max_diff / std::max(max_ref, 1e-30);
-    const bool ok = err <= kTolerance;
+    const bool ok = err <= tolerance;
     std::printf("%s %-52s rel err %.2e\n", ok ? "PASS" : "FAIL", what.c_str(), err);
     (ok ? passed_ : failed_)++;
+  }
+  // Bit-exact 16-bit results (the 2-byte roof kernels).
+  void ExpectBits(const std::string& what, const uint16_t* got, const uint16_t* ref, int64_t n) {
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += got[i] != ref[i];
+    std::printf("%s %-52s %lld of %lld differ\n", wrong == 0 ? "PASS" : "FAIL", what.c_str(),
+                static_cast<long long>(wrong), static_cast<long long>(n));
+    (wrong == 0 ? passed_ : failed_)++;
   }
   void Fail(const std::string& what, const std::string& why) {
     std::printf("FAIL %-52s %s\n", what.c_str(), why.c_str());
@@ -62,10 +77,10 @@ int64_t ChannelOf(const LogicalShape& s, Layout layout, int64_t i) {
 
 // Gives each channel its own mean and spread, so a wrong channel mapping or a
 // swapped per-channel vector shows up as an error.
-void MakeChannelsDistinct(const LogicalShape& s, Layout layout, TensorSet& t, ChannelVectors& ch) {
+void MakeChannelsDistinct(const LogicalShape& s, Layout layout, float* x, ChannelVectors& ch) {
   for (int64_t i = 0; i < s.Elements(); ++i) {
     const int64_t c = ChannelOf(s, layout, i);
-    t.x[i] = t.x[i] * (0.5f + 0.25f * static_cast<float>(c % 5)) + static_cast<float>(c % 3) - 1;
+    x[i] = x[i] * (0.5f + 0.25f * static_cast<float>(c % 5)) + static_cast<float>(c % 3) - 1;
   }
   for (int64_t c = 0; c < s.c; ++c) {
     ch.mean[c] = 0.3f * static_cast<float>(c % 4) - 0.5f;
@@ -74,11 +89,11 @@ void MakeChannelsDistinct(const LogicalShape& s, Layout layout, TensorSet& t, Ch
 }
 
 void CheckShape(Checker& check, const LogicalShape& s, Layout layout) {
-  BufferRing ring(s, 1);
+  BufferRing ring(s, DType::kF32, 1);
   TensorSet& t = ring.set(0);
   const int64_t n = s.Elements();
   const int64_t c = s.c;
-  MakeChannelsDistinct(s, layout, t, ring.channels());
+  MakeChannelsDistinct(s, layout, t.x.get(), ring.channels());
   const ChannelVectors initial = ring.channels();
   const std::string tag = s.Name() + " " + LayoutName(layout) + " ";
 
@@ -173,12 +188,12 @@ void AddReluReference(std::vector<float>& y, const float* residual) {
 // plus a reference add and ReLU. Backward takes the reference training output
 // as y, so its ReLU mask is the one the forward produced.
 void CheckResidual(Checker& check, const LogicalShape& s, Layout layout) {
-  BufferRing ring(s, 1);
+  BufferRing ring(s, DType::kF32, 1);
   ring.AddResidualTensors();
   TensorSet& t = ring.set(0);
   const int64_t n = s.Elements();
   const int64_t c = s.c;
-  MakeChannelsDistinct(s, layout, t, ring.channels());
+  MakeChannelsDistinct(s, layout, t.x.get(), ring.channels());
   const ChannelVectors initial = ring.channels();
   const std::string tag = s.Name() + " " + LayoutName(layout) + " ";
 
@@ -255,6 +270,115 @@ void CheckResidual(Checker& check, const LogicalShape& s, Layout layout) {
   }
 }
 
+std::vector<float> ToFloats(DType dtype, const uint16_t* h, int64_t n) {
+  std::vector<float> f(n);
+  for (int64_t i = 0; i < n; ++i) f[i] = HalfToFloat(dtype, h[i]);
+  return f;
+}
+
+// The bf16 / f16 rows: bnorm (and oneDNN where it has the dtype) on 2-byte
+// tensors, against the naive loops on those tensors' exact float values
+// (per-channel outputs are f32, held to kTolerance); and the 2-byte roof
+// kernels, bit for bit.
+void CheckHalf(Checker& check, const LogicalShape& s, Layout layout, DType dtype,
+               bool onednn_has_dtype) {
+  BufferRing ring(s, dtype, 1);
+  HalfTensorSet& t = ring.half_set(0);
+  const int64_t n = s.Elements();
+  const int64_t c = s.c;
+  // The f32 check's inputs, rounded to the dtype; the references take the
+  // rounded values, which are exact in float.
+  std::vector<float> x = ToFloats(dtype, t.x.get(), n);
+  MakeChannelsDistinct(s, layout, x.data(), ring.channels());
+  for (int64_t i = 0; i < n; ++i) t.x[i] = FloatToHalf(dtype, x[i]);
+  x = ToFloats(dtype, t.x.get(), n);
+  const std::vector<float> dy = ToFloats(dtype, t.dy.get(), n);
+  const ChannelVectors initial = ring.channels();
+  const std::string tag = s.Name() + " " + LayoutName(layout) + " " + DTypeName(dtype) + " ";
+  const double tolerance = HalfTolerance(dtype);
+
+  ChannelVectors ref = initial;
+  std::vector<float> y_infer(n), y_train(n), dx(n);
+  NaiveInference(s, layout, x.data(), y_infer.data(), ref.mean.data(), ref.var.data(),
+                 ref.gamma.data(), ref.beta.data(), kEps);
+  NaiveTraining(s, layout, x.data(), y_train.data(), ref.gamma.data(), ref.beta.data(), kEps,
+                /*momentum=*/0.1f, ref.running_mean.data(), ref.running_var.data(),
+                ref.save_mean.data(), ref.save_var.data(), ref.save_invstd.data());
+  NaiveBackward(s, layout, x.data(), dy.data(), ref.gamma.data(), ref.save_mean.data(),
+                ref.save_invstd.data(), dx.data(), ref.dgamma.data(), ref.dbeta.data());
+  ChannelVectors backward_inputs = initial;
+  backward_inputs.save_mean = ref.save_mean;
+  backward_inputs.save_var = ref.save_var;
+  backward_inputs.save_invstd = ref.save_invstd;
+  auto expect_tensor = [&](const std::string& what, const uint16_t* got,
+                           const std::vector<float>& want) {
+    check.Expect(what, ToFloats(dtype, got, n).data(), want.data(), n, tolerance);
+  };
+
+  {
+    ChannelVectors ch = initial;
+    bnorm_status st = BnormCall(s, layout, Mode::kInference, kThreads, dtype).Run(t, ch);
+    if (st != BNORM_OK) {
+      check.Fail("bnorm " + tag + "infer", bnorm_last_error());
+    } else {
+      expect_tensor("bnorm " + tag + "infer y", t.y.get(), y_infer);
+    }
+    ch = initial;
+    st = BnormCall(s, layout, Mode::kTraining, kThreads, dtype).Run(t, ch);
+    if (st != BNORM_OK) {
+      check.Fail("bnorm " + tag + "train", bnorm_last_error());
+    } else {
+      expect_tensor("bnorm " + tag + "train y", t.y.get(), y_train);
+      check.Expect("bnorm " + tag + "train save_mean", ch.save_mean.data(), ref.save_mean.data(),
+                   c);
+      check.Expect("bnorm " + tag + "train save_invstd", ch.save_invstd.data(),
+                   ref.save_invstd.data(), c);
+      check.Expect("bnorm " + tag + "train running_var", ch.running_var.data(),
+                   ref.running_var.data(), c);
+    }
+    ch = backward_inputs;
+    st = BnormCall(s, layout, Mode::kBackward, kThreads, dtype).Run(t, ch);
+    if (st != BNORM_OK) {
+      check.Fail("bnorm " + tag + "bwd", bnorm_last_error());
+    } else {
+      expect_tensor("bnorm " + tag + "bwd dx", t.dx.get(), dx);
+      check.Expect("bnorm " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
+      check.Expect("bnorm " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
+    }
+  }
+
+#ifdef BNORM_BENCH_HAVE_DNNL
+  if (onednn_has_dtype) {
+    ChannelVectors ch = initial;
+    OneDnnBatchNorm(s, layout, Mode::kInference, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "infer y", t.y.get(), y_infer);
+    ch = initial;
+    OneDnnBatchNorm(s, layout, Mode::kTraining, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "train y", t.y.get(), y_train);
+    check.Expect("onednn " + tag + "train mean", ch.save_mean.data(), ref.save_mean.data(), c);
+    check.Expect("onednn " + tag + "train var", ch.save_var.data(), ref.save_var.data(), c);
+    ch = backward_inputs;
+    OneDnnBatchNorm(s, layout, Mode::kBackward, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "bwd dx", t.dx.get(), dx);
+    check.Expect("onednn " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
+    check.Expect("onednn " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
+  }
+#else
+  (void)onednn_has_dtype;
+#endif
+
+  // The 2-byte roof kernels: a copy and a 16-bit integer add, exact.
+  std::vector<uint16_t> sum(n);
+  for (int64_t i = 0; i < n; ++i) sum[i] = static_cast<uint16_t>(t.x[i] + t.dy[i]);
+  for (Store store : {Store::kPlain, Store::kStreaming}) {
+    const std::string name = std::string("roof_") + StoreName(store) + " " + tag;
+    RoofCopy16(t.x.get(), t.y.get(), n, kThreads, store);
+    check.ExpectBits(name + "copy", t.y.get(), t.x.get(), n);
+    RoofAdd16(t.x.get(), t.dy.get(), t.dx.get(), n, kThreads, store);
+    check.ExpectBits(name + "add", t.dx.get(), sum.data(), n);
+  }
+}
+
 }  // namespace
 
 int RunPeerCheck() {
@@ -265,6 +389,22 @@ int RunPeerCheck() {
     for (Layout layout : {Layout::kNCHW, Layout::kNHWC}) {
       CheckShape(check, s, layout);
       CheckResidual(check, s, layout);
+    }
+  }
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+#ifdef BNORM_BENCH_HAVE_DNNL
+    const std::string onednn_missing = OneDnnMissingReason(dtype);
+#else
+    const std::string onednn_missing = "oneDNN not built";
+#endif
+    for (const LogicalShape& s : shapes) {
+      for (Layout layout : {Layout::kNCHW, Layout::kNHWC}) {
+        CheckHalf(check, s, layout, dtype, onednn_missing.empty());
+      }
+    }
+    if (!onednn_missing.empty()) {
+      check.Skip(std::string("onednn ") + DTypeName(dtype) + " (every shape and mode)",
+                 onednn_missing);
     }
   }
 #ifdef BNORM_BENCH_HAVE_DNNL

@@ -24,6 +24,32 @@ const char* ModeName(Mode mode) {
 
 const char* PolicyName(Policy policy) { return policy == Policy::kCold ? "cold" : "hot"; }
 
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "f32";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "f16";
+  }
+  return "?";
+}
+
+int64_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+
+bnorm_dtype ToBnormDType(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return BNORM_DTYPE_F32;
+    case DType::kBF16:
+      return BNORM_DTYPE_BF16;
+    case DType::kF16:
+      return BNORM_DTYPE_F16;
+  }
+  return BNORM_DTYPE_F32;
+}
+
 const std::vector<LogicalShape>& ShapeTable() {
   static const std::vector<LogicalShape> table = {
       // ResNet-50 training batch.
@@ -69,8 +95,8 @@ bnorm_shape ToBnormShape(const LogicalShape& s, Layout layout) {
 
 int64_t TensorsTouched(Mode mode) { return mode == Mode::kBackward ? 3 : 2; }
 
-int64_t MinimalBytes(const LogicalShape& s, Mode mode) {
-  return TensorsTouched(mode) * s.Elements() * static_cast<int64_t>(sizeof(float));
+int64_t MinimalBytes(const LogicalShape& s, Mode mode, DType dtype) {
+  return TensorsTouched(mode) * s.Elements() * ElementBytes(dtype);
 }
 
 int64_t ResidualTensorsTouched(Mode mode) { return mode == Mode::kBackward ? 5 : 3; }

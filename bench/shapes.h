@@ -27,10 +27,16 @@ struct LogicalShape {
 enum class Layout { kNCHW, kNHWC };
 enum class Mode { kInference, kTraining, kBackward };
 enum class Policy { kCold, kHot };
+// The tensors' element type (bnorm_desc.dtype). Per-channel vectors stay float
+// in every dtype, so only the tensor traffic shrinks with the element size.
+enum class DType { kF32, kBF16, kF16 };
 
 const char* LayoutName(Layout layout);  // "nchw" / "nhwc"
 const char* ModeName(Mode mode);        // "infer" / "train" / "bwd"
 const char* PolicyName(Policy policy);  // "cold" / "hot"
+const char* DTypeName(DType dtype);     // "f32" / "bf16" / "f16"
+int64_t ElementBytes(DType dtype);      // 4 / 2 / 2
+bnorm_dtype ToBnormDType(DType dtype);
 
 // The fixed table: ResNet-50 layers, batch 1, BatchNorm1d, few channels, odd sizes.
 const std::vector<LogicalShape>& ShapeTable();
@@ -40,11 +46,12 @@ const std::vector<LogicalShape>& ShapeTable();
 bnorm_shape ToBnormShape(const LogicalShape& s, Layout layout);
 
 // The minimal traffic each mode must cause: forward reads x and writes y
-// (8 B/element in f32); backward reads x and dy and writes dx (12 B/element).
+// (8 B/element in f32, 4 in bf16/f16); backward reads x and dy and writes dx
+// (12 B/element in f32, 6 in bf16/f16).
 int64_t TensorsTouched(Mode mode);
-int64_t MinimalBytes(const LogicalShape& s, Mode mode);
+int64_t MinimalBytes(const LogicalShape& s, Mode mode, DType dtype = DType::kF32);
 
-// The same for the residual block (batch norm, + residual, ReLU): forward
+// The same for the residual block (batch norm, + residual, ReLU; f32 only): forward
 // reads x and the residual and writes y (12 B/element); backward reads x, dy
 // and y (the forward output, whose sign masks dy) and writes dx and
 // d_residual (20 B/element).

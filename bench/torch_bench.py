@@ -19,6 +19,14 @@ Policies as in bnorm_bench: cold cycles through a ring of input tensors larger
 than 2 x LLC (inputs come from DRAM); hot reuses the same tensors and is run
 only where one call's data fits in the LLC.
 
+bf16 / f16 rows (--dtypes, "dtype" in each row): the tensors x, y, dy, dx in
+torch.bfloat16 / torch.float16 (the f32 rows' values rounded), the
+per-channel tensors (weight, bias, running and saved statistics) float32, as
+in bnorm and as PyTorch 1.13 accepts for CPU batch norm. Where PyTorch (or
+bnorm) refuses a dtype, e.g. "batch_norm" not implemented for 'Half', the row
+has no times and carries the error ("torch_error", "bnorm_error"). The
+residual block runs in f32 only. --filter picks batch-norm rows by name.
+
 Residual-block rows ("block": "res", shapes from --residual-shapes): the tail
 of a ResNet block as its users write it, F.batch_norm then `add_(identity)`
 then `relu_()` (torchvision's Bottleneck), and its backward as autograd runs
@@ -29,7 +37,8 @@ bnorm_forward_*_residual / bnorm_backward_residual with FUSE_RELU.
 Python adds a few microseconds per call to both sides (torch's dispatcher,
 ctypes), which matters only for the smallest shapes.
 
-Usage: torch_bench.py [--shapes 32x256x56x56,...] [--residual-shapes ...] [--json rows.json]
+Usage: torch_bench.py [--shapes 32x256x56x56,...] [--residual-shapes ...] [--dtypes f32,bf16]
+                      [--json rows.json]
 """
 
 import argparse
@@ -37,6 +46,7 @@ import ctypes
 import gc
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -59,6 +69,7 @@ SHAPES = [
 ]
 LAYOUTS = ["nchw", "nhwc"]
 MODES = ["infer", "train", "bwd"]
+TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 EPS = 1e-5
 MOMENTUM = 0.1
 # Environment that makes glibc reuse freed blocks instead of unmapping them.
@@ -67,6 +78,11 @@ REUSE_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
 
 def shape_name(shape):
     return "x".join(str(d) for d in shape)
+
+
+def row_name(shape, layout, mode, threads, policy, dtype):
+    """What --filter matches, e.g. "32x256x56x56/nhwc/train/t2/cold/bf16"."""
+    return "%s/%s/%s/t%d/%s/%s" % (shape_name(shape), layout, mode, threads, policy, dtype)
 
 
 def llc_bytes():
@@ -82,41 +98,48 @@ def numel(shape):
     return n
 
 
-def minimal_bytes(shape, mode, block="bn"):
+def element_bytes(dtype):
+    return 4 if dtype == "f32" else 2
+
+
+def minimal_bytes(shape, mode, block="bn", dtype="f32"):
     """Forward reads x and writes y; backward reads x and dy and writes dx.
     The residual block also reads the residual (forward), and reads y and
     writes d_residual (backward)."""
     if block == "res":
         return (5 if mode == "bwd" else 3) * 4 * numel(shape)
-    return (3 if mode == "bwd" else 2) * 4 * numel(shape)
+    return (3 if mode == "bwd" else 2) * element_bytes(dtype) * numel(shape)
 
 
-def policies_for(shape, mode, block="bn"):
+def policies_for(shape, mode, block="bn", dtype="f32"):
     """Hot only where one call's data fits in the LLC; otherwise it equals cold."""
-    return ["cold", "hot"] if minimal_bytes(shape, mode, block) <= llc_bytes() else ["cold"]
+    fits = minimal_bytes(shape, mode, block, dtype) <= llc_bytes()
+    return ["cold", "hot"] if fits else ["cold"]
 
 
 class RingData:
-    """Tensors for one shape and layout: a ring of input sets for the cold
-    policy (set 0 alone serves hot), bnorm's preallocated outputs, and the
-    per-channel vectors. With residual, each set also has the residual "res"
-    and "yr", a block output (about half zeros) for the backward, and set 0
-    bnorm's d_residual output "dres"; made after the rest, so the other
-    tensors hold the same values either way."""
+    """Tensors for one shape, layout and dtype: a ring of input sets for the
+    cold policy (set 0 alone serves hot), bnorm's preallocated outputs, and the
+    per-channel vectors (float32 in every dtype). With residual (f32 only),
+    each set also has the residual "res" and "yr", a block output (about half
+    zeros) for the backward, and set 0 bnorm's d_residual output "dres"; made
+    after the rest, so the other tensors hold the same values either way."""
 
-    def __init__(self, shape, layout, residual=False):
-        self.shape, self.layout = shape, layout
+    def __init__(self, shape, layout, residual=False, dtype="f32"):
+        self.shape, self.layout, self.dtype = shape, layout, dtype
         channels_last = layout == "nhwc" and len(shape) == 4
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        set_bytes = minimal_bytes(shape, "infer")
+        tensor_dtype = TORCH_DTYPES[dtype]
+        set_bytes = minimal_bytes(shape, "infer", dtype=dtype)
         count = max(2, -(-2 * llc_bytes() // set_bytes))
         gen = torch.Generator().manual_seed(0)
 
-        def tensor():
-            return torch.empty(shape, memory_format=fmt).uniform_(-1, 1, generator=gen)
+        def tensor():  # the f32 values, rounded to the dtype
+            x = torch.empty(shape, memory_format=fmt).uniform_(-1, 1, generator=gen)
+            return x.to(tensor_dtype)
 
         def zeros():  # written once, so no call pays for first-touch page faults
-            return torch.empty(shape, memory_format=fmt).zero_()
+            return torch.empty(shape, memory_format=fmt, dtype=tensor_dtype).zero_()
 
         self.sets = [{"x": tensor(), "dy": tensor(), "y": zeros(), "dx": zeros()}
                      for _ in range(count)]
@@ -130,9 +153,11 @@ class RingData:
         self.bias = -0.2 + 0.05 * (torch.arange(c) % 9).float()
         self.running_mean = torch.zeros(c)
         self.running_var = torch.full((c,), 1.0 / 3.0)
-        # Backward's saved statistics: those of set 0, from PyTorch's own forward.
+        # Backward's saved statistics: those of set 0, from PyTorch's own forward
+        # (in float32, which is what it saves for bf16 input too, and which works
+        # for the dtypes it has no batch norm for).
         _, self.save_mean, self.save_invstd = torch.ops.aten.native_batch_norm(
-            self.sets[0]["x"], self.weight, self.bias, None, None, True, MOMENTUM, EPS)
+            self.sets[0]["x"].float(), self.weight, self.bias, None, None, True, MOMENTUM, EPS)
         # bnorm's own per-channel outputs, so the two never share a buffer.
         self.bn_running_mean = self.running_mean.clone()
         self.bn_running_var = self.running_var.clone()
@@ -213,7 +238,7 @@ def bnorm_call(bn, data, mode, threads, policy, block="bn"):
     """A zero-argument function doing one bnorm call on the next set. The
     arguments are converted to ctypes objects once, outside the timing."""
     layout = bnorm_ctypes.LAYOUT_NHWC if data.layout == "nhwc" else bnorm_ctypes.LAYOUT_NCHW
-    desc = ctypes.byref(bn.desc(data.shape[1], layout, threads, EPS, MOMENTUM))
+    desc = ctypes.byref(bn.desc(data.shape[1], layout, threads, EPS, MOMENTUM, dtype=data.dtype))
     shape = ctypes.byref(bn.shape(data.bnorm_dims()))
 
     def p(t):
@@ -256,7 +281,9 @@ def bnorm_call(bn, data, mode, threads, policy, block="bn"):
         per_set = [(desc, shape, p(s["x"]), p(s["dy"]), None, p(d.weight), p(d.save_mean),
                     p(d.save_invstd), p(out["dx"]), p(d.bn_dgamma), p(d.bn_dbeta))
                    for s in d.sets]
-    bn.check(fn(*per_set[0]), fn.__name__)  # fail loudly before any timing
+    # One call on set 0: fails before any timing, and leaves set 0's output for
+    # check_against_torch.
+    bn.check(fn(*per_set[0]), fn.__name__)
     # per_set keeps the ctypes objects alive as long as the closure.
     return lambda: fn(*per_set[d.next_index(policy)])
 
@@ -267,7 +294,19 @@ def relative_diff(got, want):
 
 def check_against_torch(data, mode, block="bn"):
     """Relative max difference of bnorm's output vs PyTorch's on set 0: a
-    plumbing check (layout, argument order), not an accuracy test."""
+    plumbing check (layout, argument order), not an accuracy test. bf16 / f16:
+    against PyTorch's float32 batch norm on the same values (so also where
+    PyTorch has no such dtype); the difference is then the output's rounding."""
+    if data.dtype != "f32":
+        s = {k: v.float() for k, v in data.sets[0].items()}
+        if mode == "bwd":
+            want = torch.ops.aten.native_batch_norm_backward(
+                s["dy"], s["x"], data.weight, None, None, data.save_mean, data.save_invstd,
+                True, EPS, [True, False, False])[0]
+            return relative_diff(s["dx"], want)
+        want = F.batch_norm(s["x"], data.running_mean.clone(), data.running_var.clone(),
+                            data.weight, data.bias, mode == "train", MOMENTUM, EPS)
+        return relative_diff(s["y"], want)
     s = data.sets[0]
     if block == "res":
         if mode == "bwd":
@@ -314,41 +353,71 @@ def median_seconds_per_call(calls, reps, min_batch_seconds):
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def time_row(bn, data, mode, threads, policy, block, args):
+    """Times one row: PyTorch and bnorm interleaved. Where a side refuses the
+    row (PyTorch without a kernel for the dtype, bnorm without the dtype), the
+    row has its error and no times: there is no ratio to measure, and bnorm's
+    own time is bnorm_bench's."""
+    calls, errors = {}, {}
+    try:
+        fn = torch_call(data, mode, policy, block)
+        fn()  # PyTorch says at the first call whether it has the dtype
+        calls["torch"] = fn
+    except RuntimeError as e:
+        errors["torch"] = first_line(e)
+    diff = None
+    try:
+        calls["bnorm"] = bnorm_call(bn, data, mode, threads, policy, block)
+        diff = check_against_torch(data, mode, block)  # on the output bnorm_call just wrote
+    except RuntimeError as e:
+        errors["bnorm"] = first_line(e)
+    t = median_seconds_per_call(calls, args.reps, args.min_batch_ms / 1e3) if not errors else {}
+    torch_us = t["torch"] * 1e6 if "torch" in t else None
+    bnorm_us = t["bnorm"] * 1e6 if "bnorm" in t else None
+    return {
+        "dtype": data.dtype, "torch_us": torch_us, "bnorm_us": bnorm_us,
+        "torch_over_bnorm": torch_us / bnorm_us if torch_us and bnorm_us else None,
+        "bnorm_vs_torch_max_rel_diff": diff,
+        "torch_error": errors.get("torch"), "bnorm_error": errors.get("bnorm"),
+    }
+
+
 def run_rows(args, alloc):
     bn = bnorm_ctypes.Bnorm(args.lib)
     if args.residual_shapes and not bn.has_residual:
         raise SystemExit("torch_bench.py: %s is bnorm %s, without the residual calls (1.2)"
                          % (bn.path, bn.version))
     rows = []
-    # Shape by shape, the batch-norm rows, then the residual block's on a ring
-    # of their own (so the batch-norm rows run on the same tensors as before).
+    # Shape by shape, the batch-norm rows dtype by dtype, then the residual
+    # block's (f32) on a ring of their own (so the batch-norm rows run on the
+    # same tensors as before).
     for shape in args.shapes + [s for s in args.residual_shapes if s not in args.shapes]:
-        blocks = [b for b, shapes in (("bn", args.shapes), ("res", args.residual_shapes))
-                  if shape in shapes]
-        for block in blocks:
+        rings = [("bn", dtype) for dtype in args.dtypes if shape in args.shapes]
+        if shape in args.residual_shapes:
+            rings.append(("res", "f32"))
+        for block, dtype in rings:
             for layout in args.layouts:
-                data = RingData(shape, layout, residual=block == "res")
-                for mode in args.modes:
-                    for threads in args.threads:
-                        torch.set_num_threads(threads)
-                        for policy in policies_for(shape, mode, block):
-                            if policy not in args.policies:
-                                continue
-                            calls = {"torch": torch_call(data, mode, policy, block),
-                                     "bnorm": bnorm_call(bn, data, mode, threads, policy, block)}
-                            err = check_against_torch(data, mode, block)
-                            t = median_seconds_per_call(calls, args.reps,
-                                                        args.min_batch_ms / 1e3)
-                            rows.append({
-                                "shape": shape_name(shape), "layout": layout, "mode": mode,
-                                "threads": threads, "policy": policy, "alloc": alloc,
-                                "block": block,
-                                "torch_us": t["torch"] * 1e6, "bnorm_us": t["bnorm"] * 1e6,
-                                "torch_over_bnorm": t["torch"] / t["bnorm"],
-                                "bnorm_vs_torch_max_rel_diff": err,
-                            })
-                            if not args.quiet:
-                                print_row(rows[-1])
+                todo = [(mode, threads, policy) for mode in args.modes
+                        for threads in args.threads
+                        for policy in policies_for(shape, mode, block, dtype)
+                        if policy in args.policies and (block == "res" or args.filter.search(
+                            row_name(shape, layout, mode, threads, policy, dtype)))]
+                if not todo:
+                    continue
+                data = RingData(shape, layout, residual=block == "res", dtype=dtype)
+                for mode, threads, policy in todo:
+                    torch.set_num_threads(threads)
+                    row = {"shape": shape_name(shape), "layout": layout, "mode": mode,
+                           "threads": threads, "policy": policy, "alloc": alloc,
+                           "block": block}
+                    row.update(time_row(bn, data, mode, threads, policy, block, args))
+                    rows.append(row)
+                    if not args.quiet:
+                        print_row(rows[-1])
                 del data
                 gc.collect()
     return rows, {"torch": torch.__version__, "bnorm": bn.version, "bnorm_target": bn.target,
@@ -356,16 +425,23 @@ def run_rows(args, alloc):
 
 
 def print_header():
-    print("%-16s %-5s %-6s %-5s %3s %-5s %-7s %12s %12s %8s %9s" %
-          ("shape", "block", "layout", "mode", "thr", "pol", "alloc", "torch_us", "bnorm_us",
-           "torch/bn", "diff"), flush=True)
+    print("%-16s %-5s %-4s %-6s %-5s %3s %-5s %-7s %12s %12s %8s %9s" %
+          ("shape", "block", "dt", "layout", "mode", "thr", "pol", "alloc", "torch_us",
+           "bnorm_us", "torch/bn", "diff"), flush=True)
 
 
 def print_row(r):
-    print("%-16s %-5s %-6s %-5s %3d %-5s %-7s %12.1f %12.1f %8.2f %9.1e" %
-          (r["shape"], r["block"], r["layout"], r["mode"], r["threads"], r["policy"],
-           r["alloc"], r["torch_us"], r["bnorm_us"], r["torch_over_bnorm"],
-           r["bnorm_vs_torch_max_rel_diff"]), flush=True)
+    def cell(value, fmt, width):
+        return fmt % value if value is not None else "%*s" % (width, "-")
+
+    line = "%-16s %-5s %-4s %-6s %-5s %3d %-5s %-7s %s %s %s %s" % (
+        r["shape"], r["block"], r["dtype"], r["layout"], r["mode"], r["threads"], r["policy"],
+        r["alloc"], cell(r["torch_us"], "%12.1f", 12), cell(r["bnorm_us"], "%12.1f", 12),
+        cell(r["torch_over_bnorm"], "%8.2f", 8), cell(r["bnorm_vs_torch_max_rel_diff"], "%9.1e", 9))
+    for side in ("torch", "bnorm"):
+        if r[side + "_error"]:
+            line += "  %s: %s" % (side, r[side + "_error"])
+    print(line, flush=True)
 
 
 def child_argv(args, alloc, json_path):
@@ -373,6 +449,7 @@ def child_argv(args, alloc, json_path):
     return [sys.executable, os.path.abspath(__file__),
             "--shapes", ",".join(shape_name(s) for s in args.shapes),
             "--residual-shapes", ",".join(shape_name(s) for s in args.residual_shapes) or "none",
+            "--dtypes", ",".join(args.dtypes), "--filter", args.filter.pattern,
             "--layouts", ",".join(args.layouts), "--modes", ",".join(args.modes),
             "--threads", ",".join(str(t) for t in args.threads),
             "--policies", ",".join(args.policies), "--reps", str(args.reps),
@@ -406,6 +483,12 @@ def parse_args():
     parser.add_argument("--residual-shapes", default="same",
                         help="shapes for the residual-block rows: comma-separated, 'same' "
                         "(default: those of --shapes) or 'none'")
+    parser.add_argument("--dtypes", default="f32",
+                        help="tensor dtypes of the batch-norm rows: f32, bf16, f16 "
+                        "(comma-separated; the residual block's rows are f32)")
+    parser.add_argument("--filter", default="",
+                        help="only the batch-norm rows whose name (e.g. "
+                        "32x256x56x56/nhwc/train/t2/cold/bf16) this regex matches")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", default="1,2")
@@ -432,6 +515,11 @@ def parse_args():
         args.residual_shapes = []
     else:
         args.residual_shapes = parse_shapes(args.residual_shapes)
+    args.dtypes = args.dtypes.split(",")
+    unknown = [d for d in args.dtypes if d not in TORCH_DTYPES]
+    if unknown:
+        parser.error("unknown dtype %s (known: %s)" % (",".join(unknown), ",".join(TORCH_DTYPES)))
+    args.filter = re.compile(args.filter)
     args.layouts = args.layouts.split(",")
     args.modes = args.modes.split(",")
     args.threads = [int(t) for t in args.threads.split(",")]
