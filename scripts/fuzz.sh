@@ -5,6 +5,8 @@
 #
 #   bash scripts/fuzz.sh               fuzz for about 60 s (the test suite's run)
 #   bash scripts/fuzz.sh --seconds N   fuzz for N seconds
+#   --build-dir DIR                    build and fuzz in DIR instead of build/fuzz
+#                                      (e.g. beside another checkout's run)
 #
 # Prints the executions per second and the total executions at the end. Exits
 # nonzero on any crash, sanitizer report, contract violation, leak or timeout;
@@ -14,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds=60
+build=build/fuzz
 while (($#)); do
   case "$1" in
     --seconds)
@@ -21,7 +24,12 @@ while (($#)); do
       seconds=$2
       shift 2
       ;;
-    *) echo "usage: bash scripts/fuzz.sh [--seconds N]" >&2; exit 2 ;;
+    --build-dir)
+      [[ -n "${2:-}" ]] || { echo "fuzz: --build-dir needs a directory" >&2; exit 2; }
+      build=$2
+      shift 2
+      ;;
+    *) echo "usage: bash scripts/fuzz.sh [--seconds N] [--build-dir DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -29,7 +37,6 @@ for tool in clang-14 clang++-14 cmake; do
   command -v "$tool" >/dev/null || { echo "fuzz: $tool not found" >&2; exit 1; }
 done
 
-build=build/fuzz
 generator=()
 command -v ninja >/dev/null && [[ ! -f $build/CMakeCache.txt ]] && generator=(-G Ninja)
 CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B "$build" "${generator[@]}" >/dev/null

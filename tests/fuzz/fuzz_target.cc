@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bnorm/bnorm.h"
+#include "half_types.h"
 #include "input_format.h"
 #include "oracle.h"
 
@@ -139,6 +140,17 @@ void FillArena(uint8_t* arena, uint64_t size, Fill fill, uint64_t seed) {
       f = kSpecials[r % 16];
     }
     memcpy(arena + i, &f, std::min<uint64_t>(4, size - i));
+  }
+}
+
+// A bf16 or f16 tensor's own region: FillArena's floats, split in halves,
+// would not be the fill asked for (a sane float's low half is any bf16).
+void FillHalves(uint8_t* region, uint64_t bytes, int32_t dtype, Fill fill, uint64_t seed) {
+  if (fill == Fill::kRaw) return;
+  for (uint64_t i = 0; i + 2 <= bytes; i += 2) {
+    const uint64_t r = NextRandom(seed);
+    const uint16_t h = fill == Fill::kSane ? SaneHalf(dtype, r) : SpecialHalf(dtype, r);
+    memcpy(region + i, &h, sizeof(h));
   }
 }
 
@@ -290,6 +302,9 @@ struct Call {
   Layout layout;
   std::unique_ptr<uint8_t[]> arena;
   void* ptrs[kMaxSlots] = {};
+  // The float32 twin of a bf16 or f16 call whose arguments overlapped: its
+  // inputs are copies of overlapping bytes, so not bounded data.
+  bool inputs_overlapped = false;
 
   explicit Call(const CallSpec& c) : spec(c), sig(SignatureOf(c.op)) {}
   const bnorm_shape* shape_arg() const { return spec.shape.null ? nullptr : &shape; }
@@ -467,6 +482,12 @@ Verdict Prepare(Call& call) {
   FillArena(arena, layout.size, c.fill, c.seed);
   for (int i = 0; i < call.sig.num_slots; ++i) {
     if (layout.offset[i] != kNone) call.ptrs[i] = arena + layout.offset[i];
+    const Placement::Kind kind = c.slots[i].kind;
+    const bool own_region = kind == Placement::kFresh || kind == Placement::kMisaligned || i == 0;
+    if (req.status == BNORM_OK && req.dtype != BNORM_DTYPE_F32 && own_region &&
+        call.sig.slots[i].extent == Extent::kTensor && call.ptrs[i] != nullptr) {
+      FillHalves(arena + layout.offset[i], layout.bytes[i], req.dtype, c.fill, c.seed + 977 * i);
+    }
   }
   const int var = call.sig.variance;
   if (c.fill == Fill::kSane && var >= 0 && call.ptrs[var] != nullptr) {
@@ -535,7 +556,8 @@ bool Bounded(const Call& call) {
       call.spec.stats.kind != StatsSpec::kSane) {
     return false;
   }
-  return call.spec.fill == Fill::kSane && !AnyOverlap(call.req, call.spec.op, call.ptrs);
+  return call.spec.fill == Fill::kSane && !call.inputs_overlapped &&
+         !AnyOverlap(call.req, call.spec.op, call.ptrs);
 }
 
 // Bounded inputs and any valid eps give bounded outputs.
@@ -1042,6 +1064,116 @@ void CheckAnyData(const Call& call, const Bytes& before) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// bf16 and f16 calls against float32 (bnorm.h: every computation is the
+// float32 path's on the inputs converted to float exactly; each tensor output
+// is that result rounded to nearest even, per-channel outputs are that
+// result). The twin is the same call with dtype F32 on those floats, each
+// argument in a region of its own (so in-place calls are covered), NULL where
+// the call passed NULL or does not use the argument. Its outputs, rounded by
+// half_types.h, must be the call's bit for bit (a quiet NaN of the type for a
+// NaN); then the twin goes through the float32 checks.
+
+uint16_t HalfAt(const uint8_t* arena, const Call& call, int slot, uint64_t index) {
+  uint16_t v;
+  memcpy(&v, arena + call.layout.offset[slot] + index * sizeof(v), sizeof(v));
+  return v;
+}
+
+bool SameDouble(double a, double b) {
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+// The twin with its inputs in place, or a failure if the oracle rejects it.
+std::unique_ptr<Call> MakeFloatTwin(const Call& call, const Bytes& before, CallSpec& spec) {
+  spec = call.spec;
+  spec.desc.dtype = BNORM_DTYPE_F32;
+  for (int i = 0; i < call.sig.num_slots; ++i) {
+    const bool used = call.ptrs[i] != nullptr && IsUsed(call.req, call.sig.slots[i].use);
+    spec.slots[i] = used ? Placement() : Placement{Placement::kNull, 0, 0, 0};
+  }
+  auto twin = std::make_unique<Call>(spec);
+  twin->inputs_overlapped = AnyOverlap(call.req, call.spec.op, call.ptrs);
+  const Verdict verdict = Prepare(*twin);
+  if (verdict.status != BNORM_OK) {
+    Fail("the oracle rejects the float32 twin (%s): %s", StatusName(verdict.status).c_str(),
+         Describe(spec, twin->layout, twin->ptrs).c_str());
+  }
+  const uint64_t elements = static_cast<uint64_t>(call.req.count * call.req.channels);
+  for (int i = 0; i < call.sig.num_slots; ++i) {
+    if (twin->ptrs[i] == nullptr) continue;
+    const uint8_t* from = before.data() + call.layout.offset[i];
+    uint8_t* to = static_cast<uint8_t*>(twin->ptrs[i]);
+    if (call.sig.slots[i].extent != Extent::kTensor) {
+      memcpy(to, from, SlotBytes(call.req, call.sig.slots[i]));
+      continue;
+    }
+    for (uint64_t j = 0; j < elements; ++j) {
+      uint16_t h;
+      memcpy(&h, from + j * sizeof(h), sizeof(h));
+      const float f = HalfToFloat(call.req.dtype, h);
+      memcpy(to + j * sizeof(f), &f, sizeof(f));
+    }
+  }
+  return twin;
+}
+
+void ExpectRoundedTwin(const Call& call, const Call& twin) {
+  const int32_t dtype = call.req.dtype;
+  const uint64_t elements = static_cast<uint64_t>(call.req.count * call.req.channels);
+  const uint8_t *got = call.arena.get(), *want = twin.arena.get();
+  for (int i = 0; i < call.sig.num_slots; ++i) {
+    if (!call.IsUsedOutput(i)) continue;
+    const char* name = call.sig.slots[i].name;
+    const Extent extent = call.sig.slots[i].extent;
+    if (extent == Extent::kTensor) {
+      for (uint64_t j = 0; j < elements; ++j) {
+        const uint16_t h = HalfAt(got, call, i, j);
+        const float f = FloatAt(want, twin, i, j);
+        const uint16_t rounded = RoundToHalf(dtype, f);
+        if (IsHalfNan(dtype, rounded) ? !IsQuietHalfNan(dtype, h) : h != rounded) {
+          Fail("%s[%llu] is 0x%04x (%.9g); the float32 call gives %.9g, which rounds to 0x%04x%s",
+               name, static_cast<unsigned long long>(j), h, HalfToFloat(dtype, h), f, rounded,
+               IsHalfNan(dtype, rounded) ? " (any quiet NaN)" : "");
+        }
+      }
+    } else if (IsDoubleArray(extent)) {
+      for (uint64_t j = 0; j < SlotBytes(call.req, call.sig.slots[i]) / sizeof(double); ++j) {
+        const double a = DoubleAt(got, call, i, j), b = DoubleAt(want, twin, i, j);
+        if (!SameDouble(a, b)) {
+          Fail("%s[%llu] is %.17g; the float32 call gives %.17g", name,
+               static_cast<unsigned long long>(j), a, b);
+        }
+      }
+    } else {
+      for (uint64_t j = 0; j < static_cast<uint64_t>(call.req.channels); ++j) {
+        const float a = FloatAt(got, call, i, j), b = FloatAt(want, twin, i, j);
+        if (!SameFloat(a, b)) {
+          Fail("%s[%llu] is %.9g; the float32 call gives %.9g", name,
+               static_cast<unsigned long long>(j), a, b);
+        }
+      }
+    }
+  }
+}
+
+void CheckAgainstFloatTwin(const Call& call, const Bytes& before) {
+  CallSpec spec;
+  std::unique_ptr<Call> twin = MakeFloatTwin(call, before, spec);
+  const std::string call_text = current_call;
+  current_call += "\n  float32 twin: " + Describe(spec, twin->layout, twin->ptrs);
+  const Bytes twin_before(twin->arena.get(), twin->arena.get() + twin->layout.size);
+  const bnorm_status status = twin->Invoke();
+  if (status != BNORM_OK) Fail("the float32 twin returned %s", StatusName(status).c_str());
+  CheckLastError(status);
+  ExpectRoundedTwin(call, *twin);
+  CheckUnchangedExceptOutputs(*twin, twin_before);
+  CheckFinite(*twin);
+  CheckSplitValues(*twin, twin_before);
+  CheckAnyData(*twin, twin_before);
+  current_call = call_text;
+}
+
 // Results are bit-identical for every num_threads: rerun with another.
 void CheckThreadsAgree(Call& call, const std::vector<uint8_t>& before) {
   if (call.desc_bytes != sizeof(bnorm_desc) ||
@@ -1136,9 +1268,13 @@ void RunCompute(const CallSpec& c) {
     return;
   }
   CheckUnchangedExceptOutputs(call, before);
-  CheckFinite(call);
-  CheckSplitValues(call, before);
-  CheckAnyData(call, before);
+  if (HasShape(c.op) && call.req.dtype != BNORM_DTYPE_F32) {
+    CheckAgainstFloatTwin(call, before);
+  } else {
+    CheckFinite(call);
+    CheckSplitValues(call, before);
+    CheckAnyData(call, before);
+  }
   CheckThreadsAgree(call, before);
   if (c.op == Op::kMergeStats) CheckMerge(call, before);
 }

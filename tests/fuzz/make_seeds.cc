@@ -845,6 +845,169 @@ std::vector<Seed> Seeds() {
           Compute(kRt, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU),
           Compute(kRb, kNhwc, {7, 33}, kResidualBlock), Simple(Op::kQueries)}});
   }
+
+  // Since 1.3: bf16 and f16 tensors, valid for every call with a tensor
+  // (the *_err_unsupported seeds above were errors before; they keep their
+  // names and bytes and are now valid calls). Appended likewise; each call
+  // is checked against the float32 call on its inputs converted to float.
+  const auto bf16 = [](CallSpec c) {
+    c.desc.dtype = BNORM_DTYPE_BF16;
+    return c;
+  };
+  const auto f16 = [](CallSpec c) {
+    c.desc.dtype = BNORM_DTYPE_F16;
+    return c;
+  };
+  const CallSpec hinf = bf16(Compute(kInf, kNchw, {2, 3, 4, 5}));
+  const CallSpec htr = f16(Compute(kTr, kNchw, {2, 3, 4, 5}));
+  const CallSpec hbw =
+      bf16(Compute(kBw, kNhwc, {2, 4, 5, 3}, kDefaultFlags | BNORM_FLAG_FUSE_RELU));
+  const CallSpec hri = f16(Compute(kRi, kNchw, {2, 3, 4, 5}, kResidualBlock));
+  const CallSpec hrb =
+      bf16(Compute(kRb, kNchw, {2, 3, 4, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU));
+  // Bytes of a {2, 3, 4, 5} tensor of 2-byte elements.
+  constexpr int16_t kHalfTensorBytes = 2 * 3 * 4 * 5 * 2;
+  const std::vector<Seed> half = {
+      {"half_inference",
+       {hinf, f16(Compute(kInf, kNhwc, {2, 4, 5, 3})), bf16(Compute(kInf, kNhwc, {5, 7})),
+        f16(Compute(kInf, kNchw, {2, 3, 2, 3, 4})),
+        With(f16(Compute(kInf, kNhwc, {4, 3, 3, 16}, BNORM_FLAG_FUSE_RELU)),
+             [](CallSpec& c) { c.slots[kInfGamma] = c.slots[kInfBeta] = Null(); })}},
+      {"half_training",
+       {htr, bf16(Compute(kTr, kNhwc, {2, 4, 5, 3})), f16(Compute(kTr, kNhwc, {2, 9, 6})),
+        bf16(Compute(kTr, kNchw, {5, 7}, BNORM_FLAG_FUSE_RELU)),
+        With(bf16(Compute(kTr, kNchw, {4, 8, 3}, 0)),
+             [](CallSpec& c) { c.slots[kSaveMean] = c.slots[kSaveInvstd] = Null(); })}},
+      {"half_backward",
+       {hbw, f16(Compute(kBw, kNchw, {2, 3, 4, 5})), bf16(Compute(kBw, kNchw, {5, 7}, 0)),
+        f16(Compute(kBw, kNhwc, {2, 3, 3, 6}, BNORM_FLAG_USE_GLOBAL_STATS | BNORM_FLAG_AFFINE)),
+        With(f16(Compute(kBw, kNhwc, {3, 7, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+             [](CallSpec& c) { c.slots[kDx] = Null(); })}},
+      {"half_scale_shift",
+       {bf16(Compute(kSs, kNchw, {2, 3, 4, 5})), f16(Compute(kSs, kNhwc, {2, 4, 5, 3})),
+        f16(Compute(kSs, kNchw, {3, 5, 7}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+        bf16(Compute(kSs, kNhwc, {1, 1, 1, 5}))}},
+      {"half_split",
+       {bf16(Compute(kLs, kNchw, {2, 3, 4, 5})), f16(Compute(kLs, kNhwc, {2, 4, 5, 3})),
+        f16(Compute(kFn, kNchw, {2, 3, 4, 5})),
+        bf16(Compute(kFn, kNhwc, {4, 3, 3, 16}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+        bf16(Compute(kBr, kNhwc, {3, 7, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+        f16(Compute(kBr, kNchw, {2, 3, 4, 5})), f16(Elementwise(kNchw, {2, 3, 4, 5}, 1)),
+        bf16(Elementwise(kNhwc, {2, 4, 5, 3}, 4)),
+        With(bf16(Elementwise(kNchw, {1, 6}, 1, BNORM_FLAG_USE_GLOBAL_STATS)),
+             [](CallSpec& c) { c.slots[kBeSums] = Null(); })}},
+      {"half_split_step",
+       {f16(Compute(kLs, kNhwc, {2, 5, 5, 8})), Merge(8, 4), f16(Compute(kFn, kNhwc, {2, 5, 5, 8})),
+        f16(Compute(kBr, kNhwc, {2, 5, 5, 8})), f16(Elementwise(kNhwc, {2, 5, 5, 8}, 4))}},
+      {"half_residual",
+       {hri, bf16(Compute(kRi, kNhwc, {2, 4, 5, 3})),
+        bf16(Compute(kRt, kNchw, {2, 3, 4, 5}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+        f16(Compute(kRt, kNhwc, {2, 9, 6}, BNORM_FLAG_FUSE_RELU)), hrb,
+        f16(Compute(kRb, kNhwc, {2, 3, 3, 6}, kResidualBlock | BNORM_FLAG_USE_GLOBAL_STATS))}},
+      // In place: the outputs are written over inputs of the same type.
+      {"half_in_place",
+       {With(hinf, [](CallSpec& c) { c.slots[kY] = Same(kX); }),
+        With(htr, [](CallSpec& c) { c.slots[kY] = Same(kX); }),
+        With(hbw, [](CallSpec& c) { c.slots[kDx] = Same(kBwDy); }),
+        With(f16(Compute(kSs, kNhwc, {3, 5, 17})), [](CallSpec& c) { c.slots[kY] = Same(kX); }),
+        With(bf16(Compute(kFn, kNchw, {2, 3, 4, 5})), [](CallSpec& c) { c.slots[kY] = Same(kX); }),
+        With(f16(Elementwise(kNchw, {2, 3, 4, 5}, 2)),
+             [](CallSpec& c) { c.slots[kBeDx] = Same(kBwDy); }),
+        With(hri, [](CallSpec& c) { c.slots[kRY] = Same(kRes); }),
+        With(hrb, [](CallSpec& c) { c.slots[kRbDres] = Same(kBwDy); })}},
+      // Read-only inputs may overlap, also across types (gamma in x's bytes).
+      {"half_read_only_overlap",
+       {With(hbw, [](CallSpec& c) { c.slots[kBwDy] = Same(kX); }),
+        With(hri, [](CallSpec& c) { c.slots[kRes] = Same(kX); }),
+        With(hinf, [](CallSpec& c) { c.slots[kInfGamma] = Offset(kX, 6); })}},
+      // 2-byte elements need 2-byte alignment only.
+      {"half_misaligned_by_2",
+       {With(hinf, [](CallSpec& c) { c.slots[kX] = c.slots[kY] = Misaligned(2); }),
+        With(hbw, [](CallSpec& c) { c.slots[kBwDy] = c.slots[kDx] = Misaligned(2); }),
+        With(f16(Compute(kLs, kNchw, {2, 3, 4, 5})),
+             [](CallSpec& c) { c.slots[kX] = Misaligned(2); }),
+        With(hrb, [](CallSpec& c) { c.slots[kRbDres] = Misaligned(2); })}},
+      // Tensors are 2 bytes an element long: an output right past x is apart.
+      // (A slot placed at an offset of another is apart from the regions
+      // carved after it only when it is the last used one.)
+      {"half_adjacent",
+       {With(htr, [](CallSpec& c) { c.slots[kSaveMean] = Offset(kX, kHalfTensorBytes); }),
+        With(f16(Compute(kLs, kNchw, {2, 3, 4, 5})),
+             [](CallSpec& c) { c.slots[kLocalPartial] = Offset(kX, kHalfTensorBytes); }),
+        With(hrb,
+             [](CallSpec& c) {
+               c.slots[kRbDres] = Offset(kRbDx, kHalfTensorBytes);
+               c.slots[kRbDgamma] = c.slots[kRbDbeta] = Null();
+             })}},
+      {"half_err_misaligned",
+       {With(hinf, [](CallSpec& c) { c.slots[kX] = Misaligned(1); }),
+        With(htr, [](CallSpec& c) { c.slots[kY] = Misaligned(3); }),
+        With(hrb, [](CallSpec& c) { c.slots[kRes] = Misaligned(1); }),
+        With(f16(Elementwise(kNchw, {2, 3, 4, 5}, 1)),
+             [](CallSpec& c) { c.slots[kBeDx] = Misaligned(3); })}},
+      {"half_err_aliasing",
+       {With(hinf, [](CallSpec& c) { c.slots[kY] = Offset(kX, 2); }),
+        With(htr, [](CallSpec& c) { c.slots[kSaveMean] = Offset(kX, kHalfTensorBytes - 4); }),
+        With(f16(Compute(kLs, kNchw, {2, 3, 4, 5})),
+             [](CallSpec& c) { c.slots[kLocalPartial] = Offset(kX, kHalfTensorBytes - 8); }),
+        With(hbw, [](CallSpec& c) { c.slots[kDx] = Offset(kBwDy, -2); }),
+        With(hrb,
+             [](CallSpec& c) {
+               c.slots[kRbDres] = Offset(kRbDx, kHalfTensorBytes - 2);
+               c.slots[kRbDgamma] = c.slots[kRbDbeta] = Null();
+             })}},
+      {"half_err_too_few_values",
+       {bf16(Compute(kTr, kNchw, {1, 5})), f16(Compute(kRb, kNhwc, {1, 1, 1, 5}))}},
+      // NaNs (quiet and signaling), infinities, subnormals and the largest
+      // values of the type in, f16 overflow out.
+      {"half_special_data",
+       {With(hinf, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(f16(Compute(kSs, kNhwc, {2, 4, 5, 3})), [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(htr, [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(hbw, [](CallSpec& c) { c.fill = Fill::kRaw; }),
+        With(f16(Compute(kLs, kNchw, {2, 3, 4, 5})), [](CallSpec& c) { c.fill = Fill::kSpecial; }),
+        With(hri, [](CallSpec& c) { c.fill = Fill::kRaw; }),
+        With(hrb, [](CallSpec& c) { c.fill = Fill::kSpecial; })}},
+      // An older descriptor: with dtype inside struct_size it applies, past it
+      // the default (float32) does.
+      {"half_older_struct_sizes",
+       {With(hinf, [](CallSpec& c) { c.desc.struct_size = 36; }),
+        With(htr, [](CallSpec& c) { c.desc.struct_size = 32; })}},
+      // Larger shapes: several threads and reduction chunks (rerun with
+      // another num_threads).
+      {"half_large",
+       {With(bf16(Compute(kTr, kNchw, {4, 8, 32, 32})),
+             [](CallSpec& c) { c.desc.num_threads = 2; }),
+        With(f16(Compute(kBw, kNhwc, {8, 16, 16, 16})),
+             [](CallSpec& c) { c.desc.num_threads = 3; }),
+        f16(Compute(kInf, kNchw, {2, 16, 32, 32})),
+        With(bf16(Compute(kRt, kNhwc, {4096, 3})), [](CallSpec& c) { c.desc.num_threads = 3; }),
+        With(f16(Elementwise(kNchw, {4, 8, 32, 32}, 4)),
+             [](CallSpec& c) { c.desc.num_threads = 2; })}},
+      // Outputs of 16 MiB (8 Mi elements): see "streaming" above.
+      {"half_streaming",
+       {bf16(Compute(kInf, kNchw, {2, 4, 1024, 1024})), f16(Compute(kTr, kNhwc, {8192, 1024})),
+        bf16(Compute(kRb, kNchw, {32, 2, 512, 256}, kResidualBlock))}},
+      // The tensor's bytes must fit int64: 2^62 - 1 f16 elements do (a valid
+      // shape, passed with x NULL), 2^62 do not.
+      {"half_byte_count_edges",
+       {f16(Compute(kInf, kNchw, {1, (int64_t{1} << 62) - 1})),
+        f16(Compute(kInf, kNchw, {1, int64_t{1} << 62})),
+        bf16(Compute(kBw, kNhwc, {int64_t{1} << 31, (int64_t{1} << 31) - 1}))}},
+  };
+  seeds.insert(seeds.end(), half.begin(), half.end());
+  // The bf16 and f16 kernels on each target.
+  for (uint8_t t = 0; t < 6; ++t) {
+    seeds.push_back(
+        {"half_target" + std::to_string(t),
+         {CapAt(CallSpec::kTargetIndex, t), bf16(Compute(kInf, kNhwc, {3, 5, 2, 19})),
+          f16(Compute(kTr, kNchw, {3, 19, 5, 2}, kDefaultFlags | BNORM_FLAG_FUSE_RELU)),
+          bf16(Compute(kBw, kNhwc, {7, 33})), f16(Compute(kSs, kNchw, {3, 19, 5, 2})),
+          bf16(Compute(kLs, kNhwc, {3, 5, 2, 19})), f16(Compute(kBr, kNchw, {3, 19, 5, 2})),
+          bf16(Elementwise(kNhwc, {3, 5, 2, 19}, 3)),
+          f16(Compute(kRi, kNhwc, {3, 5, 2, 19}, kResidualBlock)),
+          bf16(Compute(kRb, kNchw, {3, 19, 5, 2}, kResidualBlock)), Simple(Op::kQueries)}});
+  }
   return seeds;
 }
 

@@ -188,7 +188,7 @@ void ModelDescriptor(const void* desc, Request& r, int32_t& layout) {
   r.track = flags & BNORM_FLAG_TRACK_RUNNING_STATS;
   r.relu = flags & BNORM_FLAG_FUSE_RELU;
   r.global_stats = flags & BNORM_FLAG_USE_GLOBAL_STATS;
-  r.f32 = dtype == BNORM_DTYPE_F32;
+  r.dtype = dtype;
   r.eps = eps;
   r.momentum = momentum;
   r.nhwc = layout == BNORM_LAYOUT_NHWC;
@@ -480,7 +480,6 @@ Verdict ModelValues(const Request& r, Op op, void* const* ptrs) {
       if (!r.global_stats && r.count == 1) return {BNORM_ERR_TOO_FEW_VALUES};
       break;
     case Op::kMergeStats:
-      // Uses no tensor, so no dtype: bf16 and f16 are no error.
       return ModelStatsValues(r, ptrs[0]);
     case Op::kBackwardElementwise:
       if (!r.global_stats) {
@@ -493,8 +492,8 @@ Verdict ModelValues(const Request& r, Op op, void* const* ptrs) {
       // fine (only the whole batch needs more).
       break;
   }
-  // The folding calls have no tensor: they do not use the dtype.
-  if (HasShape(op) && !r.f32) return {BNORM_ERR_UNSUPPORTED};
+  // bf16 and f16 tensors are valid for every call: their 2-byte elements
+  // are in element_size, and so in the tensors' bytes, alignment and overlaps.
   return {};
 }
 

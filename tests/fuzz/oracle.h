@@ -71,7 +71,9 @@ struct Request {
   uint64_t stats_bytes = 0;     // 3 * num_features doubles, saturated at UINT64_MAX
   int32_t num_partials = 0;     // bnorm_merge_stats, bnorm_backward_elementwise
   uint64_t partials_bytes = 0;  // num_partials blocks: < 2^63, larger is rejected
-  bool affine = false, track = false, relu = false, global_stats = false, f32 = true;
+  bool affine = false, track = false, relu = false, global_stats = false;
+  // The tensors' element type (BNORM_DTYPE_*), element_size bytes each.
+  int32_t dtype = BNORM_DTYPE_F32;
   // What the harness's reference checks need: the descriptor's eps and
   // momentum (defaults past an older struct_size), the layout, and for NCHW
   // the values of a channel per sample (element j is in channel
@@ -105,7 +107,7 @@ bnorm_status ModelPointers(const Request& r, Op op, void* const* ptrs);
 
 // The verdict on a call whose pointers passed: the exchanged blocks' counts
 // (read from the caller's memory: bnorm_merge_stats, bnorm_backward_
-// elementwise), too few values, dtype (for the calls that use it). bnorm.h
+// elementwise), too few values (every dtype is implemented). bnorm.h
 // fixes the order of the blocks' errors: every block's counts (and for the
 // merge M2) first, BNORM_ERR_INVALID_ARGUMENT naming the block and channel;
 // only then the totals, channel by channel.
