@@ -12,6 +12,15 @@
 namespace bnorm {
 namespace {
 
+// With a residual, channels whose segments are shorter than this write
+// d_residual in a sweep of its own after dx, kResidualGroupBytes of each
+// segment-strided array at a time.
+constexpr int64_t kSeparateResidualBelowBytes = 16 * 1024;
+constexpr int64_t kResidualGroupBytes = 16 * 1024;
+
+constexpr int64_t kMaskFirstBelowSegmentBytes = 512;
+constexpr int64_t kMinMaskFirstSegments = 16;
+
 // dx = g * a + (x - center) * b + c per channel.
 struct GradCoefficients {
   float* a;
@@ -98,9 +107,38 @@ class BackwardOps {
   void ElementwiseChannel(int64_t c, int64_t /*next*/) {
     if (dx_ == nullptr) return;
     const int64_t offset = c * p_.inner;
-    k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                     Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c], coef_.a[c],
-                     coef_.b[c], coef_.c[c], stream_);
+    const int64_t segment_bytes = p_.inner * static_cast<int64_t>(sizeof(T));
+    if (d_residual_ == nullptr || segment_bytes >= kSeparateResidualBelowBytes) {
+      k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
+                       Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c],
+                       coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+      return;
+    }
+    // Short segments far apart: writing dx and d_residual side by side ran at
+    // a third of the speed of dx alone on (32, 2048, 7, 7), so the two are
+    // written in turn, group by group, the second sweep reading dy and y from
+    // L1. Whichever is written over dy goes second.
+    const int64_t group = std::max<int64_t>(1, kResidualGroupBytes / segment_bytes);
+    for (int64_t s0 = 0; s0 < p_.outer; s0 += group) {
+      const int64_t o = offset + s0 * p_.channels * p_.inner;
+      const Spans spans = ChannelSpans(p_, std::min(group, p_.outer - s0));
+      const auto input_gradient = [&] {
+        k_.backward_span(UsedX(o), dy_ + o, Offset(y_, o), dx_ + o, nullptr, spans, mean_[c],
+                         coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+      };
+      // g * 1 + (-0) is g exactly, -0 included: the masked dy.
+      const auto residual_gradient = [&] {
+        k_.backward_span(nullptr, dy_ + o, Offset(y_, o), d_residual_ + o, nullptr, spans, 0.0f,
+                         1.0f, 0.0f, -0.0f, stream_);
+      };
+      if (dx_ == dy_) {
+        residual_gradient();
+        input_gradient();
+      } else {
+        input_gradient();
+        residual_gradient();
+      }
+    }
   }
 
   void ElementwiseDone() {
@@ -182,11 +220,50 @@ double BackwardBytes(const Problem& pr) {
   return (pr.relu ? 4.0 : 3.0) * sizeof(T) * pr.plan.count * pr.plan.channels;
 }
 
+// With a residual, channels-first data in many short segments (N x C x 7 x 7)
+// is faster as two passes: d_residual (the masked dy) over the contiguous
+// tensor, then the backward from it, which reads two segment-strided inputs
+// instead of three and writes one output instead of two. Measured on
+// (32, 2048, 7, 7): the fused walk took 1.5 times as long.
+template <typename T>
+bool MasksFirst(const Plan& p, const BackwardOutputs<T>& out) {
+  return out.d_residual != nullptr && out.dx != nullptr && !p.by_rows &&
+         p.outer >= kMinMaskFirstSegments &&
+         p.inner * static_cast<int64_t>(sizeof(T)) < kMaskFirstBelowSegmentBytes;
+}
+
+// d_residual = dy masked by y > 0 (y null: dy itself), over the whole tensor.
+template <typename T>
+void MaskGradient(const Problem& pr, const KernelTable<T>& k, const T* dy, const T* y,
+                  T* d_residual, int num_threads) {
+  const int64_t n = pr.plan.count * pr.plan.channels;
+  const bool stream = ShouldStream(static_cast<double>(sizeof(T)) * n);
+  RunParallel(num_threads, [&](int t, int nt) {
+    const Range part = ShareOf(n, t, nt);
+    // g * 1 + (-0) is g exactly, -0 included.
+    k.backward_span(nullptr, dy + part.begin, Offset(y, part.begin), d_residual + part.begin,
+                    nullptr, Spans{static_cast<size_t>(part.end - part.begin), 1, 0}, 0.0f, 1.0f,
+                    0.0f, -0.0f, stream);
+    if (stream) FlushStreams();
+  });
+}
+
 template <typename T>
 void Backward(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x, const T* dy,
               const T* y, const float* gamma, const float* save_mean, const float* save_invstd,
               const BackwardOutputs<T>& out) {
   const Plan& p = pr.plan;
+  if (MasksFirst(p, out)) {
+    MaskGradient(pr, k, dy, pr.relu ? y : nullptr, out.d_residual,
+                 ThreadsFor(pr.num_threads, 3.0 * sizeof(T) * p.count * p.channels));
+    Problem unmasked = pr;
+    unmasked.relu = false;
+    BackwardOutputs<T> rest = out;
+    rest.d_residual = nullptr;
+    Backward(unmasked, k, scratch, x, out.d_residual, static_cast<const T*>(nullptr), gamma,
+             save_mean, save_invstd, rest);
+    return;
+  }
   BackwardOps<T> ops(pr, k, scratch, x, dy, y, gamma, save_mean, save_invstd, out);
   void* partials = static_cast<char*>(scratch) + static_cast<size_t>(CoefficientBytes(p));
   const double bytes = BackwardBytes<T>(pr);
