@@ -89,6 +89,7 @@ std::vector<bnorm_shape> SweepShapes(bnorm_layout layout) {
       {3, 256, 4, 4},
       {2, 3, 150, 150},
       {20, 17, 16, 16},
+      {17, 5, 7, 7},
       {1, 8, 64, 64},
       // BatchNorm3d
       {2, 1, 3, 4, 5},

@@ -144,6 +144,10 @@ struct Call {
 };
 
 float* Misaligned(float* p) { return reinterpret_cast<float*>(reinterpret_cast<char*>(p) + 1); }
+// Aligned to a half element (2 bytes), not to a float.
+float* TwoBytesIn(float* p) { return reinterpret_cast<float*>(reinterpret_cast<char*>(p) + 2); }
+// The float storage a (2, 64, 3, 3) tensor of 2-byte elements takes.
+constexpr ptrdiff_t kHalfTensorFloats = 2 * 64 * 3 * 3 / 2;
 
 struct Case {
   std::string name;
@@ -534,17 +538,72 @@ std::vector<Case> Cases() {
        {"training-mode backward needs more than 1 value per channel, got input of shape (1, 64, "
         "1)"}},
 
-      // BNORM_ERR_UNSUPPORTED
-      {"bf16",
+      // Half tensors (bf16, f16): 2-byte elements, aligned to 2 bytes; the
+      // per-channel vectors stay float, aligned to 4.
+      {"bf16 x misaligned",
        kAll,
-       [](Call& c) { c.desc_storage.dtype = BNORM_DTYPE_BF16; },
-       BNORM_ERR_UNSUPPORTED,
-       {"dtype BNORM_DTYPE_BF16 is not supported"}},
-      {"f16",
-       kAll,
-       [](Call& c) { c.desc_storage.dtype = BNORM_DTYPE_F16; },
-       BNORM_ERR_UNSUPPORTED,
-       {"dtype BNORM_DTYPE_F16 is not supported"}},
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.x = Misaligned(c.spare);
+       },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"x (", "is not aligned to 2 bytes"}},
+      {"f16 y misaligned",
+       kForward,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_F16;
+         c.y = Misaligned(c.spare);
+       },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"y (", "is not aligned to 2 bytes"}},
+      {"f16 dy misaligned",
+       kWithDy,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_F16;
+         c.dy = Misaligned(c.spare);
+       },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"dy (", "is not aligned to 2 bytes"}},
+      {"bf16 dx misaligned",
+       kWithDx,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.dx = Misaligned(c.spare);
+       },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"dx (", "is not aligned to 2 bytes"}},
+      {"bf16 gamma aligned to 2 bytes only",
+       kWithGamma,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.gamma = TwoBytesIn(c.spare);
+       },
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"gamma (", "is not aligned to 4 bytes"}},
+      {"f16 y overlaps x's last element",
+       kForward,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_F16;
+         c.y = c.x + kHalfTensorFloats - 1;
+       },
+       BNORM_ERR_ALIASING,
+       {"y overlaps x (in place is allowed only with the same pointer)"}},
+      {"bf16 dx overlaps dy's last element",
+       kWithDx,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.dx = c.dy + kHalfTensorFloats - 1;
+       },
+       BNORM_ERR_ALIASING,
+       {"dx overlaps dy"}},
+      {"bf16 training on one value per channel",
+       kTraining,
+       [](Call& c) {
+         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.shape_storage = Shape({1, 64, 1, 1});
+       },
+       BNORM_ERR_TOO_FEW_VALUES,
+       {"needs more than 1 value per channel"}},
 
       // Several errors at once: the documented order decides which is reported.
       {"desc and shape NULL",
@@ -619,14 +678,14 @@ std::vector<Case> Cases() {
        },
        BNORM_ERR_ALIASING,
        {"save_mean overlaps save_invstd"}},
-      {"too few values before unsupported dtype",
-       kTraining,
+      {"f16: misalignment before overlap",
+       kForward,
        [](Call& c) {
-         c.shape_storage = Shape({1, 64, 1, 1});
-         c.desc_storage.dtype = BNORM_DTYPE_BF16;
+         c.desc_storage.dtype = BNORM_DTYPE_F16;
+         c.y = Misaligned(c.x);  // inside x, too
        },
-       BNORM_ERR_TOO_FEW_VALUES,
-       {"needs more than 1 value per channel"}},
+       BNORM_ERR_INVALID_ARGUMENT,
+       {"y (", "is not aligned to 2 bytes"}},
   };
 }
 
@@ -674,14 +733,39 @@ TEST_P(RejectedCallTest, ReportsStatusAndMessageAndWritesNothing) {
 INSTANTIATE_TEST_SUITE_P(Cases, RejectedCallTest, ::testing::ValuesIn(AllCasesAndModes()),
                          CaseName);
 
-// A call that only differs from a failing one by the spoiled argument works:
-// the cases above fail for the reason they name, not another.
+// A call that only differs from a failing one by the spoiled argument works,
+// in every dtype: the cases above fail for the reason they name, not another.
 TEST(ValidationTest, TheUnspoiledCallSucceeds) {
-  for (Mode mode : kAll) {
-    SCOPED_TRACE(ModeName(mode));
-    Call call;
-    EXPECT_EQ(call.Run(mode), BNORM_OK) << bnorm_last_error();
-    EXPECT_STREQ(bnorm_last_error(), "");
+  for (bnorm_dtype dtype : {BNORM_DTYPE_F32, BNORM_DTYPE_BF16, BNORM_DTYPE_F16}) {
+    for (Mode mode : kAll) {
+      SCOPED_TRACE(std::string(ModeName(mode)) + ", dtype " + std::to_string(dtype));
+      Call call;
+      call.desc_storage.dtype = dtype;
+      EXPECT_EQ(call.Run(mode), BNORM_OK) << bnorm_last_error();
+      EXPECT_STREQ(bnorm_last_error(), "");
+    }
+  }
+}
+
+// Half tensors need only 2-byte alignment, and take 2 bytes per element: y
+// and dx may start right where x and dy end.
+TEST(ValidationTest, HalfTensorsAreAlignedToAndSizedInTwoByteElements) {
+  for (bnorm_dtype dtype : {BNORM_DTYPE_BF16, BNORM_DTYPE_F16}) {
+    for (Mode mode : kAll) {
+      SCOPED_TRACE(std::string(ModeName(mode)) + ", dtype " + std::to_string(dtype));
+      Call off_float;
+      off_float.desc_storage.dtype = dtype;
+      off_float.x = TwoBytesIn(off_float.x);
+      off_float.y = TwoBytesIn(off_float.y);
+      off_float.dy = TwoBytesIn(off_float.dy);
+      off_float.dx = TwoBytesIn(off_float.dx);
+      EXPECT_EQ(off_float.Run(mode), BNORM_OK) << bnorm_last_error();
+      Call adjacent;
+      adjacent.desc_storage.dtype = dtype;
+      adjacent.y = adjacent.x + kHalfTensorFloats;
+      adjacent.dx = adjacent.dy + kHalfTensorFloats;
+      EXPECT_EQ(adjacent.Run(mode), BNORM_OK) << bnorm_last_error();
+    }
   }
 }
 
