@@ -18,12 +18,6 @@ uint16_t QuietNan(bnorm_dtype dtype, bool negative) {
   return static_cast<uint16_t>((IsBf16(dtype) ? 0x7FC0 : 0x7E00) | (negative ? 0x8000 : 0));
 }
 
-uint16_t F16Bits(_Float16 h) {
-  uint16_t bits;
-  memcpy(&bits, &h, sizeof(bits));
-  return bits;
-}
-
 // AssertionResult formats each value on its own, so no stream manipulators.
 std::string Hex(uint16_t bits) {
   char text[8];
@@ -92,7 +86,7 @@ uint16_t RoundToHalf(bnorm_dtype dtype, double value) {
     if (std::fabs(rounded) > largest) rounded = std::copysign(HUGE_VAL, value);
   }
   // Now exactly representable (or inf), so these conversions do not round.
-  if (!IsBf16(dtype)) return F16Bits(static_cast<_Float16>(rounded));
+  if (!IsBf16(dtype)) return RoundToHalf(dtype, static_cast<float>(rounded));
   const float f = static_cast<float>(rounded);
   uint32_t bits;
   memcpy(&bits, &f, sizeof(bits));
@@ -106,9 +100,13 @@ float WidenHalf(bnorm_dtype dtype, uint16_t bits) {
     memcpy(&f, &wide, sizeof(f));
     return f;
   }
-  _Float16 h;
-  memcpy(&h, &bits, sizeof(h));
-  return static_cast<float>(h);
+  // Integer arithmetic, not _Float16, which clang 14 (the TSan build) lacks.
+  const float sign = (bits & 0x8000) != 0 ? -1.0f : 1.0f;
+  const int exponent = (bits >> 10) & 0x1F;
+  const int mantissa = bits & 0x3FF;
+  if (exponent == 31) return mantissa == 0 ? sign * INFINITY : std::copysign(NAN, sign);
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
+  return sign * std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
 }
 
 bool IsHalfNan(bnorm_dtype dtype, uint16_t bits) {

@@ -6,8 +6,9 @@
 // bf16 is the upper half of an IEEE float32, f16 IEEE binary16. Rounding from
 // float is integer arithmetic, for both; from double it is one algorithm
 // for both (scale by the ulp, nearbyint). half_types_test checks the two
-// against each other and against GCC's _Float16 (whose float conversion,
-// in software, is too slow for the sweeps). Highway's own conversions are
+// against each other and, with GCC, against _Float16 (whose float conversion,
+// in software, is too slow for the sweeps; clang 14, the TSan build's
+// compiler, has no _Float16 on x86-64, so this file does not use it). Highway's own conversions are
 // not used: in Highway 1.0.3 they truncate on some targets, so they could
 // not catch the same mistake.
 #ifndef BNORM_TESTS_HALF_TYPES_H_

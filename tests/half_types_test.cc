@@ -27,13 +27,21 @@ float FromBits(uint32_t bits) {
 
 uint16_t Bf16(uint32_t float_bits) { return RoundToHalf(kBf16, FromBits(float_bits)); }
 
-// GCC's own rounding to binary16, to nearest even.
-uint16_t GccF16(float value) {
+// The compiler's own rounding to binary16, to nearest even, where it has
+// _Float16 (GCC 12 does, which the test command builds with; clang 14 does
+// not on x86-64, and there this third opinion is left out).
+#if defined(__FLT16_MAX__)
+constexpr bool kHasFloat16 = true;
+uint16_t CompilerF16(float value) {
   const _Float16 h = static_cast<_Float16>(value);
   uint16_t bits;
   memcpy(&bits, &h, sizeof(bits));
   return bits;
 }
+#else
+constexpr bool kHasFloat16 = false;
+uint16_t CompilerF16(float) { return 0; }
+#endif
 
 TEST(HalfTypesTest, F16RoundsKnownConstants) {
   EXPECT_EQ(RoundToHalf(kF16, 1.0f), 0x3C00);
@@ -110,8 +118,8 @@ TEST(HalfTypesTest, RoundingsAgreeAroundEveryHalfValue) {
                       std::nextafter(halfway, std::copysign(INFINITY, v))}) {
         ASSERT_EQ(RoundToHalf(dtype, f), RoundToHalf(dtype, static_cast<double>(f)))
             << std::hex << bits << " " << std::hexfloat << f;
-        if (dtype == kF16) {
-          ASSERT_EQ(RoundToHalf(dtype, f), GccF16(f)) << std::hexfloat << f;
+        if (dtype == kF16 && kHasFloat16) {
+          ASSERT_EQ(RoundToHalf(dtype, f), CompilerF16(f)) << std::hexfloat << f;
         }
       }
     }
@@ -127,7 +135,9 @@ TEST(HalfTypesTest, RoundingsAgreeOnRandomFloats) {
         << std::hexfloat << f;
     ASSERT_EQ(RoundToHalf(kF16, f), RoundToHalf(kF16, static_cast<double>(f)))
         << std::hexfloat << f;
-    ASSERT_EQ(RoundToHalf(kF16, f), GccF16(f)) << std::hexfloat << f;
+    if (kHasFloat16) {
+      ASSERT_EQ(RoundToHalf(kF16, f), CompilerF16(f)) << std::hexfloat << f;
+    }
   }
 }
 
