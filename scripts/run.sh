@@ -2,7 +2,7 @@
 # bnorm's main command, as README.md gives it: installs the dependencies, builds
 # in Release (build/release, shared with scripts/test.sh), runs the examples,
 # then the short benchmark comparison against oneDNN, PyTorch and the
-# memory-bandwidth roof (bench/compare.sh, about 40 s).
+# memory-bandwidth roof (bench/compare.sh, about a minute).
 #
 #   bash scripts/run.sh            the short comparison
 #   bash scripts/run.sh --full     the whole shape table (~7.5 min)
