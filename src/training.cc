@@ -27,6 +27,19 @@ unsigned __int128 ChannelArraysBytes(const Plan& p) {
   return static_cast<unsigned __int128>(4 * sizeof(float)) * p.channels;
 }
 
+// The local statistics phase keeps only the shift estimate; rounded up to 8
+// bytes so that the partial sums after it align for doubles.
+unsigned __int128 ShiftEstimateBytes(const Plan& p) {
+  return (static_cast<unsigned __int128>(sizeof(float)) * p.channels + 7) / 8 * 8;
+}
+
+// A channel's count, mean and sum of squared deviations (M2).
+struct ChannelMoments {
+  double count;
+  double mean;
+  double m2;
+};
+
 ChannelArrays CarveChannelArrays(const Plan& p, void* scratch) {
   float* f = static_cast<float*>(scratch);
   return ChannelArrays{f, f + p.channels, f + 2 * p.channels, f + 3 * p.channels};
@@ -77,6 +90,15 @@ class MomentSums {
     k_.moments_span(x_ + segment * p_.inner, ChannelSpans(p_, n), shift_estimate_[c], sums);
   }
 
+  // Channel c's moments from its sums of (x - shift) and (x - shift)^2.
+  ChannelMoments Moments(int64_t c, const SumPair& sums) const {
+    const double count = static_cast<double>(p_.count);
+    const double deviation = sums.first / count;  // mean - shift_estimate
+    // Rounding can leave M2 a little below 0; NaN (from NaN data) stays NaN.
+    return ChannelMoments{count, shift_estimate_[c] + deviation,
+                          std::max(sums.second - sums.first * deviation, 0.0)};
+  }
+
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float shift[kMaxRowWidth];
     SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), shift_estimate_, shift);
@@ -100,13 +122,11 @@ class LocalStatsOps : public MomentSums<T> {
       : MomentSums<T>(p, k, x, shift_estimate), partial_stats_(partial_stats) {}
 
   void Finish(int64_t c, const SumPair& sums) {
-    const double count = static_cast<double>(this->p_.count);
-    const double deviation = sums.first / count;  // mean - shift_estimate
+    const ChannelMoments moments = this->Moments(c, sums);
     double* out = partial_stats_ + kValuesPerChannel * c;
-    out[0] = count;
-    out[1] = this->shift_estimate_[c] + deviation;
-    // Rounding can leave M2 a little below 0; NaN (from NaN data) stays NaN.
-    out[2] = std::max(sums.second - sums.first * deviation, 0.0);
+    out[0] = moments.count;
+    out[1] = moments.mean;
+    out[2] = moments.m2;
   }
 
   void ElementwiseChannel(int64_t, int64_t) {}
@@ -138,11 +158,10 @@ class TrainingOps : public MomentSums<T> {
         prefetch_next_(2 * kBytes * pr.plan.count <= L2CacheBytes()) {}
 
   void Finish(int64_t c, const SumPair& sums) {
-    const double count = static_cast<double>(p_.count);
-    const double deviation = sums.first / count;  // mean - shift_estimate
-    const double mean = a_.shift_estimate[c] + deviation;
-    // Rounding can leave var a little below 0; NaN (from NaN data) stays NaN.
-    const double var = std::max(sums.second / count - deviation * deviation, 0.0);
+    const ChannelMoments moments = this->Moments(c, sums);
+    const double count = moments.count;
+    const double mean = moments.mean;
+    const double var = moments.m2 / count;
     const double invstd = 1.0 / std::sqrt(var + static_cast<double>(pr_.eps));
     const double gamma = pr_.affine ? gamma_[c] : 1.0;
     const double beta = pr_.affine ? beta_[c] : 0.0;
@@ -157,7 +176,7 @@ class TrainingOps : public MomentSums<T> {
     if (save_invstd_ != nullptr) save_invstd_[c] = static_cast<float>(invstd);
     if (pr_.track_running_stats) {
       const double m = pr_.momentum;
-      const double unbiased = var * count / (count - 1);
+      const double unbiased = moments.m2 / (count - 1);
       running_mean_[c] = static_cast<float>((1 - m) * running_mean_[c] + m * mean);
       running_var_[c] = static_cast<float>((1 - m) * running_var_[c] + m * unbiased);
     }
@@ -223,15 +242,15 @@ void ForwardTraining(const Problem& pr, const KernelTable<T>& k, void* scratch, 
 }
 
 size_t LocalStatsScratchBytes(const Plan& p) {
-  return ClampBytes(ChannelArraysBytes(p) + ReductionScratchBytes(p));
+  return ClampBytes(ShiftEstimateBytes(p) + ReductionScratchBytes(p));
 }
 
 template <typename T>
 void LocalStats(const Problem& pr, const KernelTable<T>& k, void* scratch, const T* x,
                 double* partial_stats) {
   const Plan& p = pr.plan;
-  LocalStatsOps<T> ops(p, k, x, CarveChannelArrays(p, scratch).shift_estimate, partial_stats);
-  void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ChannelArraysBytes(p));
+  LocalStatsOps<T> ops(p, k, x, static_cast<float*>(scratch), partial_stats);
+  void* partials = static_cast<char*>(scratch) + static_cast<size_t>(ShiftEstimateBytes(p));
   const double bytes = static_cast<double>(sizeof(T)) * p.count * p.channels;
   ReduceThenElementwise(p, ThreadsFor(pr.num_threads, bytes), partials, ops);
 }
