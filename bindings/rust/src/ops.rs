@@ -84,7 +84,16 @@ pub fn forward_inference<T: Element>(
 ) -> Result<(), Error> {
     check_tensor("x", shape, x)?;
     check_tensor("y", shape, y)?;
-    inference(desc, shape, x.as_ptr(), y.as_mut_ptr(), mean, var, affine)
+    inference_raw(
+        desc,
+        shape,
+        x.as_ptr(),
+        ptr::null(),
+        y.as_mut_ptr(),
+        mean,
+        var,
+        affine,
+    )
 }
 
 /// `forward_inference` writing y over x.
@@ -98,13 +107,18 @@ pub fn forward_inference_in_place<T: Element>(
 ) -> Result<(), Error> {
     check_tensor("x", shape, x)?;
     let xy = x.as_mut_ptr();
-    inference(desc, shape, xy, xy, mean, var, affine)
+    inference_raw(desc, shape, xy, ptr::null(), xy, mean, var, affine)
 }
 
-fn inference<T: Element>(
+/// The one body of `forward_inference*` with and without a residual: a null
+/// `residual` calls `bnorm_forward_inference`, any other
+/// `bnorm_forward_inference_residual`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn inference_raw<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
     x: *const T,
+    residual: *const T,
     y: *mut T,
     mean: &[f32],
     var: &[f32],
@@ -113,20 +127,36 @@ fn inference<T: Element>(
     check_channels("mean", desc, mean)?;
     check_channels("var", desc, var)?;
     let (gamma, beta) = check_affine(desc, affine)?;
+    let raw = desc.raw_for::<T>();
     // SAFETY: every buffer was checked to hold what the descriptor and shape
     // make the library access, or the shape is one the library rejects before
-    // accessing any buffer.
+    // accessing any buffer; y is an exclusive borrow, or exactly x or exactly
+    // residual, the in-place pairs the C API allows.
     let status = unsafe {
-        sys::bnorm_forward_inference(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            x as *const c_void,
-            y as *mut c_void,
-            mean.as_ptr(),
-            var.as_ptr(),
-            gamma,
-            beta,
-        )
+        if residual.is_null() {
+            sys::bnorm_forward_inference(
+                &raw,
+                shape.as_raw(),
+                x as *const c_void,
+                y as *mut c_void,
+                mean.as_ptr(),
+                var.as_ptr(),
+                gamma,
+                beta,
+            )
+        } else {
+            sys::bnorm_forward_inference_residual(
+                &raw,
+                shape.as_raw(),
+                x as *const c_void,
+                residual as *const c_void,
+                y as *mut c_void,
+                mean.as_ptr(),
+                var.as_ptr(),
+                gamma,
+                beta,
+            )
+        }
     };
     Error::check(status)
 }
@@ -146,10 +176,11 @@ pub fn forward_training<T: Element>(
 ) -> Result<(), Error> {
     check_tensor("x", shape, x)?;
     check_tensor("y", shape, y)?;
-    training(
+    training_raw(
         desc,
         shape,
         x.as_ptr(),
+        ptr::null(),
         y.as_mut_ptr(),
         affine,
         running,
@@ -168,13 +199,16 @@ pub fn forward_training_in_place<T: Element>(
 ) -> Result<(), Error> {
     check_tensor("x", shape, x)?;
     let xy = x.as_mut_ptr();
-    training(desc, shape, xy, xy, affine, running, save)
+    training_raw(desc, shape, xy, ptr::null(), xy, affine, running, save)
 }
 
-fn training<T: Element>(
+/// The one body of `forward_training*`, as `inference_raw`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn training_raw<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
     x: *const T,
+    residual: *const T,
     y: *mut T,
     affine: Option<Affine<'_>>,
     running: Option<RunningStats<'_>>,
@@ -197,20 +231,38 @@ fn training<T: Element>(
         }
         None => (ptr::null_mut(), ptr::null_mut()),
     };
-    // SAFETY: as in `inference`.
+    let raw = desc.raw_for::<T>();
+    // SAFETY: as in `inference_raw`; the per-channel outputs are exclusive
+    // borrows.
     let status = unsafe {
-        sys::bnorm_forward_training(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            x as *const c_void,
-            y as *mut c_void,
-            gamma,
-            beta,
-            running_mean,
-            running_var,
-            save_mean,
-            save_invstd,
-        )
+        if residual.is_null() {
+            sys::bnorm_forward_training(
+                &raw,
+                shape.as_raw(),
+                x as *const c_void,
+                y as *mut c_void,
+                gamma,
+                beta,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+            )
+        } else {
+            sys::bnorm_forward_training_residual(
+                &raw,
+                shape.as_raw(),
+                x as *const c_void,
+                residual as *const c_void,
+                y as *mut c_void,
+                gamma,
+                beta,
+                running_mean,
+                running_var,
+                save_mean,
+                save_invstd,
+            )
+        }
     };
     Error::check(status)
 }
@@ -234,7 +286,7 @@ pub fn backward<T: Element>(
         }
         None => ptr::null_mut(),
     };
-    backward_raw(desc, shape, input, dy.as_ptr(), dx, grads)
+    backward_raw(desc, shape, input, dy.as_ptr(), dx, ptr::null_mut(), grads)
 }
 
 /// `backward` writing dx over dy.
@@ -247,15 +299,18 @@ pub fn backward_in_place<T: Element>(
 ) -> Result<(), Error> {
     check_tensor("dy", shape, dy)?;
     let dy_dx = dy.as_mut_ptr();
-    backward_raw(desc, shape, input, dy_dx, dy_dx, grads)
+    backward_raw(desc, shape, input, dy_dx, dy_dx, ptr::null_mut(), grads)
 }
 
-fn backward_raw<T: Element>(
+/// The one body of `backward*` and `backward_residual*`: a null `d_residual`
+/// calls `bnorm_backward`, any other `bnorm_backward_residual`.
+pub(crate) fn backward_raw<T: Element>(
     desc: &Descriptor,
     shape: &Shape,
     input: BackwardInput<'_, T>,
     dy: *const T,
     dx: *mut T,
+    d_residual: *mut T,
     grads: ParamGrads<'_>,
 ) -> Result<(), Error> {
     check_tensor("x", shape, input.x)?;
@@ -277,21 +332,41 @@ fn backward_raw<T: Element>(
     check_channels("invstd", desc, input.invstd)?;
     let dgamma = optional_channels_mut("dgamma", desc, grads.dgamma)?;
     let dbeta = optional_channels_mut("dbeta", desc, grads.dbeta)?;
-    // SAFETY: as in `inference`.
+    let raw = desc.raw_for::<T>();
+    // SAFETY: as in `inference_raw`; dx and d_residual are exclusive borrows
+    // apart from each other, or one of them is exactly dy, the in-place pairs
+    // the C API allows.
     let status = unsafe {
-        sys::bnorm_backward(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            input.x.as_ptr() as *const c_void,
-            dy as *const c_void,
-            y as *const c_void,
-            gamma,
-            input.mean.as_ptr(),
-            input.invstd.as_ptr(),
-            dx as *mut c_void,
-            dgamma,
-            dbeta,
-        )
+        if d_residual.is_null() {
+            sys::bnorm_backward(
+                &raw,
+                shape.as_raw(),
+                input.x.as_ptr() as *const c_void,
+                dy as *const c_void,
+                y as *const c_void,
+                gamma,
+                input.mean.as_ptr(),
+                input.invstd.as_ptr(),
+                dx as *mut c_void,
+                dgamma,
+                dbeta,
+            )
+        } else {
+            sys::bnorm_backward_residual(
+                &raw,
+                shape.as_raw(),
+                input.x.as_ptr() as *const c_void,
+                dy as *const c_void,
+                y as *const c_void,
+                gamma,
+                input.mean.as_ptr(),
+                input.invstd.as_ptr(),
+                dx as *mut c_void,
+                d_residual as *mut c_void,
+                dgamma,
+                dbeta,
+            )
+        }
     };
     Error::check(status)
 }

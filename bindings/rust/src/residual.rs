@@ -21,19 +21,14 @@
 //! (`backward_residual_d_residual_in_place`). Any other overlap, including
 //! dx and d_residual both over dy, cannot be expressed.
 
-use std::os::raw::c_void;
-use std::ptr;
-
 use crate::descriptor::Descriptor;
 use crate::element::Element;
 use crate::error::Error;
 use crate::ops::{
-    check_affine, check_channels, check_tensor, optional_channels_mut, Affine, BackwardInput,
-    ParamGrads, RunningStats, SaveStats,
+    backward_raw, check_tensor, inference_raw, training_raw, Affine, BackwardInput, ParamGrads,
+    RunningStats, SaveStats,
 };
 use crate::shape::Shape;
-use crate::split::optional_tensor;
-use crate::sys;
 
 /// `forward_inference` plus a residual:
 /// `y = (x - mean) / sqrt(var + eps) * gamma + beta + residual`, then ReLU
@@ -52,7 +47,7 @@ pub fn forward_inference_residual<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     check_tensor("y", shape, y)?;
-    inference(
+    inference_raw(
         desc,
         shape,
         x.as_ptr(),
@@ -77,7 +72,7 @@ pub fn forward_inference_residual_in_place<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     let xy = x.as_mut_ptr();
-    inference(desc, shape, xy, residual.as_ptr(), xy, mean, var, affine)
+    inference_raw(desc, shape, xy, residual.as_ptr(), xy, mean, var, affine)
 }
 
 /// `forward_inference_residual` writing y over residual.
@@ -93,41 +88,7 @@ pub fn forward_inference_residual_over_residual<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     let ry = residual.as_mut_ptr();
-    inference(desc, shape, x.as_ptr(), ry, ry, mean, var, affine)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn inference<T: Element>(
-    desc: &Descriptor,
-    shape: &Shape,
-    x: *const T,
-    residual: *const T,
-    y: *mut T,
-    mean: &[f32],
-    var: &[f32],
-    affine: Option<Affine<'_>>,
-) -> Result<(), Error> {
-    check_channels("mean", desc, mean)?;
-    check_channels("var", desc, var)?;
-    let (gamma, beta) = check_affine(desc, affine)?;
-    // SAFETY: every buffer was checked to hold what the descriptor and shape
-    // make the library access, or the shape is one the library rejects
-    // before accessing any buffer; y is an exclusive borrow, or exactly x or
-    // exactly residual, the in-place pairs the C API allows.
-    let status = unsafe {
-        sys::bnorm_forward_inference_residual(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            x as *const c_void,
-            residual as *const c_void,
-            y as *mut c_void,
-            mean.as_ptr(),
-            var.as_ptr(),
-            gamma,
-            beta,
-        )
-    };
-    Error::check(status)
+    inference_raw(desc, shape, x.as_ptr(), ry, ry, mean, var, affine)
 }
 
 /// `forward_training` plus a residual: normalizes x with its batch
@@ -148,7 +109,7 @@ pub fn forward_training_residual<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     check_tensor("y", shape, y)?;
-    training(
+    training_raw(
         desc,
         shape,
         x.as_ptr(),
@@ -173,7 +134,7 @@ pub fn forward_training_residual_in_place<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     let xy = x.as_mut_ptr();
-    training(
+    training_raw(
         desc,
         shape,
         xy,
@@ -198,55 +159,7 @@ pub fn forward_training_residual_over_residual<T: Element>(
     check_tensor("x", shape, x)?;
     check_tensor("residual", shape, residual)?;
     let ry = residual.as_mut_ptr();
-    training(desc, shape, x.as_ptr(), ry, ry, affine, running, save)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn training<T: Element>(
-    desc: &Descriptor,
-    shape: &Shape,
-    x: *const T,
-    residual: *const T,
-    y: *mut T,
-    affine: Option<Affine<'_>>,
-    running: Option<RunningStats<'_>>,
-    save: Option<SaveStats<'_>>,
-) -> Result<(), Error> {
-    let (gamma, beta) = check_affine(desc, affine)?;
-    let (running_mean, running_var) = match running {
-        Some(stats) => {
-            check_channels("running mean", desc, stats.mean)?;
-            check_channels("running var", desc, stats.var)?;
-            (stats.mean.as_mut_ptr(), stats.var.as_mut_ptr())
-        }
-        None => (ptr::null_mut(), ptr::null_mut()),
-    };
-    let (save_mean, save_invstd) = match save {
-        Some(stats) => {
-            check_channels("save mean", desc, stats.mean)?;
-            check_channels("save invstd", desc, stats.invstd)?;
-            (stats.mean.as_mut_ptr(), stats.invstd.as_mut_ptr())
-        }
-        None => (ptr::null_mut(), ptr::null_mut()),
-    };
-    // SAFETY: as in `inference`; the per-channel outputs are exclusive
-    // borrows.
-    let status = unsafe {
-        sys::bnorm_forward_training_residual(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            x as *const c_void,
-            residual as *const c_void,
-            y as *mut c_void,
-            gamma,
-            beta,
-            running_mean,
-            running_var,
-            save_mean,
-            save_invstd,
-        )
-    };
-    Error::check(status)
+    training_raw(desc, shape, x.as_ptr(), ry, ry, affine, running, save)
 }
 
 /// The backward of the residual calls: with `g = dy`, zeroed where the
@@ -322,48 +235,4 @@ pub fn backward_residual_d_residual_in_place<T: Element>(
         dy_d_residual,
         grads,
     )
-}
-
-fn backward_raw<T: Element>(
-    desc: &Descriptor,
-    shape: &Shape,
-    input: BackwardInput<'_, T>,
-    dy: *const T,
-    dx: *mut T,
-    d_residual: *mut T,
-    grads: ParamGrads<'_>,
-) -> Result<(), Error> {
-    check_tensor("x", shape, input.x)?;
-    let y = optional_tensor("y", shape, input.y)?;
-    let gamma = match input.gamma {
-        Some(gamma) => {
-            check_channels("gamma", desc, gamma)?;
-            gamma.as_ptr()
-        }
-        None => ptr::null(),
-    };
-    check_channels("mean", desc, input.mean)?;
-    check_channels("invstd", desc, input.invstd)?;
-    let dgamma = optional_channels_mut("dgamma", desc, grads.dgamma)?;
-    let dbeta = optional_channels_mut("dbeta", desc, grads.dbeta)?;
-    // SAFETY: as in `inference`; dx and d_residual are exclusive borrows
-    // apart from each other, or one of them is exactly dy, the in-place
-    // pairs the C API allows.
-    let status = unsafe {
-        sys::bnorm_backward_residual(
-            &desc.raw_for::<T>(),
-            shape.as_raw(),
-            input.x.as_ptr() as *const c_void,
-            dy as *const c_void,
-            y as *const c_void,
-            gamma,
-            input.mean.as_ptr(),
-            input.invstd.as_ptr(),
-            dx as *mut c_void,
-            d_residual as *mut c_void,
-            dgamma,
-            dbeta,
-        )
-    };
-    Error::check(status)
 }
