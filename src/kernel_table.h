@@ -57,6 +57,9 @@ struct Elementwise {
   // into L2 along the way (the next channel's segment, whose statistics come
   // next), so that reading them from memory overlaps writing this output.
   const void* prefetch = nullptr;
+  // Walk downwards where the output lies a little ahead of an input modulo
+  // 4 KiB (see WalksDescending in vector_io-inl.h).
+  bool reverse_when_aliased = false;
 };
 
 // One channel of a channels-first tensor: `segments` runs of `count` values,

@@ -23,7 +23,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 template <bool kRelu, bool kStream, bool kResidual, typename T>
 void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
-                       float shift, const T* prefetch) {
+                       float shift, const T* prefetch, bool descending) {
   for (size_t s = 0; s < spans.segments; ++s) {
     const size_t o = s * spans.stride;
     const T* seg_x = x + o;
@@ -31,7 +31,7 @@ void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float c
     T* seg_y = y + o;
     const T* seg_prefetch = Offset(prefetch, o);
     const size_t peel = kStream ? ElementsToAlignment(seg_y) : 0;
-    ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
+    ForEachVector(spans.count, peel, descending, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, center)),
                           hn::Set(d, scale), hn::Set(d, shift));
       if (kResidual) v = hn::Add(v, LoadElements(d, seg_residual + i));
@@ -43,13 +43,14 @@ void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float c
 }
 
 template <bool kRelu, bool kStream, bool kResidual, typename T>
-void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArrays p) {
+void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArrays p,
+                       bool descending) {
   for (size_t r = 0; r < rows.rows; ++r) {
     const T* row_x = x + r * rows.stride;
     const T* row_residual = Offset(residual, r * rows.stride);
     T* row_y = y + r * rows.stride;
     const size_t peel = kStream ? ElementsToAlignment(row_y) : 0;
-    ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
+    ForEachVector(rows.width, peel, descending, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, row_x + i), hn::LoadU(d, p.center + i)),
                           hn::LoadU(d, p.scale + i), hn::LoadU(d, p.shift + i));
       if (kResidual) v = hn::Add(v, LoadElements(d, row_residual + i));
@@ -63,23 +64,27 @@ template <bool kRelu, bool kStream, bool kResidual>
 struct NormalizeLoops {
   template <typename T>
   static void Span(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
-                   float shift, const T* prefetch) {
+                   float shift, const T* prefetch, bool descending) {
     NormalizeSpanImpl<kRelu, kStream, kResidual>(x, residual, y, spans, center, scale, shift,
-                                                 prefetch);
+                                                 prefetch, descending);
   }
   template <typename T>
-  static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params) {
-    NormalizeRowsImpl<kRelu, kStream, kResidual>(x, residual, y, rows, params);
+  static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params,
+                   bool descending) {
+    NormalizeRowsImpl<kRelu, kStream, kResidual>(x, residual, y, rows, params, descending);
   }
 };
 
 template <typename T>
 void NormalizeSpan(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
                    float shift, Elementwise options) {
+  // Each segment of y lies as far from its segment of x as y from x.
+  const bool descending =
+      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
   DispatchOptions<NormalizeLoops>(
       [&](auto loops) HWY_ATTR {
         decltype(loops)::Span(x, residual, y, spans, center, scale, shift,
-                              static_cast<const T*>(options.prefetch));
+                              static_cast<const T*>(options.prefetch), descending);
       },
       options.relu, options.stream, residual != nullptr);
 }
@@ -87,8 +92,10 @@ void NormalizeSpan(const T* x, const T* residual, T* y, Spans spans, float cente
 template <typename T>
 void NormalizeRows(const T* x, const T* residual, T* y, Rows rows, AffineArrays params,
                    Elementwise options) {
+  const bool descending =
+      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
   DispatchOptions<NormalizeLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, residual, y, rows, params); },
+      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, residual, y, rows, params, descending); },
       options.relu, options.stream, residual != nullptr);
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <initializer_list>
 #include <type_traits>
 
 #include "hwy/highway.h"
@@ -45,16 +46,70 @@ HWY_INLINE size_t ElementsToAlignment(const T* p) {
 // whole vectors, then on single lanes for the rest, so every kernel handles
 // any count without reading or writing past its end (a masked store could be
 // emulated by a read-modify-write of the next row, which another thread may
-// be writing).
+// be writing). `descending` visits the same pieces in reverse order (see
+// WalksDescending).
 template <class Body>
-HWY_INLINE void ForEachVector(size_t count, size_t peel, const Body& body) {
+HWY_INLINE void ForEachVector(size_t count, size_t peel, bool descending, const Body& body) {
   const hn::ScalableTag<float> d;
   const hn::CappedTag<float, 1> d1;
   const size_t lanes = hn::Lanes(d);
-  size_t i = 0;
-  for (; i < peel && i < count; ++i) body(d1, i);
-  for (; i + lanes <= count; i += lanes) body(d, i);
-  for (; i < count; ++i) body(d1, i);
+  const size_t head = peel < count ? peel : count;
+  const size_t vectors_end = head + (count - head) / lanes * lanes;
+  if (!descending) {
+    for (size_t i = 0; i < head; ++i) body(d1, i);
+    for (size_t i = head; i < vectors_end; i += lanes) body(d, i);
+    for (size_t i = vectors_end; i < count; ++i) body(d1, i);
+    return;
+  }
+  for (size_t i = count; i > vectors_end;) body(d1, --i);
+  for (size_t i = vectors_end; i > head;) body(d, i -= lanes);
+  for (size_t i = head; i > 0;) body(d1, --i);
+}
+
+template <class Body>
+HWY_INLINE void ForEachVector(size_t count, size_t peel, const Body& body) {
+  ForEachVector(count, peel, false, body);
+}
+
+// Whether out lies less than `near` bytes ahead of in, modulo 4 KiB. A load
+// is checked against earlier stores by its address's low 12 bits first, so a
+// load of in just after a store to out at the same low bits waits for that
+// store as if it overlapped ("4K aliasing").
+HWY_INLINE bool AheadModuloPage(const void* out, const void* in, uintptr_t near) {
+  constexpr uintptr_t kPage = 4096;
+  if (out == nullptr || in == nullptr) return false;
+  const uintptr_t ahead =
+      (reinterpret_cast<uintptr_t>(out) - reinterpret_cast<uintptr_t>(in)) % kPage;
+  return ahead != 0 && ahead < near;
+}
+
+// An elementwise loop over elements of `element_bytes` walks downwards when an
+// output is a little ahead of an input (modulo 4 KiB) and none is a little
+// behind one: the aliased store then comes after the load, which does not
+// wait for it. glibc's memmove turns its copy around the same way.
+//
+// Measured with bench/placement_bench, (32, 2048, 7, 7) inference, 1 thread,
+// against y a whole number of pages from x: y 32 bytes ahead took 18 times as
+// long for bf16, 8 times for f16, 1.9 times for f32, and walking downwards
+// 1.1 to 1.4 times. "A little" is under 128 bytes for f32 and 256 for the
+// 2-byte types: at 128 bytes f32 barely slowed down and walking downwards
+// cost it 15%, while bf16 still took 1.8 times as long upwards.
+//
+// Only the inference-type calls ask for this (Elementwise): the backward and
+// training's normalize pass, which follow a reduction over the same channel,
+// hardly slowed down there, and walking them downwards cost 25-40% on
+// channels-first f32.
+HWY_INLINE bool WalksDescending(size_t element_bytes, std::initializer_list<const void*> outputs,
+                                std::initializer_list<const void*> inputs) {
+  const uintptr_t near = 512 / element_bytes;
+  bool ahead = false;
+  for (const void* out : outputs) {
+    for (const void* in : inputs) {
+      if (AheadModuloPage(in, out, near)) return false;
+      ahead = ahead || AheadModuloPage(out, in, near);
+    }
+  }
+  return ahead;
 }
 
 // Prefetches base + i into L2 once per 16 values (a 64-byte line of floats)
@@ -66,7 +121,7 @@ HWY_INLINE void PrefetchToL2(D d, const T* base, size_t i) {
 
 template <class Body>
 HWY_INLINE void ForEachVector(size_t count, const Body& body) {
-  ForEachVector(count, 0, body);
+  ForEachVector(count, 0, false, body);
 }
 
 // Turns runtime choices into a specialised loop, once per call:
