@@ -1,11 +1,11 @@
 // bnorm's time against where its output lies relative to its inputs, modulo
-// 4 KiB: <dtype>/<mode>/out+<bytes>, the output (y, or dx) that many bytes
+// 4 KiB: <dtype>/<layout>/<mode>/out+<bytes>, the output (y, or dx) that many bytes
 // ahead of x and dy modulo a page (4064: 32 bytes behind). A load whose
 // address matches an earlier store's in the low 12 bits waits for that store
 // ("4K aliasing"), so an output slightly ahead of an input can slow a loop
 // many times over; allocators place tensors that way often enough (glibc's
 // heap gives 16-byte alignment). Compare each row with out+0 of the same
-// dtype and mode. (32, 2048, 7, 7) channels-first, the same buffers every
+// dtype, layout and mode. (32, 2048, 7, 7), the same buffers every
 // iteration, 1 thread. Run with --benchmark_enable_random_interleaving=true
 // and repetitions, so that the rows compared share the machine's drift.
 #include <benchmark/benchmark.h>
@@ -80,13 +80,17 @@ class Tensors {
   uint8_t* out_;
 };
 
-void Run(benchmark::State& state, bnorm_dtype dtype, Mode mode, int64_t offset) {
+void Run(benchmark::State& state, bnorm_dtype dtype, bnorm_layout layout, Mode mode,
+         int64_t offset) {
   Tensors t(dtype, offset);
   bnorm_desc d;
   bnorm_desc_init(&d, kChannels);
   d.dtype = dtype;
+  d.layout = layout;
   d.num_threads = 1;
-  const bnorm_shape shape = {4, {kDims[0], kDims[1], kDims[2], kDims[3]}};
+  const bnorm_shape shape = layout == BNORM_LAYOUT_NCHW
+                                ? bnorm_shape{4, {kDims[0], kDims[1], kDims[2], kDims[3]}}
+                                : bnorm_shape{4, {kDims[0], kDims[2], kDims[3], kDims[1]}};
   std::vector<float> mean(kChannels, 0.1f), var(kChannels, 0.9f), gamma(kChannels, 1.5f),
       beta(kChannels, -0.25f), running_mean(kChannels, 0.0f), running_var(kChannels, 1.0f),
       save_mean(kChannels), save_invstd(kChannels), dgamma(kChannels), dbeta(kChannels);
@@ -126,14 +130,18 @@ int main(int argc, char** argv) {
       {BNORM_DTYPE_F32, "f32"}, {BNORM_DTYPE_BF16, "bf16"}, {BNORM_DTYPE_F16, "f16"}};
   const std::pair<Mode, const char*> modes[] = {
       {Mode::kInfer, "infer"}, {Mode::kTrain, "train"}, {Mode::kBwd, "bwd"}};
+  const std::pair<bnorm_layout, const char*> layouts[] = {{BNORM_LAYOUT_NCHW, "nchw"},
+                                                          {BNORM_LAYOUT_NHWC, "nhwc"}};
   for (const auto& [dtype, dtype_name] : dtypes) {
-    for (const auto& [mode, mode_name] : modes) {
-      for (int64_t offset : {0, 32, 64, 128, 256, 512, 4064}) {
-        const std::string name =
-            std::string(dtype_name) + "/" + mode_name + "/out+" + std::to_string(offset);
-        benchmark::RegisterBenchmark(name.c_str(), Run, dtype, mode, offset)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
+    for (const auto& [layout, layout_name] : layouts) {
+      for (const auto& [mode, mode_name] : modes) {
+        for (int64_t offset : {0, 32, 64, 128, 256, 512, 4064}) {
+          const std::string name = std::string(dtype_name) + "/" + layout_name + "/" + mode_name +
+                                   "/out+" + std::to_string(offset);
+          benchmark::RegisterBenchmark(name.c_str(), Run, dtype, layout, mode, offset)
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }
