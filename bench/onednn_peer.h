@@ -34,14 +34,15 @@ class OneDnnBatchNorm {
   // HalfTensorSet for bf16 / f16.
   void Run(TensorSet& tensors, ChannelVectors& channels, int threads);
   void Run(HalfTensorSet& tensors, ChannelVectors& channels, int threads);
+  // The same on tensors the caller placed (placement_bench); null where the
+  // mode does not use a tensor.
+  void RunOn(const void* x, void* y, const void* dy, void* dx, ChannelVectors& channels,
+             int threads);
 
   // The implementation oneDNN picked, e.g. "bnorm_tbb_jit:avx2" or "ncsp_bnorm:any".
   std::string ImplName() const;
 
  private:
-  void RunOn(const void* x, void* y, const void* dy, void* dx, ChannelVectors& channels,
-             int threads);
-
   struct State;
   std::unique_ptr<State> state_;
 };

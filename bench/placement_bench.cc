@@ -8,17 +8,24 @@
 // dtype, layout and mode. (32, 2048, 7, 7), the same buffers every
 // iteration, 1 thread. Run with --benchmark_enable_random_interleaving=true
 // and repetitions, so that the rows compared share the machine's drift.
+// Where oneDNN is found, onednn/... rows run its primitive on the same
+// placements.
 #include <benchmark/benchmark.h>
 #include <bnorm/bnorm.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
+
+#ifdef BNORM_BENCH_HAVE_DNNL
+#include "onednn_peer.h"
+#endif
 
 namespace {
 
@@ -123,6 +130,45 @@ void Run(benchmark::State& state, bnorm_dtype dtype, bnorm_layout layout, Mode m
   state.SetBytesProcessed(state.iterations() * moved);
 }
 
+#ifdef BNORM_BENCH_HAVE_DNNL
+// oneDNN's batch_normalization primitive, created outside the timed loop, on
+// tensors placed as bnorm's.
+void RunOneDnn(benchmark::State& state, bnorm_dtype dtype, bnorm_layout layout, Mode mode,
+               int64_t offset) {
+  namespace bb = bnorm_bench;
+  const bb::LogicalShape shape{kDims[0], kDims[1], kDims[2], kDims[3], 4};
+  const bb::DType peer_dtype = dtype == BNORM_DTYPE_F32    ? bb::DType::kF32
+                               : dtype == BNORM_DTYPE_BF16 ? bb::DType::kBF16
+                                                           : bb::DType::kF16;
+  const bb::Mode peer_mode = mode == Mode::kInfer   ? bb::Mode::kInference
+                             : mode == Mode::kTrain ? bb::Mode::kTraining
+                                                    : bb::Mode::kBackward;
+  std::unique_ptr<bb::OneDnnBatchNorm> peer;
+  try {
+    peer = std::make_unique<bb::OneDnnBatchNorm>(
+        shape, layout == BNORM_LAYOUT_NCHW ? bb::Layout::kNCHW : bb::Layout::kNHWC, peer_mode,
+        1e-5f, peer_dtype);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  Tensors t(dtype, offset);
+  bb::ChannelVectors ch;
+  for (auto* v : {&ch.mean, &ch.save_mean, &ch.beta, &ch.dgamma, &ch.dbeta}) {
+    v->assign(kChannels, 0.1f);
+  }
+  for (auto* v : {&ch.var, &ch.save_var, &ch.gamma}) v->assign(kChannels, 0.9f);
+  const bool backward = mode == Mode::kBwd;
+  for (auto _ : state) {
+    peer->RunOn(t.x(), backward ? nullptr : t.out(), backward ? t.dy() : nullptr,
+                backward ? t.out() : nullptr, ch, 1);
+  }
+  state.SetLabel(peer->ImplName());
+  const int64_t moved = (backward ? 3 : 2) * t.bytes();
+  state.SetBytesProcessed(state.iterations() * moved);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +187,12 @@ int main(int argc, char** argv) {
           benchmark::RegisterBenchmark(name.c_str(), Run, dtype, layout, mode, offset)
               ->UseRealTime()
               ->Unit(benchmark::kMicrosecond);
+#ifdef BNORM_BENCH_HAVE_DNNL
+          benchmark::RegisterBenchmark(("onednn/" + name).c_str(), RunOneDnn, dtype, layout, mode,
+                                       offset)
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+#endif
         }
       }
     }
