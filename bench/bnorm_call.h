@@ -49,18 +49,24 @@ class BnormCall {
   // f32, a HalfTensorSet for bf16 / f16 (the constructor's dtype).
   template <class Tensors>
   bnorm_status Run(Tensors& t, ChannelVectors& ch) const {
+    return RunOn(t.x.get(), t.y.get(), t.dy.get(), t.dx.get(), ch);
+  }
+
+  // The same on tensors the caller placed (placement_bench, call_cost_bench);
+  // a mode reads and writes only the tensors it uses.
+  bnorm_status RunOn(const void* x, void* y, const void* dy, void* dx, ChannelVectors& ch) const {
     switch (mode_) {
       case Mode::kInference:
-        return bnorm_forward_inference(&desc_, &shape_, t.x.get(), t.y.get(), ch.mean.data(),
-                                       ch.var.data(), ch.gamma.data(), ch.beta.data());
+        return bnorm_forward_inference(&desc_, &shape_, x, y, ch.mean.data(), ch.var.data(),
+                                       ch.gamma.data(), ch.beta.data());
       case Mode::kTraining:
-        return bnorm_forward_training(&desc_, &shape_, t.x.get(), t.y.get(), ch.gamma.data(),
-                                      ch.beta.data(), ch.running_mean.data(), ch.running_var.data(),
+        return bnorm_forward_training(&desc_, &shape_, x, y, ch.gamma.data(), ch.beta.data(),
+                                      ch.running_mean.data(), ch.running_var.data(),
                                       ch.save_mean.data(), ch.save_invstd.data());
       case Mode::kBackward:
-        return bnorm_backward(&desc_, &shape_, t.x.get(), t.dy.get(), /*y=*/nullptr,
-                              ch.gamma.data(), ch.save_mean.data(), ch.save_invstd.data(),
-                              t.dx.get(), ch.dgamma.data(), ch.dbeta.data());
+        return bnorm_backward(&desc_, &shape_, x, dy, /*y=*/nullptr, ch.gamma.data(),
+                              ch.save_mean.data(), ch.save_invstd.data(), dx, ch.dgamma.data(),
+                              ch.dbeta.data());
     }
     return BNORM_ERR_INTERNAL;
   }

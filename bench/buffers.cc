@@ -69,6 +69,8 @@ void ClampNegativeToZero(float* data, int64_t count) {
   for (int64_t i = 0; i < count; ++i) data[i] = data[i] > 0.0f ? data[i] : 0.0f;
 }
 
+}  // namespace
+
 // Statistics matching FillUniform's data: uniform in [-1, 1) has mean 0 and
 // variance 1/3. Exact values do not matter for timing, only that they are
 // plausible and finite.
@@ -92,8 +94,6 @@ ChannelVectors MakeChannelVectors(int64_t c) {
   v.dbeta.assign(c, 0.0f);
   return v;
 }
-
-}  // namespace
 
 BufferRing::BufferRing(const LogicalShape& shape, DType dtype, int64_t num_sets)
     : shape_(shape), dtype_(dtype), num_sets_(num_sets), channels_(MakeChannelVectors(shape.c)) {

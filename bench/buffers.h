@@ -57,6 +57,10 @@ struct ChannelVectors {
   std::vector<float> dgamma, dbeta;
 };
 
+// Per-channel vectors for c channels, with statistics matching FillUniform's
+// data (uniform in [-1, 1)).
+ChannelVectors MakeChannelVectors(int64_t c);
+
 // The epsilon every implementation is given.
 constexpr float kEps = 1e-5f;
 
