@@ -294,6 +294,26 @@ def build_table(bench, torch_rows):
     return table
 
 
+def by_mode(rows, label=""):
+    """(label + mode, rows of that mode) for each mode, in table order."""
+    return [((label + " " + m).strip(), [r for r in rows if r["mode"] == m])
+            for m in ("infer", "train", "bwd")]
+
+
+def print_geomean_rows(groups, columns, label_width):
+    """A header of column names, then per (name, rows) group with rows, each
+    column's geometric mean and how many rows had a value."""
+    print("%-*s" % (label_width, "") + "".join("%14s" % c for c, _ in columns))
+    for name, rows in groups:
+        if not rows:
+            continue
+        cells = []
+        for _, field in columns:
+            g = geomean([r[field] for r in rows])
+            cells.append("-" if g is None else "%.2f (%d)" % g)
+        print("%-*s" % (label_width, name) + "".join("%14s" % c for c in cells))
+
+
 def print_table(table):
     header = ("%-14s %-4s %-5s %2s %-4s %9s | %9s %5s | %9s %5s %7s | %8s %5s | %5s" %
               ("shape", "lay", "mode", "t", "pol", "bnorm_us", "onednn_us", "x", "pt_us", "x",
@@ -318,19 +338,12 @@ def print_table(table):
 
 def print_geomeans(table):
     print("\nGeometric means (peer time / bnorm time; roof: roof time / bnorm time):")
-    groups = [("all", table)] + [(m, [r for r in table if r["mode"] == m])
-                                 for m in ("infer", "train", "bwd")]
+    groups = [("all", table)] + by_mode(table)
     groups += [(p, [r for r in table if r["policy"] == p]) for p in ("cold", "hot")]
     columns = [("faster peer", "best_peer_ratio"), ("oneDNN", "onednn_ratio"),
                ("PyTorch", "torch_ratio"), ("PyTorch+mmap", "torch_mmap_ratio"),
                ("naive", "naive_ratio"), ("roof", "roof_fraction")]
-    print("%-6s" % "" + "".join("%14s" % c for c, _ in columns))
-    for name, rows in groups:
-        cells = []
-        for _, field in columns:
-            g = geomean([r[field] for r in rows])
-            cells.append("-" if g is None else "%.2f (%d)" % g)
-        print("%-6s" % name + "".join("%14s" % c for c in cells))
+    print_geomean_rows(groups, columns, 6)
 
 
 def build_residual_table(bench, torch_rows):
@@ -406,18 +419,9 @@ def print_residual(table, context):
     print("Geometric means:")
     columns = [("split", "separate_ratio"), ("oneDNN", "onednn_ratio"), ("PyTorch", "torch_ratio"),
                ("PyTorch+mmap", "torch_mmap_ratio"), ("roof", "roof_fraction")]
-    groups = [("all", table)] + [(m, [r for r in table if r["mode"] == m])
-                                 for m in ("infer", "train", "bwd")]
+    groups = [("all", table)] + by_mode(table)
     groups += [(p, [r for r in table if r["policy"] == p]) for p in ("cold", "hot")]
-    print("%-6s" % "" + "".join("%14s" % c for c, _ in columns))
-    for name, rows in groups:
-        if not rows:
-            continue
-        cells = []
-        for _, field in columns:
-            g = geomean([r[field] for r in rows])
-            cells.append("-" if g is None else "%.2f (%d)" % g)
-        print("%-6s" % name + "".join("%14s" % c for c in cells))
+    print_geomean_rows(groups, columns, 6)
 
 
 def build_half_table(bench, torch_rows):
@@ -510,20 +514,11 @@ def print_half(table, context):
     columns = [("faster peer", "best_peer_ratio"), ("oneDNN", "onednn_ratio"),
                ("PyTorch", "torch_ratio"), ("PyTorch+mmap", "torch_mmap_ratio"),
                ("f32", "f32_ratio"), ("roof", "roof_fraction")]
-    print("%-11s" % "" + "".join("%14s" % c for c, _ in columns))
+    groups = []
     for dtype in HALF_DTYPES:
         of_dtype = [r for r in table if r["dtype"] == dtype]
-        groups = [(dtype, of_dtype)] + [("%s %s" % (dtype, m), [r for r in of_dtype
-                                                                if r["mode"] == m])
-                                        for m in ("infer", "train", "bwd")]
-        for name, rows in groups:
-            if not rows:
-                continue
-            cells = []
-            for _, field in columns:
-                g = geomean([r[field] for r in rows])
-                cells.append("-" if g is None else "%.2f (%d)" % g)
-            print("%-11s" % name + "".join("%14s" % c for c in cells))
+        groups += [(dtype, of_dtype)] + by_mode(of_dtype, dtype)
+    print_geomean_rows(groups, columns, 11)
 
 
 def print_folded(bench):
