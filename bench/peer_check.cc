@@ -88,45 +88,61 @@ void MakeChannelsDistinct(const LogicalShape& s, Layout layout, float* x, Channe
   }
 }
 
-void CheckShape(Checker& check, const LogicalShape& s, Layout layout) {
-  BufferRing ring(s, DType::kF32, 1);
-  TensorSet& t = ring.set(0);
-  const int64_t n = s.Elements();
-  const int64_t c = s.c;
-  MakeChannelsDistinct(s, layout, t.x.get(), ring.channels());
-  const ChannelVectors initial = ring.channels();
-  const std::string tag = s.Name() + " " + LayoutName(layout) + " ";
+// The naive loops' outputs on the check's inputs (x and dy as floats), and
+// the per-channel vectors each call starts from. Backward takes the
+// reference training statistics as inputs.
+struct References {
+  ChannelVectors initial, ref, backward_inputs;
+  std::vector<float> y_infer, y_train, dx;
+};
 
-  // References. Backward uses the reference training statistics as inputs.
-  ChannelVectors ref = initial;
-  std::vector<float> y_infer(n), y_train(n), dx(n);
-  NaiveInference(s, layout, t.x.get(), y_infer.data(), ref.mean.data(), ref.var.data(),
-                 ref.gamma.data(), ref.beta.data(), kEps);
-  NaiveTraining(s, layout, t.x.get(), y_train.data(), ref.gamma.data(), ref.beta.data(), kEps,
+References MakeReferences(const LogicalShape& s, Layout layout, const float* x, const float* dy,
+                          const ChannelVectors& initial) {
+  const int64_t n = s.Elements();
+  References r{initial,
+               initial,
+               initial,
+               std::vector<float>(n),
+               std::vector<float>(n),
+               std::vector<float>(n)};
+  ChannelVectors& ref = r.ref;
+  NaiveInference(s, layout, x, r.y_infer.data(), ref.mean.data(), ref.var.data(), ref.gamma.data(),
+                 ref.beta.data(), kEps);
+  NaiveTraining(s, layout, x, r.y_train.data(), ref.gamma.data(), ref.beta.data(), kEps,
                 /*momentum=*/0.1f, ref.running_mean.data(), ref.running_var.data(),
                 ref.save_mean.data(), ref.save_var.data(), ref.save_invstd.data());
-  NaiveBackward(s, layout, t.x.get(), t.dy.get(), ref.gamma.data(), ref.save_mean.data(),
-                ref.save_invstd.data(), dx.data(), ref.dgamma.data(), ref.dbeta.data());
-  ChannelVectors backward_inputs = initial;
-  backward_inputs.save_mean = ref.save_mean;
-  backward_inputs.save_var = ref.save_var;
-  backward_inputs.save_invstd = ref.save_invstd;
+  NaiveBackward(s, layout, x, dy, ref.gamma.data(), ref.save_mean.data(), ref.save_invstd.data(),
+                r.dx.data(), ref.dgamma.data(), ref.dbeta.data());
+  r.backward_inputs.save_mean = ref.save_mean;
+  r.backward_inputs.save_var = ref.save_var;
+  r.backward_inputs.save_invstd = ref.save_invstd;
+  return r;
+}
 
-  // bnorm, through the benchmark's wrapper.
+// bnorm (through the benchmark's wrapper) and, where given, oneDNN in each
+// mode on tensors t (a TensorSet, or a HalfTensorSet of `dtype`), against the
+// references: tensors through expect_tensor(what, got, want), per-channel
+// vectors at the float tolerance.
+template <class Tensors, class ExpectTensor>
+void CheckCalls(Checker& check, const LogicalShape& s, Layout layout, DType dtype, bool onednn,
+                const std::string& tag, Tensors& t, const References& r,
+                const ExpectTensor& expect_tensor) {
+  const int64_t c = s.c;
+  const ChannelVectors& ref = r.ref;
   {
-    ChannelVectors ch = initial;
-    bnorm_status st = BnormCall(s, layout, Mode::kInference, kThreads).Run(t, ch);
+    ChannelVectors ch = r.initial;
+    bnorm_status st = BnormCall(s, layout, Mode::kInference, kThreads, dtype).Run(t, ch);
     if (st != BNORM_OK) {
       check.Fail("bnorm " + tag + "infer", bnorm_last_error());
     } else {
-      check.Expect("bnorm " + tag + "infer y", t.y.get(), y_infer.data(), n);
+      expect_tensor("bnorm " + tag + "infer y", t.y.get(), r.y_infer);
     }
-    ch = initial;
-    st = BnormCall(s, layout, Mode::kTraining, kThreads).Run(t, ch);
+    ch = r.initial;
+    st = BnormCall(s, layout, Mode::kTraining, kThreads, dtype).Run(t, ch);
     if (st != BNORM_OK) {
       check.Fail("bnorm " + tag + "train", bnorm_last_error());
     } else {
-      check.Expect("bnorm " + tag + "train y", t.y.get(), y_train.data(), n);
+      expect_tensor("bnorm " + tag + "train y", t.y.get(), r.y_train);
       check.Expect("bnorm " + tag + "train save_mean", ch.save_mean.data(), ref.save_mean.data(),
                    c);
       check.Expect("bnorm " + tag + "train save_invstd", ch.save_invstd.data(),
@@ -134,34 +150,49 @@ void CheckShape(Checker& check, const LogicalShape& s, Layout layout) {
       check.Expect("bnorm " + tag + "train running_var", ch.running_var.data(),
                    ref.running_var.data(), c);
     }
-    ch = backward_inputs;
-    st = BnormCall(s, layout, Mode::kBackward, kThreads).Run(t, ch);
+    ch = r.backward_inputs;
+    st = BnormCall(s, layout, Mode::kBackward, kThreads, dtype).Run(t, ch);
     if (st != BNORM_OK) {
       check.Fail("bnorm " + tag + "bwd", bnorm_last_error());
     } else {
-      check.Expect("bnorm " + tag + "bwd dx", t.dx.get(), dx.data(), n);
+      expect_tensor("bnorm " + tag + "bwd dx", t.dx.get(), r.dx);
       check.Expect("bnorm " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
       check.Expect("bnorm " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
     }
   }
 
 #ifdef BNORM_BENCH_HAVE_DNNL
-  {
-    ChannelVectors ch = initial;
-    OneDnnBatchNorm(s, layout, Mode::kInference, kEps).Run(t, ch, kThreads);
-    check.Expect("onednn " + tag + "infer y", t.y.get(), y_infer.data(), n);
-    ch = initial;
-    OneDnnBatchNorm(s, layout, Mode::kTraining, kEps).Run(t, ch, kThreads);
-    check.Expect("onednn " + tag + "train y", t.y.get(), y_train.data(), n);
+  if (onednn) {
+    ChannelVectors ch = r.initial;
+    OneDnnBatchNorm(s, layout, Mode::kInference, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "infer y", t.y.get(), r.y_infer);
+    ch = r.initial;
+    OneDnnBatchNorm(s, layout, Mode::kTraining, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "train y", t.y.get(), r.y_train);
     check.Expect("onednn " + tag + "train mean", ch.save_mean.data(), ref.save_mean.data(), c);
     check.Expect("onednn " + tag + "train var", ch.save_var.data(), ref.save_var.data(), c);
-    ch = backward_inputs;
-    OneDnnBatchNorm(s, layout, Mode::kBackward, kEps).Run(t, ch, kThreads);
-    check.Expect("onednn " + tag + "bwd dx", t.dx.get(), dx.data(), n);
+    ch = r.backward_inputs;
+    OneDnnBatchNorm(s, layout, Mode::kBackward, kEps, dtype).Run(t, ch, kThreads);
+    expect_tensor("onednn " + tag + "bwd dx", t.dx.get(), r.dx);
     check.Expect("onednn " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
     check.Expect("onednn " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
   }
+#else
+  (void)onednn;
 #endif
+}
+
+void CheckShape(Checker& check, const LogicalShape& s, Layout layout) {
+  BufferRing ring(s, DType::kF32, 1);
+  TensorSet& t = ring.set(0);
+  const int64_t n = s.Elements();
+  MakeChannelsDistinct(s, layout, t.x.get(), ring.channels());
+  const std::string tag = s.Name() + " " + LayoutName(layout) + " ";
+  const References refs = MakeReferences(s, layout, t.x.get(), t.dy.get(), ring.channels());
+  CheckCalls(check, s, layout, DType::kF32, /*onednn=*/true, tag, t, refs,
+             [&](const std::string& what, const float* got, const std::vector<float>& want) {
+               check.Expect(what, got, want.data(), n);
+             });
 
   // The roof kernels: exact results expected.
   std::vector<float> sum(n);
@@ -285,7 +316,6 @@ void CheckHalf(Checker& check, const LogicalShape& s, Layout layout, DType dtype
   BufferRing ring(s, dtype, 1);
   HalfTensorSet& t = ring.half_set(0);
   const int64_t n = s.Elements();
-  const int64_t c = s.c;
   // The f32 check's inputs, rounded to the dtype; the references take the
   // rounded values, which are exact in float.
   std::vector<float> x = ToFloats(dtype, t.x.get(), n);
@@ -293,79 +323,13 @@ void CheckHalf(Checker& check, const LogicalShape& s, Layout layout, DType dtype
   for (int64_t i = 0; i < n; ++i) t.x[i] = FloatToHalf(dtype, x[i]);
   x = ToFloats(dtype, t.x.get(), n);
   const std::vector<float> dy = ToFloats(dtype, t.dy.get(), n);
-  const ChannelVectors initial = ring.channels();
   const std::string tag = s.Name() + " " + LayoutName(layout) + " " + DTypeName(dtype) + " ";
   const double tolerance = HalfTolerance(dtype);
-
-  ChannelVectors ref = initial;
-  std::vector<float> y_infer(n), y_train(n), dx(n);
-  NaiveInference(s, layout, x.data(), y_infer.data(), ref.mean.data(), ref.var.data(),
-                 ref.gamma.data(), ref.beta.data(), kEps);
-  NaiveTraining(s, layout, x.data(), y_train.data(), ref.gamma.data(), ref.beta.data(), kEps,
-                /*momentum=*/0.1f, ref.running_mean.data(), ref.running_var.data(),
-                ref.save_mean.data(), ref.save_var.data(), ref.save_invstd.data());
-  NaiveBackward(s, layout, x.data(), dy.data(), ref.gamma.data(), ref.save_mean.data(),
-                ref.save_invstd.data(), dx.data(), ref.dgamma.data(), ref.dbeta.data());
-  ChannelVectors backward_inputs = initial;
-  backward_inputs.save_mean = ref.save_mean;
-  backward_inputs.save_var = ref.save_var;
-  backward_inputs.save_invstd = ref.save_invstd;
-  auto expect_tensor = [&](const std::string& what, const uint16_t* got,
-                           const std::vector<float>& want) {
-    check.Expect(what, ToFloats(dtype, got, n).data(), want.data(), n, tolerance);
-  };
-
-  {
-    ChannelVectors ch = initial;
-    bnorm_status st = BnormCall(s, layout, Mode::kInference, kThreads, dtype).Run(t, ch);
-    if (st != BNORM_OK) {
-      check.Fail("bnorm " + tag + "infer", bnorm_last_error());
-    } else {
-      expect_tensor("bnorm " + tag + "infer y", t.y.get(), y_infer);
-    }
-    ch = initial;
-    st = BnormCall(s, layout, Mode::kTraining, kThreads, dtype).Run(t, ch);
-    if (st != BNORM_OK) {
-      check.Fail("bnorm " + tag + "train", bnorm_last_error());
-    } else {
-      expect_tensor("bnorm " + tag + "train y", t.y.get(), y_train);
-      check.Expect("bnorm " + tag + "train save_mean", ch.save_mean.data(), ref.save_mean.data(),
-                   c);
-      check.Expect("bnorm " + tag + "train save_invstd", ch.save_invstd.data(),
-                   ref.save_invstd.data(), c);
-      check.Expect("bnorm " + tag + "train running_var", ch.running_var.data(),
-                   ref.running_var.data(), c);
-    }
-    ch = backward_inputs;
-    st = BnormCall(s, layout, Mode::kBackward, kThreads, dtype).Run(t, ch);
-    if (st != BNORM_OK) {
-      check.Fail("bnorm " + tag + "bwd", bnorm_last_error());
-    } else {
-      expect_tensor("bnorm " + tag + "bwd dx", t.dx.get(), dx);
-      check.Expect("bnorm " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
-      check.Expect("bnorm " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
-    }
-  }
-
-#ifdef BNORM_BENCH_HAVE_DNNL
-  if (onednn_has_dtype) {
-    ChannelVectors ch = initial;
-    OneDnnBatchNorm(s, layout, Mode::kInference, kEps, dtype).Run(t, ch, kThreads);
-    expect_tensor("onednn " + tag + "infer y", t.y.get(), y_infer);
-    ch = initial;
-    OneDnnBatchNorm(s, layout, Mode::kTraining, kEps, dtype).Run(t, ch, kThreads);
-    expect_tensor("onednn " + tag + "train y", t.y.get(), y_train);
-    check.Expect("onednn " + tag + "train mean", ch.save_mean.data(), ref.save_mean.data(), c);
-    check.Expect("onednn " + tag + "train var", ch.save_var.data(), ref.save_var.data(), c);
-    ch = backward_inputs;
-    OneDnnBatchNorm(s, layout, Mode::kBackward, kEps, dtype).Run(t, ch, kThreads);
-    expect_tensor("onednn " + tag + "bwd dx", t.dx.get(), dx);
-    check.Expect("onednn " + tag + "bwd dgamma", ch.dgamma.data(), ref.dgamma.data(), c);
-    check.Expect("onednn " + tag + "bwd dbeta", ch.dbeta.data(), ref.dbeta.data(), c);
-  }
-#else
-  (void)onednn_has_dtype;
-#endif
+  const References refs = MakeReferences(s, layout, x.data(), dy.data(), ring.channels());
+  CheckCalls(check, s, layout, dtype, onednn_has_dtype, tag, t, refs,
+             [&](const std::string& what, const uint16_t* got, const std::vector<float>& want) {
+               check.Expect(what, ToFloats(dtype, got, n).data(), want.data(), n, tolerance);
+             });
 
   // The 2-byte roof kernels: a copy and a 16-bit integer add, exact.
   std::vector<uint16_t> sum(n);
