@@ -15,6 +15,7 @@
 #endif
 
 #include <algorithm>
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "src/kernel_table.h"
@@ -31,11 +32,12 @@ constexpr size_t kSpanBlockIterations = 8;
 // Rows per float block of a rows reduction.
 constexpr size_t kRowBlock = 16;
 
-// term(d, i, a, b) sets the vectors a and b for elements [i, i + Lanes(d)).
+// term(d, i, a, b) sets the vectors a and b for elements [i, i + Lanes(d)),
+// in vectors of Lane (float, or double for double terms and blocks).
 // Four independent accumulator chains hide the add latency.
-template <class Term>
+template <typename Lane, class Term>
 HWY_INLINE void AccumulateSpan(size_t count, const Term& term, SumPair* sums) {
-  const hn::ScalableTag<float> d;
+  const hn::ScalableTag<Lane> d;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;
   while (i + 4 * lanes <= count) {
@@ -75,7 +77,7 @@ HWY_INLINE void AccumulateSpan(size_t count, const Term& term, SumPair* sums) {
     sums->first += hn::GetLane(hn::SumOfLanes(d, first));
     sums->second += hn::GetLane(hn::SumOfLanes(d, second));
   }
-  const hn::CappedTag<float, 1> d1;
+  const hn::CappedTag<Lane, 1> d1;
   for (; i < count; ++i) {
     auto a = hn::Zero(d1), b = hn::Zero(d1);
     term(d1, i, a, b);
@@ -104,8 +106,8 @@ HWY_INLINE void AccumulateColumns(D d, size_t r0, size_t r1, size_t stride, size
       sum_second[v] = hn::MulAdd(a, b, sum_second[v]);
     }
   }
-  HWY_ALIGN float block_first[kVectors * hn::MaxLanes(d)];
-  HWY_ALIGN float block_second[kVectors * hn::MaxLanes(d)];
+  HWY_ALIGN hn::TFromD<D> block_first[kVectors * hn::MaxLanes(d)];
+  HWY_ALIGN hn::TFromD<D> block_second[kVectors * hn::MaxLanes(d)];
   for (size_t v = 0; v < kVectors; ++v) {
     hn::Store(sum_first[v], d, block_first + v * lanes);
     hn::Store(sum_second[v], d, block_second + v * lanes);
@@ -118,10 +120,10 @@ HWY_INLINE void AccumulateColumns(D d, size_t r0, size_t r1, size_t stride, size
 
 // AccumulateRows for wide rows: rows are taken kRowBlock at a time, columns
 // four vectors at a time, so the partial sums stay in registers.
-template <class Term>
+template <typename Lane, class Term>
 HWY_INLINE void AccumulateRowsTiled(Rows rows, const Term& term, double* first, double* second) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
+  const hn::ScalableTag<Lane> d;
+  const hn::CappedTag<Lane, 1> d1;
   const size_t lanes = hn::Lanes(d);
   for (size_t r0 = 0; r0 < rows.rows; r0 += kRowBlock) {
     const size_t r1 = std::min(rows.rows, r0 + kRowBlock);
@@ -140,16 +142,16 @@ HWY_INLINE void AccumulateRowsTiled(Rows rows, const Term& term, double* first, 
 // AccumulateRows for narrow rows, too narrow for the tiles' four vectors:
 // rows are read one after the other with the float sums in L1, so the
 // additions of successive vectors do not wait on each other.
-template <class Term>
+template <typename Lane, class Term>
 HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, double* second) {
-  HWY_ALIGN float block_first[kMaxRowWidth];
-  HWY_ALIGN float block_second[kMaxRowWidth];
+  HWY_ALIGN Lane block_first[kMaxRowWidth];
+  HWY_ALIGN Lane block_second[kMaxRowWidth];
   for (size_t r0 = 0; r0 < rows.rows; r0 += kRowBlock) {
     const size_t r1 = std::min(rows.rows, r0 + kRowBlock);
-    std::fill_n(block_first, rows.width, 0.0f);
-    std::fill_n(block_second, rows.width, 0.0f);
+    std::fill_n(block_first, rows.width, Lane{0});
+    std::fill_n(block_second, rows.width, Lane{0});
     for (size_t r = r0; r < r1; ++r) {
-      ForEachVector(rows.width, [&](auto d, size_t i) HWY_ATTR {
+      ForEachVector<Lane>(rows.width, [&](auto d, size_t i) HWY_ATTR {
         auto a = hn::Zero(d), b = hn::Zero(d);
         term(d, r * rows.stride, i, a, b);
         hn::Store(hn::Add(hn::Load(d, block_first + i), a), d, block_first + i);
@@ -168,13 +170,13 @@ HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, d
 // width). Each position sums kRowBlock rows in float, in row order, then
 // joins its double total; both ways below add in that same order, so which
 // one runs does not change the result.
-template <class Term>
+template <typename Lane, class Term>
 HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
-  const hn::ScalableTag<float> d;
+  const hn::ScalableTag<Lane> d;
   if (rows.width < 8 * hn::Lanes(d)) {
-    AccumulateRowsInL1(rows, term, first, second);
+    AccumulateRowsInL1<Lane>(rows, term, first, second);
   } else {
-    AccumulateRowsTiled(rows, term, first, second);
+    AccumulateRowsTiled<Lane>(rows, term, first, second);
   }
 }
 
@@ -182,7 +184,7 @@ template <typename T>
 void MomentsSpan(const T* x, Spans spans, float shift, SumPair* sums) {
   for (size_t s = 0; s < spans.segments; ++s) {
     const T* seg_x = x + s * spans.stride;
-    AccumulateSpan(
+    AccumulateSpan<float>(
         spans.count,
         [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
           a = hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, shift));
@@ -194,7 +196,7 @@ void MomentsSpan(const T* x, Spans spans, float shift, SumPair* sums) {
 
 template <typename T>
 void MomentsRows(const T* x, Rows rows, const float* shift, double* first, double* second) {
-  AccumulateRows(
+  AccumulateRows<float>(
       rows,
       [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
         a = hn::Sub(LoadElements(d, x + offset + i), hn::LoadU(d, shift + i));
@@ -203,19 +205,36 @@ void MomentsRows(const T* x, Rows rows, const float* shift, double* first, doubl
       first, second);
 }
 
+// The gradient's terms on d's lanes (float, or double: GradPrecision): g =
+// dy masked by the fused ReLU, and x - mean, which in double is exact.
+template <bool kRelu, class D, typename T>
+HWY_INLINE void GradTerms(D d, const T* x, const T* dy, const T* y, hn::Vec<D> mean, hn::Vec<D>& g,
+                          hn::Vec<D>& centered) {
+  const hn::Rebind<float, D> df;
+  auto g_f = LoadElements(df, dy);
+  if (kRelu) g_f = ReluGrad(df, g_f, LoadElements(df, y));
+  if constexpr (std::is_same<hn::TFromD<D>, float>::value) {
+    g = g_f;
+    centered = hn::Sub(LoadElements(d, x), mean);
+  } else {
+    g = hn::PromoteTo(d, g_f);
+    centered = hn::Sub(hn::PromoteTo(d, LoadElements(df, x)), mean);
+  }
+}
+
 template <bool kRelu, typename T>
 void GradSumsSpanImpl(const T* x, const T* dy, const T* y, Spans spans, float mean, SumPair* sums) {
+  using Lane = GradPrecision<T>;
   for (size_t s = 0; s < spans.segments; ++s) {
     const size_t o = s * spans.stride;
     const T* seg_x = x + o;
     const T* seg_dy = dy + o;
     const T* seg_y = Offset(y, o);
-    AccumulateSpan(
+    AccumulateSpan<Lane>(
         spans.count,
         [&](auto d, size_t i, auto& a, auto& b) HWY_ATTR {
-          a = LoadElements(d, seg_dy + i);
-          if (kRelu) a = ReluGrad(d, a, LoadElements(d, seg_y + i));
-          b = hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, mean));
+          GradTerms<kRelu>(d, seg_x + i, seg_dy + i, Offset(seg_y, i), hn::Set(d, Lane{mean}), a,
+                           b);
         },
         sums);
   }
@@ -233,12 +252,19 @@ void GradSumsSpan(const T* x, const T* dy, const T* y, Spans spans, float mean, 
 template <bool kRelu, typename T>
 void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                       double* first, double* second) {
-  AccumulateRows(
+  using Lane = GradPrecision<T>;
+  AccumulateRows<Lane>(
       rows,
       [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
-        a = LoadElements(d, dy + offset + i);
-        if (kRelu) a = ReluGrad(d, a, LoadElements(d, y + offset + i));
-        b = hn::Sub(LoadElements(d, x + offset + i), hn::LoadU(d, mean + i));
+        const hn::Rebind<float, decltype(d)> df;
+        const auto mean_f = hn::LoadU(df, mean + i);
+        hn::Vec<decltype(d)> mean_v;
+        if constexpr (std::is_same<Lane, float>::value) {
+          mean_v = mean_f;
+        } else {
+          mean_v = hn::PromoteTo(d, mean_f);
+        }
+        GradTerms<kRelu>(d, x + offset + i, dy + offset + i, Offset(y, offset + i), mean_v, a, b);
       },
       first, second);
 }

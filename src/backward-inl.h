@@ -1,8 +1,11 @@
-// The elementwise pass of the backward: dx = g * a + (x - center) * b + c,
-// where g is dy masked by the fused ReLU. Training mode folds the batch
-// statistics' gradient into b and c; frozen statistics have b = c = 0 and
-// then x is not read at all. With a residual added before the ReLU, g is
-// also the residual's gradient, written beside dx.
+// The elementwise pass of the backward: dx = (g - grad_mean) * a +
+// (x - center) * b, where g is dy masked by the fused ReLU. Training mode
+// carries the batch statistics' gradient in grad_mean (the mean's) and b (the
+// variance's); frozen statistics have grad_mean = b = 0 and then x is not
+// read at all. g - grad_mean, not g * a + c: where g is the mean, dx is then
+// (x - center) * b exactly, with no rounding residue of a * grad_mean. With a
+// residual added before the ReLU, g is also the residual's gradient, written
+// beside dx.
 #if defined(BNORM_SRC_BACKWARD_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef BNORM_SRC_BACKWARD_INL_H_
 #undef BNORM_SRC_BACKWARD_INL_H_
@@ -10,7 +13,11 @@
 #define BNORM_SRC_BACKWARD_INL_H_
 #endif
 
+#include <limits>
+#include <type_traits>
+
 #include "hwy/highway.h"
+#include "src/double_lanes-inl.h"
 #include "src/kernel_table.h"
 #include "src/vector_io-inl.h"
 
@@ -27,11 +34,145 @@ HWY_INLINE hn::Vec<D> OutputGradient(D d, const T* dy, const T* y, size_t i) {
   return g;
 }
 
-template <bool kUseX, class D, typename T>
-HWY_INLINE hn::Vec<D> InputGradient(D d, hn::Vec<D> g, const T* x, size_t i, hn::Vec<D> center,
-                                    hn::Vec<D> a, hn::Vec<D> b, hn::Vec<D> c) {
-  auto v = hn::MulAdd(g, a, c);
-  if (kUseX) v = hn::MulAdd(hn::Sub(LoadElements(d, x + i), center), b, v);
+// Whether D's lanes are double (the recomputation below) rather than float.
+template <class D>
+constexpr bool IsDoubleLanes() {
+  return std::is_same<hn::TFromD<D>, double>::value;
+}
+
+// One channel's coefficients, the same for every element (spans): float for
+// the float evaluation, double and the trust bound for the 16-bit types.
+struct ChannelCoefficients {
+  float center;
+  float grad_mean, a, b;
+  double wide_grad_mean, wide_a, wide_b;
+  TrustBound bound;
+
+  template <class D>
+  HWY_INLINE hn::Vec<D> Center(D d, size_t) const {
+    return hn::Set(d, center);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> GradMean(D d, size_t) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::Set(d, wide_grad_mean);
+    } else {
+      return hn::Set(d, grad_mean);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> A(D d, size_t) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::Set(d, wide_a);
+    } else {
+      return hn::Set(d, a);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> B(D d, size_t) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::Set(d, wide_b);
+    } else {
+      return hn::Set(d, b);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundA(D d, size_t) const {
+    return hn::Set(d, bound.a);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundB(D d, size_t) const {
+    return hn::Set(d, bound.b);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundRest(D d, size_t) const {
+    return hn::Set(d, bound.rest);
+  }
+};
+
+// Coefficients per row position (rows), at the same index as the element.
+struct PositionCoefficients {
+  GradArrays p;
+
+  template <class D>
+  HWY_INLINE hn::Vec<D> Center(D d, size_t i) const {
+    return hn::LoadU(d, p.center + i);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> GradMean(D d, size_t i) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::LoadU(d, p.wide_grad_mean + i);
+    } else {
+      return hn::LoadU(d, p.grad_mean + i);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> A(D d, size_t i) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::LoadU(d, p.wide_a + i);
+    } else {
+      return hn::LoadU(d, p.a + i);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> B(D d, size_t i) const {
+    if constexpr (IsDoubleLanes<D>()) {
+      return hn::LoadU(d, p.wide_b + i);
+    } else {
+      return hn::LoadU(d, p.b + i);
+    }
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundA(D d, size_t i) const {
+    return hn::LoadU(d, p.bound_a + i);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundB(D d, size_t i) const {
+    return hn::LoadU(d, p.bound_b + i);
+  }
+  template <class D>
+  HWY_INLINE hn::Vec<D> BoundRest(D d, size_t i) const {
+    return hn::LoadU(d, p.bound_rest + i);
+  }
+};
+
+// dx = (g - grad_mean) * a + (x - center) * b on D's lanes (float or double),
+// with x zero unless kUseX.
+template <bool kUseX, class D, class Coefficients>
+HWY_INLINE hn::Vec<D> GradientTerms(D d, hn::Vec<D> g, hn::Vec<D> x, hn::Vec<D> center, size_t i,
+                                    const Coefficients& k) {
+  auto v = hn::Mul(hn::Sub(g, k.GradMean(d, i)), k.A(d, i));
+  if (kUseX) v = hn::MulAdd(hn::Sub(x, center), k.B(d, i), v);
+  return v;
+}
+
+// dx for elements [i, i + Lanes(d)). Float tensors get the float evaluation.
+// The 16-bit types' lanes that its TrustBound (kernel_table.h) cannot vouch
+// for are recomputed in double, where x - center is exact and every product
+// and sum rounds far below their ulp. Lane by lane, so that an element's dx
+// does not depend on its neighbours (nor on where vectors start).
+template <bool kUseX, class D, typename T, class Coefficients>
+HWY_INLINE hn::Vec<D> InputGradient(D d, hn::Vec<D> g, const T* x, size_t i,
+                                    const Coefficients& k) {
+  const auto x_f = kUseX ? LoadElements(d, x + i) : hn::Zero(d);
+  const auto center = k.Center(d, i);
+  const auto v = GradientTerms<kUseX>(d, g, x_f, center, i, k);
+  if constexpr (sizeof(T) == 2) {
+    auto least =
+        hn::MulAdd(hn::Abs(hn::Sub(g, k.GradMean(d, i))), k.BoundA(d, i), k.BoundRest(d, i));
+    if (kUseX) least = hn::MulAdd(hn::Abs(hn::Sub(x_f, center)), k.BoundB(d, i), least);
+    const auto magnitude = hn::Abs(v);
+    // NaN fails both comparisons.
+    const auto trusted =
+        hn::And(hn::Ge(magnitude, least),
+                hn::Lt(magnitude, hn::Set(d, std::numeric_limits<float>::infinity())));
+    if (!hn::AllTrue(d, trusted)) {
+      const auto exact = EvaluateInDouble(d, [&](auto dw, size_t lane, const auto& widen) HWY_ATTR {
+        return GradientTerms<kUseX>(dw, widen(g), widen(x_f), widen(center), i + lane, k);
+      });
+      return hn::IfThenElse(trusted, v, exact);
+    }
+  }
   return v;
 }
 
@@ -55,7 +196,7 @@ template <bool kRelu, bool kUseX, bool kStream, bool kResidualGrad>
 struct BackwardLoops {
   template <typename T>
   static void Span(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                   float center, float a, float b, float c) {
+                   ChannelCoefficients k) {
     for (size_t s = 0; s < spans.segments; ++s) {
       const size_t o = s * spans.stride;
       const T* seg_x = Offset(x, o);
@@ -67,8 +208,7 @@ struct BackwardLoops {
       const bool stream_residual = StreamsAlongside<kStream>(seg_d_residual, peel);
       ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto g = OutputGradient<kRelu>(d, seg_dy, seg_y, i);
-        const auto v = InputGradient<kUseX>(d, g, seg_x, i, hn::Set(d, center), hn::Set(d, a),
-                                            hn::Set(d, b), hn::Set(d, c));
+        const auto v = InputGradient<kUseX>(d, g, seg_x, i, k);
         // After g is formed: d_residual may be dy itself.
         if (kResidualGrad) StoreResidualGrad(g, d, seg_d_residual + i, stream_residual);
         StoreOutput<kStream>(v, d, seg_dx + i);
@@ -78,7 +218,7 @@ struct BackwardLoops {
 
   template <typename T>
   static void Rows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, bnorm::Rows rows,
-                   GradArrays p) {
+                   PositionCoefficients k) {
     for (size_t r = 0; r < rows.rows; ++r) {
       const size_t offset = r * rows.stride;
       const T* row_x = Offset(x, offset);
@@ -88,9 +228,7 @@ struct BackwardLoops {
       const bool stream_residual = StreamsAlongside<kStream>(row_d_residual, peel);
       ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto g = OutputGradient<kRelu>(d, dy + offset, row_y, i);
-        const auto v =
-            InputGradient<kUseX>(d, g, row_x, i, hn::LoadU(d, p.center + i), hn::LoadU(d, p.a + i),
-                                 hn::LoadU(d, p.b + i), hn::LoadU(d, p.c + i));
+        const auto v = InputGradient<kUseX>(d, g, row_x, i, k);
         if (kResidualGrad) StoreResidualGrad(g, d, row_d_residual + i, stream_residual);
         StoreOutput<kStream>(v, d, dx + offset + i);
       });
@@ -100,18 +238,26 @@ struct BackwardLoops {
 
 template <typename T>
 void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                  float center, float a, float b, float c, bool stream) {
+                  float center, const GradChannel& channel, bool stream) {
+  const ChannelCoefficients k{center,
+                              static_cast<float>(channel.grad_mean),
+                              static_cast<float>(channel.a),
+                              static_cast<float>(channel.b),
+                              channel.grad_mean,
+                              channel.a,
+                              channel.b,
+                              channel.bound};
   DispatchOptions<BackwardLoops>(
-      [&](auto loops)
-          HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, d_residual, spans, center, a, b, c); },
+      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k); },
       y != nullptr, x != nullptr, stream, d_residual != nullptr);
 }
 
 template <typename T>
 void BackwardRows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                   GradArrays p, bool stream) {
+  const PositionCoefficients k{p};
   DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, p); },
+      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, k); },
       y != nullptr, x != nullptr, stream, d_residual != nullptr);
 }
 

@@ -21,16 +21,26 @@ constexpr int64_t kResidualGroupBytes = 16 * 1024;
 constexpr int64_t kMaskFirstBelowSegmentBytes = 512;
 constexpr int64_t kMinMaskFirstSegments = 16;
 
-// dx = g * a + (x - center) * b + c per channel.
+// dx = (g - grad_mean) * a + (x - center) * b per channel, in double: the
+// kernels round them to float, and the 16-bit types' also use them as they
+// are, where the float evaluation's TrustBound fails.
 struct GradCoefficients {
-  float* a;
-  float* b;
-  float* c;
+  double* grad_mean;
+  double* a;
+  double* b;
+  float* bound_a;
+  float* bound_b;
+  float* bound_rest;
+
+  GradChannel Channel(int64_t c) const {
+    return {grad_mean[c], a[c], b[c], {bound_a[c], bound_b[c], bound_rest[c]}};
+  }
 };
 
 // Rounded up to 8 bytes so the partial sums after the coefficients align.
 unsigned __int128 CoefficientBytes(const Plan& p) {
-  return (static_cast<unsigned __int128>(3 * sizeof(float)) * p.channels + 7) / 8 * 8;
+  return (static_cast<unsigned __int128>(3 * sizeof(double) + 3 * sizeof(float)) * p.channels + 7) /
+         8 * 8;
 }
 
 template <typename T>
@@ -54,8 +64,10 @@ class BackwardOps {
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
         stream_(ShouldStream(static_cast<double>(sizeof(T)) * pr.plan.count * pr.plan.channels)) {
-    float* f = static_cast<float*>(scratch);
-    coef_ = GradCoefficients{f, f + p_.channels, f + 2 * p_.channels};
+    double* wide = static_cast<double*>(scratch);
+    float* bound = reinterpret_cast<float*>(wide + 3 * p_.channels);
+    coef_ = GradCoefficients{wide,  wide + p_.channels,  wide + 2 * p_.channels,
+                             bound, bound + p_.channels, bound + 2 * p_.channels};
   }
 
   void PrepareChannels(Range) {}
@@ -91,15 +103,19 @@ class BackwardOps {
     const double invstd = invstd_[c];
     const double gamma = gamma_ != nullptr ? gamma_[c] : 1.0;
     const double a = gamma * invstd;
-    coef_.a[c] = static_cast<float>(a);
+    coef_.a[c] = a;
     if (pr_.global_stats) {
+      coef_.grad_mean[c] = 0;
       coef_.b[c] = 0;
-      coef_.c[c] = 0;
     } else {
-      // The statistics' gradient: the mean's through c, the variance's through b.
-      coef_.b[c] = static_cast<float>(-a * invstd * invstd * sums.second / count);
-      coef_.c[c] = static_cast<float>(-a * sums.first / count);
+      // The statistics' gradient: the mean's through grad_mean, the variance's through b.
+      coef_.grad_mean[c] = sums.first / count;
+      coef_.b[c] = -a * invstd * invstd * sums.second / count;
     }
+    const TrustBound bound = MakeTrustBound<T>(coef_.grad_mean[c], a, coef_.b[c]);
+    coef_.bound_a[c] = bound.a;
+    coef_.bound_b[c] = bound.b;
+    coef_.bound_rest[c] = bound.rest;
   }
 
   // Prefetching the next channel's inputs here did not pay off (measured on
@@ -111,7 +127,7 @@ class BackwardOps {
     if (d_residual_ == nullptr || segment_bytes >= kSeparateResidualBelowBytes) {
       k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
                        Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c],
-                       coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+                       coef_.Channel(c), stream_);
       return;
     }
     // Short segments far apart: writing dx and d_residual side by side ran at
@@ -124,12 +140,12 @@ class BackwardOps {
       const Spans spans = ChannelSpans(p_, std::min(group, p_.outer - s0));
       const auto input_gradient = [&] {
         k_.backward_span(UsedX(o), dy_ + o, Offset(y_, o), dx_ + o, nullptr, spans, mean_[c],
-                         coef_.a[c], coef_.b[c], coef_.c[c], stream_);
+                         coef_.Channel(c), stream_);
       };
-      // g * 1 + (-0) is g exactly, -0 included: the masked dy.
+      // (g - 0) * 1 is g exactly, -0 included: the masked dy.
       const auto residual_gradient = [&] {
         k_.backward_span(nullptr, dy_ + o, Offset(y_, o), d_residual_ + o, nullptr, spans, 0.0f,
-                         1.0f, 0.0f, -0.0f, stream_);
+                         PassGradient<T>(), stream_);
       };
       if (dx_ == dy_) {
         residual_gradient();
@@ -152,8 +168,8 @@ class BackwardOps {
       for (int64_t s = segments.begin; s < segments.end; ++s) {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
         k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                         Offset(d_residual_, offset), ChannelSpans(p_, 1), mean_[c], coef_.a[c],
-                         coef_.b[c], coef_.c[c], stream_);
+                         Offset(d_residual_, offset), ChannelSpans(p_, 1), mean_[c],
+                         coef_.Channel(c), stream_);
       }
       ElementwiseDone();
       return;
@@ -162,12 +178,33 @@ class BackwardOps {
     for (int64_t blk = 0; blk < p_.num_blocks; ++blk) {
       const int64_t pos = blk * p_.block_width;
       const int64_t n = std::min(p_.block_width, p_.width - pos);
-      alignas(64) float center[kMaxRowWidth], a[kMaxRowWidth], b[kMaxRowWidth], c[kMaxRowWidth];
+      alignas(64) float center[kMaxRowWidth], grad_mean[kMaxRowWidth], a[kMaxRowWidth],
+          b[kMaxRowWidth];
       SpreadToPositions(p_, pos, n, mean_, center);
+      SpreadToPositions(p_, pos, n, coef_.grad_mean, grad_mean);
       SpreadToPositions(p_, pos, n, coef_.a, a);
       SpreadToPositions(p_, pos, n, coef_.b, b);
-      SpreadToPositions(p_, pos, n, coef_.c, c);
-      const GradArrays arrays{center, a, b, c};
+      GradArrays arrays{center,  grad_mean, a,       b,       nullptr,
+                        nullptr, nullptr,   nullptr, nullptr, nullptr};
+      // The 16-bit types check the float evaluation and recompute in double.
+      constexpr size_t kCheckedWidth = sizeof(T) == 2 ? kMaxRowWidth : 1;
+      alignas(64) double wide_grad_mean[kCheckedWidth], wide_a[kCheckedWidth],
+          wide_b[kCheckedWidth];
+      alignas(64) float bound_a[kCheckedWidth], bound_b[kCheckedWidth], bound_rest[kCheckedWidth];
+      if (sizeof(T) == 2) {
+        SpreadToPositions(p_, pos, n, coef_.grad_mean, wide_grad_mean);
+        SpreadToPositions(p_, pos, n, coef_.a, wide_a);
+        SpreadToPositions(p_, pos, n, coef_.b, wide_b);
+        SpreadToPositions(p_, pos, n, coef_.bound_a, bound_a);
+        SpreadToPositions(p_, pos, n, coef_.bound_b, bound_b);
+        SpreadToPositions(p_, pos, n, coef_.bound_rest, bound_rest);
+        arrays.wide_grad_mean = wide_grad_mean;
+        arrays.wide_a = wide_a;
+        arrays.wide_b = wide_b;
+        arrays.bound_a = bound_a;
+        arrays.bound_b = bound_b;
+        arrays.bound_rest = bound_rest;
+      }
       const size_t stride = static_cast<size_t>(p_.width);
       RowsGradient(rows.begin * p_.width + pos,
                    Rows{static_cast<size_t>(rows.end - rows.begin), static_cast<size_t>(n), stride},
@@ -240,10 +277,10 @@ void MaskGradient(const Problem& pr, const KernelTable<T>& k, const T* dy, const
   const bool stream = ShouldStream(static_cast<double>(sizeof(T)) * n);
   RunParallel(num_threads, [&](int t, int nt) {
     const Range part = ShareOf(n, t, nt);
-    // g * 1 + (-0) is g exactly, -0 included.
+    // (g - 0) * 1 is g exactly, -0 included.
     k.backward_span(nullptr, dy + part.begin, Offset(y, part.begin), d_residual + part.begin,
-                    nullptr, Spans{static_cast<size_t>(part.end - part.begin), 1, 0}, 0.0f, 1.0f,
-                    0.0f, -0.0f, stream);
+                    nullptr, Spans{static_cast<size_t>(part.end - part.begin), 1, 0}, 0.0f,
+                    PassGradient<T>(), stream);
     if (stream) FlushStreams();
   });
 }

@@ -85,18 +85,18 @@ void ForEachPosition(const Plan& p, int64_t begin, int64_t n, const F& f) {
 // out[i] = per_channel[channel of row position begin + i], for i in [0, n).
 // Channels-last rows (run 1) hold the channels in order, so this is a few
 // block copies rather than a call per position.
-inline void SpreadToPositions(const Plan& p, int64_t begin, int64_t n, const float* per_channel,
-                              float* out) {
+template <typename From, typename To>
+void SpreadToPositions(const Plan& p, int64_t begin, int64_t n, const From* per_channel, To* out) {
   if (p.run != 1) {
     ForEachRun(p, begin, n, [&](int64_t i_begin, int64_t i_end, int64_t c) {
-      std::fill(out + i_begin, out + i_end, per_channel[c]);
+      std::fill(out + i_begin, out + i_end, static_cast<To>(per_channel[c]));
     });
     return;
   }
   int64_t c = begin % p.channels;
   for (int64_t i = 0; i < n; c = 0) {
     const int64_t len = std::min(n - i, p.channels - c);
-    memcpy(out + i, per_channel + c, static_cast<size_t>(len) * sizeof(float));
+    std::copy(per_channel + c, per_channel + c + len, out + i);
     i += len;
   }
 }

@@ -47,11 +47,11 @@ HWY_INLINE size_t ElementsToAlignment(const T* p) {
 // any count without reading or writing past its end (a masked store could be
 // emulated by a read-modify-write of the next row, which another thread may
 // be writing). `descending` visits the same pieces in reverse order (see
-// WalksDescending).
-template <class Body>
+// WalksDescending). The vectors' lanes are floats, or doubles if Lane is.
+template <typename Lane = float, class Body>
 HWY_INLINE void ForEachVector(size_t count, size_t peel, bool descending, const Body& body) {
-  const hn::ScalableTag<float> d;
-  const hn::CappedTag<float, 1> d1;
+  const hn::ScalableTag<Lane> d;
+  const hn::CappedTag<Lane, 1> d1;
   const size_t lanes = hn::Lanes(d);
   const size_t head = peel < count ? peel : count;
   const size_t vectors_end = head + (count - head) / lanes * lanes;
@@ -66,9 +66,9 @@ HWY_INLINE void ForEachVector(size_t count, size_t peel, bool descending, const 
   for (size_t i = head; i > 0;) body(d1, --i);
 }
 
-template <class Body>
+template <typename Lane = float, class Body>
 HWY_INLINE void ForEachVector(size_t count, size_t peel, const Body& body) {
-  ForEachVector(count, peel, false, body);
+  ForEachVector<Lane>(count, peel, false, body);
 }
 
 // Whether out lies less than `near` bytes ahead of in, modulo 4 KiB. A load
@@ -119,9 +119,9 @@ HWY_INLINE void PrefetchToL2(D d, const T* base, size_t i) {
   if (base != nullptr && i % 16 < hn::Lanes(d)) __builtin_prefetch(base + i, 0, 2);
 }
 
-template <class Body>
+template <typename Lane = float, class Body>
 HWY_INLINE void ForEachVector(size_t count, const Body& body) {
-  ForEachVector(count, 0, false, body);
+  ForEachVector<Lane>(count, 0, false, body);
 }
 
 // Turns runtime choices into a specialised loop, once per call:

@@ -158,6 +158,25 @@ Buffers<uint16_t> ExpectRoundedFloatPath(const Case& k, uint32_t flags, const So
   return half;
 }
 
+// Runs `call(desc, buffers)` on a copy of the half sources alone and returns
+// the buffers after it. For the backward calls, which on 16-bit tensors
+// compute in double (so that dx stays within 1 ulp where float arithmetic
+// cancels) and so are not the float32 call rounded: they are held to the
+// float64 reference instead. Inputs they only read must keep their bits.
+template <class Call>
+Buffers<uint16_t> RunHalfCall(const Case& k, uint32_t flags, const Sources& s, const Call& call) {
+  Buffers<uint16_t> half = s.half;
+  bnorm_desc d = Desc(k.g.c, k.layout, flags);
+  d.dtype = k.dtype;
+  d.num_threads = k.threads;
+  EXPECT_EQ(call(d, half), BNORM_OK) << bnorm_last_error();
+  EXPECT_STREQ(bnorm_last_error(), "");
+  EXPECT_TRUE(Same(half.x, s.half.x));
+  EXPECT_TRUE(Same(half.y, s.half.y));
+  EXPECT_TRUE(Same(half.residual, s.half.residual));
+  return half;
+}
+
 Inputs ForwardInputs(const Layer& layer, uint32_t flags, const float* residual) {
   Inputs in;
   in.gamma = flags & BNORM_FLAG_AFFINE ? layer.gamma.data() : nullptr;
@@ -199,18 +218,75 @@ E* DResidual(Buffers<E>& t, Grads grads) {
   return grads == Grads::kDResidualOverDy ? t.dy.data() : t.d_residual.data();
 }
 
-// dx against the reference for the given flags, and dgamma and dbeta if given.
+// A per-channel float output against the float64 reference: within
+// tolerance * scale, or the reference rounded to float (infinity past float's
+// range), or NaN where the reference is NaN (special values).
+::testing::AssertionResult NearAsFloat(const char* what, const float* got,
+                                       const std::vector<double>& want,
+                                       const std::vector<double>& scale, double tolerance) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const bool same = std::isnan(want[i]) ? std::isnan(got[i])
+                                          : got[i] == static_cast<float>(want[i]) ||
+                                                std::fabs(got[i] - want[i]) <= tolerance * scale[i];
+    if (!same && bad++ == 0) first = i;
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << what << ": " << bad << " of " << want.size() << " values off; first at [" << first
+         << "]: got " << got[first] << ", want " << want[first];
+}
+
+// dx against the reference for the given flags, within 1 ulp, and dgamma and
+// dbeta if given.
 void ExpectBackwardNearReference(const Case& k, const Batch& b, uint32_t flags, const uint16_t* dx,
                                  const float* dgamma, const float* dbeta) {
   const BackwardResult want = ReferenceBackward(
       k.g, b.x.data(), b.dy.data(), b.y.data(),
       flags & BNORM_FLAG_AFFINE ? b.layer.gamma.data() : nullptr, b.save_mean.data(),
       b.save_invstd.data(), flags & BNORM_FLAG_FUSE_RELU, flags & BNORM_FLAG_USE_GLOBAL_STATS);
-  if (dx != nullptr) EXPECT_TRUE(NearInHalf("dx", k.dtype, dx, want.dx, kOutputTolerance));
+  if (dx != nullptr) EXPECT_TRUE(WithinOneUlp("dx", k.dtype, dx, want.dx));
   if (dgamma != nullptr) {
-    EXPECT_TRUE(NearScaled("dgamma", dgamma, want.dgamma, want.dgamma_scale, kStatsTolerance));
-    EXPECT_TRUE(NearScaled("dbeta", dbeta, want.dbeta, want.dbeta_scale, kStatsTolerance));
+    EXPECT_TRUE(NearAsFloat("dgamma", dgamma, want.dgamma, want.dgamma_scale, kStatsTolerance));
+    EXPECT_TRUE(NearAsFloat("dbeta", dbeta, want.dbeta, want.dbeta_scale, kStatsTolerance));
   }
+}
+
+// The outputs of a backward call made with dx or d_residual over dy are the
+// bits the call with separate outputs wrote.
+void ExpectSameAsSeparate(Grads grads, const Buffers<uint16_t>& half,
+                          const Buffers<uint16_t>& separate) {
+  if (grads == Grads::kSeparate) return;
+  const bool dx_over_dy = grads == Grads::kDxOverDy;
+  EXPECT_TRUE(Same(half.dy, dx_over_dy ? separate.dx : separate.d_residual));
+  if (!dx_over_dy) EXPECT_TRUE(Same(half.dx, separate.dx));
+  if (dx_over_dy) EXPECT_TRUE(Same(half.d_residual, separate.d_residual));
+  const size_t c = half.dgamma.size();
+  EXPECT_TRUE(SameBits("dgamma", half.dgamma.data(), separate.dgamma.data(), c));
+  EXPECT_TRUE(SameBits("dbeta", half.dbeta.data(), separate.dbeta.data(), c));
+}
+
+// dy where the forward output is positive (or NaN) with ReLU: d_residual.
+std::vector<float> MaskedGradient(const Batch& b, uint32_t flags) {
+  std::vector<float> masked = b.dy;
+  for (size_t i = 0; i < masked.size(); ++i) {
+    if (flags & BNORM_FLAG_FUSE_RELU && b.y[i] <= 0) masked[i] = 0;
+  }
+  return masked;
+}
+
+Buffers<uint16_t> HalfBackward(const Case& k, const Batch& b, uint32_t flags, bool residual,
+                               Grads grads) {
+  const float* gamma = b.layer.gamma.data();
+  return RunHalfCall(k, flags, MakeSources(k, b, true), [&](const bnorm_desc& d, auto& t) {
+    return residual
+               ? bnorm_backward_residual(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(), gamma,
+                                         t.save_mean.data(), t.save_invstd.data(), Dx(t, grads),
+                                         DResidual(t, grads), t.dgamma.data(), t.dbeta.data())
+               : bnorm_backward(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(), gamma,
+                                t.save_mean.data(), t.save_invstd.data(), Dx(t, grads),
+                                t.dgamma.data(), t.dbeta.data());
+  });
 }
 
 }  // namespace
@@ -337,29 +413,20 @@ void CheckTraining(const Case& k, const Batch& b, uint32_t flags, bool residual)
   }
 }
 
-// bnorm_backward, or with `residual` bnorm_backward_residual.
+// bnorm_backward, or with `residual` bnorm_backward_residual: dx within 1 ulp
+// of the float64 reference, d_residual the masked dy exactly.
 void CheckBackward(const Case& k, const Batch& b, uint32_t flags, bool residual) {
-  const Sources source = MakeSources(k, b, true);
-  const float* gamma = b.layer.gamma.data();
+  Buffers<uint16_t> separate;
   for (Grads grads : GradOutputs(residual)) {
-    const Buffers<uint16_t> half =
-        ExpectRoundedFloatPath(k, flags, source, [&](const bnorm_desc& d, auto& t) {
-          return residual ? bnorm_backward_residual(
-                                &d, &k.shape, t.x.data(), t.dy.data(), t.y.data(), gamma,
-                                t.save_mean.data(), t.save_invstd.data(), Dx(t, grads),
-                                DResidual(t, grads), t.dgamma.data(), t.dbeta.data())
-                          : bnorm_backward(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(), gamma,
-                                           t.save_mean.data(), t.save_invstd.data(), Dx(t, grads),
-                                           t.dgamma.data(), t.dbeta.data());
-        });
-    if (!k.vs_reference || grads != Grads::kSeparate) continue;
+    const Buffers<uint16_t> half = HalfBackward(k, b, flags, residual, grads);
+    if (grads != Grads::kSeparate) {
+      ExpectSameAsSeparate(grads, half, separate);
+      continue;
+    }
+    separate = half;
     ExpectBackwardNearReference(k, b, flags, half.dx.data(), half.dgamma.data(), half.dbeta.data());
     if (residual) {
-      // dy where the output is positive (or NaN) with ReLU, exactly.
-      std::vector<float> masked = b.dy;
-      for (size_t i = 0; i < masked.size(); ++i) {
-        if (flags & BNORM_FLAG_FUSE_RELU && b.y[i] <= 0) masked[i] = 0;
-      }
+      const std::vector<float> masked = MaskedGradient(b, flags);
       EXPECT_TRUE(IsRoundingOf("d_residual", k.dtype, half.d_residual.data(), masked.data(),
                                masked.size()));
     }
@@ -412,39 +479,47 @@ void CheckNormalize(const Case& k, const Batch& b, uint32_t flags) {
   }
 }
 
+Buffers<uint16_t> HalfBackwardReduce(const Case& k, const Batch& b, uint32_t flags) {
+  return RunHalfCall(k, flags, MakeSources(k, b, true), [&](const bnorm_desc& d, auto& t) {
+    return bnorm_backward_reduce(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(),
+                                 t.save_mean.data(), t.save_invstd.data(), t.sums.data(),
+                                 t.dgamma.data(), t.dbeta.data());
+  });
+}
+
+// The grad sums of the whole batch, against the float64 reference through
+// dgamma and dbeta, which are bnorm_backward's.
 void CheckBackwardReduce(const Case& k, const Batch& b, uint32_t flags) {
-  const Buffers<uint16_t> half =
-      ExpectRoundedFloatPath(k, flags, MakeSources(k, b, true), [&](const bnorm_desc& d, auto& t) {
-        return bnorm_backward_reduce(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(),
-                                     t.save_mean.data(), t.save_invstd.data(), t.sums.data(),
-                                     t.dgamma.data(), t.dbeta.data());
-      });
-  if (k.vs_reference) {
-    ExpectBackwardNearReference(k, b, flags, nullptr, half.dgamma.data(), half.dbeta.data());
+  const Buffers<uint16_t> half = HalfBackwardReduce(k, b, flags);
+  ExpectBackwardNearReference(k, b, flags, nullptr, half.dgamma.data(), half.dbeta.data());
+  const Buffers<uint16_t> whole = HalfBackward(k, b, flags, false, Grads::kSeparate);
+  EXPECT_TRUE(SameBits("dgamma", half.dgamma.data(), whole.dgamma.data(), k.g.c));
+  EXPECT_TRUE(SameBits("dbeta", half.dbeta.data(), whole.dbeta.data(), k.g.c));
+  for (int64_t c = 0; c < k.g.c; ++c) {
+    EXPECT_EQ(half.sums[kPerChannel * c], static_cast<double>(k.g.PerChannel()));
   }
 }
 
+// dx from the whole batch's grad sums (bnorm_backward_reduce's): what
+// bnorm_backward gives, bit for bit.
 void CheckBackwardElementwise(const Case& k, const Batch& b, uint32_t flags) {
-  // The whole batch's grad sums, from the float32 call (the half one gives
-  // the same bits, as CheckBackwardReduce shows).
-  const bnorm_desc d = Desc(k.g.c, k.layout, flags);
-  std::vector<double> sums(kPerChannel * k.g.c);
-  ASSERT_EQ(
-      bnorm_backward_reduce(&d, &k.shape, b.x.data(), b.dy.data(), b.y.data(), b.save_mean.data(),
-                            b.save_invstd.data(), sums.data(), nullptr, nullptr),
-      BNORM_OK)
-      << bnorm_last_error();
-  const Sources source = MakeSources(k, b, true);
+  const std::vector<double> sums = HalfBackwardReduce(k, b, flags).sums;
+  const Buffers<uint16_t> whole = HalfBackward(k, b, flags, false, Grads::kSeparate);
+  Buffers<uint16_t> separate;
   for (Grads grads : GradOutputs(false)) {
     const Buffers<uint16_t> half =
-        ExpectRoundedFloatPath(k, flags, source, [&](const bnorm_desc& d, auto& t) {
+        RunHalfCall(k, flags, MakeSources(k, b, true), [&](const bnorm_desc& d, auto& t) {
           return bnorm_backward_elementwise(&d, &k.shape, t.x.data(), t.dy.data(), t.y.data(),
                                             b.layer.gamma.data(), b.save_mean.data(),
                                             b.save_invstd.data(), 1, sums.data(), Dx(t, grads));
         });
-    if (k.vs_reference && grads == Grads::kSeparate) {
-      ExpectBackwardNearReference(k, b, flags, half.dx.data(), nullptr, nullptr);
+    if (grads != Grads::kSeparate) {
+      ExpectSameAsSeparate(grads, half, separate);
+      continue;
     }
+    separate = half;
+    EXPECT_TRUE(Same(half.dx, whole.dx));
+    ExpectBackwardNearReference(k, b, flags, half.dx.data(), nullptr, nullptr);
   }
 }
 

@@ -1,9 +1,13 @@
-// Each bnorm call that takes a tensor, run twice: on half (bf16 or f16)
-// tensors, and on float32 tensors holding the same values. The half call's
-// tensors must be the float32 call's rounded to the type (to nearest, ties to
-// even), its per-channel results bit-identical, in place as out of place;
-// with finite data, its results must also be near the float64 reference
-// (see NearInHalf). Failures are reported through gtest's EXPECTs.
+// Each bnorm call that takes a tensor, on half (bf16 or f16) tensors.
+// - Forward calls run twice, also on float32 tensors holding the same values:
+//   the half call's tensors must be the float32 call's rounded to the type
+//   (to nearest, ties to even), its per-channel results bit-identical, in
+//   place as out of place; with finite data its results must also be near
+//   the float64 reference (see NearInHalf).
+// - Backward calls compute in double on half tensors: dx must be within 1 ulp
+//   of the float64 reference (WithinOneUlp), special values included, and
+//   the in-place and split forms must give the same bits as bnorm_backward.
+// Failures are reported through gtest's EXPECTs.
 #ifndef BNORM_TESTS_HALF_CALLS_H_
 #define BNORM_TESTS_HALF_CALLS_H_
 

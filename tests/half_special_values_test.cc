@@ -57,7 +57,7 @@ Batch SpecialBatch(bnorm_dtype dtype, const Geometry& g) {
   return b;
 }
 
-TEST_P(HalfSpecialValuesTest, EveryCallRoundsTheFloat32Result) {
+TEST_P(HalfSpecialValuesTest, EveryCallHandlesThem) {
   int index = 0;
   for (bnorm_dtype dtype : kHalfDtypes) {
     for (const bnorm_shape& shape : {InLayout({4, 5, 6}, layout()), InLayout({9, 5}, layout())}) {

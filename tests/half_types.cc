@@ -203,4 +203,19 @@ ClauseTally& Tally(bnorm_dtype dtype) {
          << " rounded)";
 }
 
+::testing::AssertionResult WithinOneUlp(const char* what, bnorm_dtype dtype, const uint16_t* got,
+                                        const std::vector<double>& want) {
+  Tally(dtype).checked += static_cast<int64_t>(want.size());
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (UlpDistance(dtype, got[i], RoundToHalf(dtype, want[i])) > 1 && bad++ == 0) first = i;
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << what << " (" << DtypeName(dtype) << "): " << bad << " of " << want.size()
+         << " not within 1 ulp of the float64 reference; first at [" << first << "]: got "
+         << WidenHalf(dtype, got[first]) << " (" << Hex(got[first]) << "), want " << want[first]
+         << " (" << Hex(RoundToHalf(dtype, want[first])) << " rounded)";
+}
+
 }  // namespace bnorm_test

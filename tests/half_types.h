@@ -76,6 +76,12 @@ ClauseTally& Tally(bnorm_dtype dtype);
 ::testing::AssertionResult NearInHalf(const char* what, bnorm_dtype dtype, const uint16_t* got,
                                       const std::vector<double>& want, double tolerance);
 
+// Every element within 1 ulp of want[i] rounded to the half type (a NaN
+// where that is a NaN), with no float32 allowance: the clause the backward
+// calls meet. Counts into Tally(dtype).
+::testing::AssertionResult WithinOneUlp(const char* what, bnorm_dtype dtype, const uint16_t* got,
+                                        const std::vector<double>& want);
+
 }  // namespace bnorm_test
 
 #endif  // BNORM_TESTS_HALF_TYPES_H_

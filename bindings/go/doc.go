@@ -11,10 +11,14 @@
 // the calls are generic over Element, and the tensors' type sets the dtype the
 // library is told, so the two cannot disagree. Per-channel vectors are
 // []float32 whatever the tensors are. With BF16 (bfloat16) or F16 (IEEE
-// binary16) tensors the library computes as for float32 on the converted
-// inputs and rounds each tensor output to nearest even: the float32 call's
-// output on the same values, rounded, bit for bit. ToBF16, ToF16 and the
-// Float32 methods convert single values the same way.
+// binary16) tensors the library converts the inputs to float32 exactly and
+// rounds each tensor output to nearest even. The forward calls compute as for
+// float32: each output is the float32 call's on the same values, rounded, bit
+// for bit. The backward calls (Backward, BackwardResidual, BackwardReduce,
+// BackwardElementwise; since bnorm 1.4.0) compute in float64: every dx is
+// within 1 ulp of exact batch norm, so dx, dgamma, dbeta and the grad sums
+// are not the float32 call's. ToBF16, ToF16 and the Float32 methods convert
+// single values the same way.
 //
 // A slice must hold exactly the shape's element count (tensors) or
 // NumFeatures values (per-channel vectors); a nil or empty slice is passed to

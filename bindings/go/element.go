@@ -18,9 +18,12 @@ type F16 uint16
 // from it: BNORM_DTYPE_F32, BNORM_DTYPE_BF16 or BNORM_DTYPE_F16. Per-channel
 // vectors are []float32 and the split phases' blocks []float64 whatever it is.
 //
-// With BF16 or F16 the library computes exactly as for float32 on the inputs
-// converted to float32, and rounds each tensor output to nearest, ties to
-// even; per-channel outputs are the float32 call's, bit for bit.
+// With BF16 or F16 the library converts the inputs to float32 exactly and
+// rounds each tensor output to nearest, ties to even. Forward calls compute
+// exactly as for float32: their outputs are the float32 call's, rounded, and
+// per-channel outputs the float32 call's, bit for bit. Backward calls (since
+// bnorm 1.4.0) compute in float64: each dx is within 1 ulp of exact batch
+// norm, and dgamma and dbeta are closer to exact than the float32 call's.
 type Element interface {
 	float32 | BF16 | F16
 }

@@ -10,14 +10,19 @@ import (
 )
 
 // Every call that takes tensors, run on bf16 or f16 tensors and on the same
-// values as float32, with what the library promises between the two:
-//   - bit for bit, each tensor output of the 16-bit call is the float32 call's
-//     output rounded to the type (nearest, ties to even), and every
-//     per-channel output and exchanged block is the float32 call's;
-//   - against the float64 reference rounded to the type, each tensor output is
+// values as float32, with what the library promises:
+//   - forward calls: bit for bit, each tensor output of the 16-bit call is the
+//     float32 call's output rounded to the type (nearest, ties to even), and
+//     every per-channel output and exchanged block is the float32 call's.
+//     Against the float64 reference rounded to the type, each tensor output is
 //     within 1 ulp, except where the float32 arithmetic itself is off by more
 //     than half an ulp of the type (an output that cancels far below its
 //     terms); there the float32 output must meet the float32 bound;
+//   - backward calls (since 1.4.0) compute in double, so they are not the
+//     float32 call's: dx is within 1 ulp of the float64 reference rounded to
+//     the type everywhere, also where it cancels; d_residual is dy masked by
+//     the ReLU, exactly; dgamma, dbeta and the grad sums are near the
+//     reference; and the split phases give Backward's bits;
 //   - the in-place variants write the same bits as the out-of-place call.
 
 type mode int
@@ -36,6 +41,13 @@ const (
 	modeBackwardElementwise
 	numModes
 )
+
+// backward is whether m is a backward call, which on 16-bit tensors computes
+// in double.
+func (m mode) backward() bool {
+	return m == modeBackward || m == modeResidualBackward || m == modeBackwardReduce ||
+		m == modeBackwardElementwise
+}
 
 func (m mode) String() string {
 	return [...]string{"Inference", "Training", "Backward", "ScaleShift", "ResidualInference",
@@ -402,13 +414,17 @@ func (a *tally) add(b tally) {
 }
 
 // checkMode runs m on the 16-bit tensors and on their float32 values, and
-// checks every promise between the two and against the float64 reference.
+// checks every promise between the two and against the float64 reference
+// (for the backward calls, checkHalfBackward's).
 func checkMode[T half](t *testing.T, m mode, c *halfCase, h tensors[T],
 	single tensors[float32]) tally {
 	t.Helper()
 	f := formatOf[T]()
 	what := fmt.Sprintf("%s %v %v", f.name, m, c)
 	got, want := runMode(t, m, c, h), runMode(t, m, c, single)
+	if m.backward() {
+		return checkHalfBackward(t, what, m, c, h, single, got, want)
+	}
 	for i, ch := range got.channels {
 		if !equalBits(ch.values, want.channels[i].values) {
 			t.Fatalf("%s: %s is not the float32 call's", what, ch.name)
@@ -476,4 +492,88 @@ func expectNearReference[T half](t *testing.T, what string, got []T, single []fl
 		}
 	}
 	return counts
+}
+
+// checkHalfBackward checks a backward call's outputs on 16-bit tensors (got)
+// against the float64 reference; want, the float32 call's, only counts where
+// float32 arithmetic is off by more than half an ulp of the type.
+func checkHalfBackward[T half](t *testing.T, what string, m mode, c *halfCase, h tensors[T],
+	single tensors[float32], got outputs[T], want outputs[float32]) tally {
+	t.Helper()
+	f := formatOf[T]()
+	ref := referenceBackward(c.g, single.x, single.dy, single.y, c.gamma, single.mean,
+		single.invstd, c.relu, c.global)
+	for _, ch := range got.channels {
+		expected, scale := ref.dgamma, ref.dgammaScale
+		if ch.name == "dbeta" {
+			expected, scale = ref.dbeta, ref.dbetaScale
+		}
+		expectNear(t, what+" "+ch.name, ch.values, expected,
+			func(i int) float64 { return sumTolerance * scale[i] })
+	}
+	if m == modeBackwardReduce {
+		// Per channel: the count exactly, sum(g) and sum(g * (x - mean)).
+		sums := got.blocks[0].values
+		expected := gradBlock(c.g, single.x, single.dy, single.y, single.mean, c.relu)
+		for ch := 0; ch < c.g.c; ch++ {
+			scales := []float64{0, ref.dbetaScale[ch], ref.dgammaScale[ch] / float64(single.invstd[ch])}
+			for j, scale := range scales {
+				at := perChannel*ch + j
+				if d := math.Abs(sums[at] - expected[at]); !(d <= sumTolerance*scale) {
+					t.Fatalf("%s: grad_sums[%d] = %g, reference %g", what, at, sums[at], expected[at])
+				}
+			}
+		}
+	}
+	if m == modeBackwardReduce || m == modeBackwardElementwise {
+		// The phases with the reduce call's own sums: Backward's bits.
+		whole := runMode(t, modeBackward, c, h)
+		for i, ch := range got.channels {
+			if !equalBits(ch.values, whole.channels[i].values) {
+				t.Fatalf("%s: %s is not Backward's", what, ch.name)
+			}
+		}
+		for i, out := range got.tensors {
+			if !sameBits(out.values, whole.tensors[i].values) {
+				t.Fatalf("%s: %s is not Backward's", what, out.name)
+			}
+		}
+	}
+	expected := referenceOf(m, c, single)
+	if len(expected) != len(got.tensors) || len(want.tensors) != len(got.tensors) {
+		t.Fatalf("%s: %d outputs, %d references", what, len(got.tensors), len(expected))
+	}
+	var counts tally
+	for i, out := range got.tensors {
+		ulps := 1 // dx
+		if out.name == "d_residual" {
+			ulps = 0 // masked dy, a value of the type
+		}
+		expectWithinULPs(t, what+" "+out.name, out.values, expected[i], ulps)
+		for j, e := range expected[i] {
+			counts.elements++
+			if math.Abs(float64(want.tensors[i].values[j])-e) > f.ulp(e)/2 {
+				counts.cancelled++
+			}
+		}
+	}
+	return counts
+}
+
+// expectWithinULPs fails unless each element of got is within ulps of the
+// reference rounded to the type, and NaN exactly where the reference is.
+func expectWithinULPs[T half](t *testing.T, what string, got []T, expected []float64, ulps int) {
+	t.Helper()
+	f := formatOf[T]()
+	for i, e := range expected {
+		g, rounded := uint16(got[i]), f.round(e)
+		if f.isNaN(g) || math.IsNaN(e) {
+			if !f.isNaN(g) || !math.IsNaN(e) {
+				t.Fatalf("%s[%d]: %#04x (%g), reference %g", what, i, g, f.value(g), e)
+			}
+		} else if apart := ulpsApart(g, rounded); apart > ulps {
+			t.Fatalf("%s[%d]: %#04x (%g) is %d ulps from the reference %g (%#04x)", what, i, g,
+				f.value(g), apart, e, rounded)
+		}
+	}
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // bf16 and f16 tensors: the conversions (half_oracle_test.go), every call on
-// them against its float32 counterpart and the float64 reference
-// (half_modes_test.go), NaN, infinities, overflow and subnormals, on every
-// SIMD target, and what can go wrong with them.
+// them against the float64 reference and, for the forward calls, their
+// float32 counterpart (half_modes_test.go), NaN, infinities, overflow and
+// subnormals, on every SIMD target, and what can go wrong with them.
 
 // halfShapes are, for the channel count, a random rank-4 shape and one of
 // spatial size 1 (N x C x 1 x 1, or N x 1 x 1 x C).
@@ -58,23 +58,25 @@ func checkEveryMode[T half](t *testing.T, seed int64) {
 		t.Errorf("%d cases", calls)
 	}
 	// Where the float32 arithmetic cancels, the 1-ulp bound gives way to the
-	// float32 bound; how often, for the record.
+	// float32 bound for forward outputs (backward ones, computed in double,
+	// keep it); how often, for the record.
 	t.Logf("%s: %d cases, %d outputs, %d beyond half an ulp in float32", formatOf[T]().name,
 		calls, counts.elements, counts.cancelled)
 }
 
-func TestEveryCallOnBF16IsTheFloat32CallRounded(t *testing.T) {
+func TestEveryCallOnBF16KeepsItsPromises(t *testing.T) {
 	checkEveryMode[bnorm.BF16](t, 61)
 }
 
-func TestEveryCallOnF16IsTheFloat32CallRounded(t *testing.T) {
+func TestEveryCallOnF16KeepsItsPromises(t *testing.T) {
 	checkEveryMode[bnorm.F16](t, 62)
 }
 
 // The library converts and rounds 16-bit tensors itself on every target
-// (Highway 1.0.3's own conversions are not exact on all of them). The target
-// cap is process-wide; no other test runs meanwhile (none calls t.Parallel).
-func TestEveryTargetRoundsHalfResultsOfItsFloat32Path(t *testing.T) {
+// (Highway 1.0.3's own conversions are not exact on all of them), and computes
+// the backward calls in double on each. The target cap is process-wide; no
+// other test runs meanwhile (none calls t.Parallel).
+func TestEveryTargetKeepsTheHalfPromises(t *testing.T) {
 	defer func() {
 		if err := bnorm.SetMaxTarget(""); err != nil {
 			t.Error(err)

@@ -33,7 +33,7 @@ const (
 // HeaderVersion.
 func LibraryVersion() uint32 { return uint32(C.bnorm_version()) }
 
-// Version is the loaded library's version string, e.g. "1.3.0".
+// Version is the loaded library's version string, e.g. "1.4.0".
 func Version() string { return C.GoString(C.bnorm_version_string()) }
 
 // ActiveTarget names the SIMD target the library's calls use, e.g. "AVX2".
@@ -55,7 +55,7 @@ func needs(op string, since uint32) error {
 	return nil
 }
 
-// versionText writes a version number as "1.3.0".
+// versionText writes a version number as "1.4.0".
 func versionText(v uint32) string {
 	return fmt.Sprintf("%d.%d.%d", v/10000, v/100%100, v%100)
 }

@@ -1,6 +1,9 @@
 #include "half_types.h"
 
+#include <math.h>
 #include <string.h>
+
+#include <algorithm>
 
 #include "bnorm/bnorm.h"
 
@@ -63,6 +66,22 @@ uint16_t RoundToHalf(int32_t dtype, float v) {
   return dtype == BNORM_DTYPE_BF16 ? RoundToBf16(BitsOf(v)) : RoundToF16(BitsOf(v));
 }
 
+uint16_t RoundToHalf(int32_t dtype, long double v) {
+  if (isnan(v) || isinf(v)) return RoundToHalf(dtype, static_cast<float>(v));
+  // The type's unit at |v| (its subnormals' below the smallest normal): the
+  // division by it is exact, and nearbyintl, in the default rounding mode,
+  // rounds to nearest even.
+  const bool bf16 = dtype == BNORM_DTYPE_BF16;
+  const int fraction_bits = bf16 ? 7 : 10, min_exponent = bf16 ? -126 : -14;
+  int exponent;
+  frexpl(v, &exponent);  // |v| in [2^(exponent - 1), 2^exponent)
+  const long double ulp = ldexpl(1.0L, std::max(exponent - 1, min_exponent) - fraction_bits);
+  const long double rounded = nearbyintl(v / ulp) * ulp;
+  // A value of the type now, which the float overload keeps exactly, or past
+  // its largest finite value, which it makes infinite.
+  return RoundToHalf(dtype, static_cast<float>(rounded));
+}
+
 float HalfToFloat(int32_t dtype, uint16_t bits) {
   return dtype == BNORM_DTYPE_BF16 ? FloatOf(static_cast<uint32_t>(bits) << 16) : F16ToFloat(bits);
 }
@@ -73,6 +92,16 @@ bool IsHalfNan(int32_t dtype, uint16_t bits) {
 
 bool IsQuietHalfNan(int32_t dtype, uint16_t bits) {
   return IsHalfNan(dtype, bits) && (bits & (dtype == BNORM_DTYPE_BF16 ? 0x0040u : 0x0200u));
+}
+
+uint32_t UlpDistance(uint16_t a, uint16_t b) {
+  // Sign and magnitude to a number line on which neighbours are 1 apart.
+  const auto position = [](uint16_t h) {
+    const int32_t magnitude = h & 0x7FFF;
+    return (h & 0x8000) ? -magnitude : magnitude;
+  };
+  const int32_t d = position(a) - position(b);
+  return static_cast<uint32_t>(d < 0 ? -d : d);
 }
 
 uint16_t SaneHalf(int32_t dtype, uint64_t random) {

@@ -17,12 +17,22 @@ namespace bnorm_fuzz {
 // subnormals are produced.
 uint16_t RoundToHalf(int32_t dtype, float v);
 
+// `v` rounded once to `dtype` the same way: a long double rounded to float
+// first would be rounded twice, and may then land on the farther of the two
+// values of the type around it (one ulp from the nearest).
+uint16_t RoundToHalf(int32_t dtype, long double v);
+
 // The value of `bits` as a float: exact, as every half value is a float (NaN
 // payloads are kept, a signaling NaN stays signaling).
 float HalfToFloat(int32_t dtype, uint16_t bits);
 
 bool IsHalfNan(int32_t dtype, uint16_t bits);
 bool IsQuietHalfNan(int32_t dtype, uint16_t bits);
+
+// How many values of the type lie from `a` to `b`, two non-NaN bit patterns
+// of either type: 0 for the same value (+0 and -0 too), 1 for neighbours, the
+// largest finite value and infinity included.
+uint32_t UlpDistance(uint16_t a, uint16_t b);
 
 // A data value of the type from a random number: kSane values in [-8, 8];
 // kSpecial one of 0, -0, +-1, +-inf, quiet and signaling NaNs, the smallest

@@ -18,7 +18,7 @@ from .functional import (backward_elementwise, backward_reduce, batch_norm,
                          forward_normalize, invstd, local_stats, merge_stats)
 from .module import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 # BNORM_SPLIT_VALUES_PER_CHANNEL: the split phases exchange float64
 # (num_features, SPLIT_VALUES_PER_CHANNEL) arrays.

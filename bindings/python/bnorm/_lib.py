@@ -14,13 +14,13 @@ import threading
 
 from . import errors
 
-# The binding is written against bnorm.h 1.3.0; within major 1 the ABI only
+# The binding is written against bnorm.h 1.4.0; within major 1 the ABI only
 # grows, so any 1.x library is fine for the 1.0 functions. Functions added
 # later (_SINCE) are looked up when first called, and need that version;
 # bf16/f16 tensors (1.3.0) are passed as the dtype, which an older library
 # refuses itself (BNORM_ERR_UNSUPPORTED).
 WRITTEN_FOR_MAJOR = 1
-WRITTEN_FOR_VERSION = "1.3.0"
+WRITTEN_FOR_VERSION = "1.4.0"
 SONAME = "libbnorm.so.1"
 
 LAYOUT_NCHW = 0

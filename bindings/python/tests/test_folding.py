@@ -46,7 +46,7 @@ def close_to_rounding(actual, expected):
 
 
 def test_library_has_the_folding_functions():
-    # The binding's own version (1.3.0) is checked in test_split.py.
+    # The binding's own version (1.4.0) is checked in test_split.py.
     assert bnorm.version() >= (1, 1, 0)
     assert all(_lib._SINCE[name][0] == 10100 for name in
                ("bnorm_fold_scale_shift", "bnorm_forward_scale_shift", "bnorm_fold_into_layer"))

@@ -1,12 +1,18 @@
 """bfloat16 and float16 tensors through every entry point.
 
-The library's contract, checked call by call: a 2-byte output is the float32
-call's output on the same (widened) inputs, rounded to nearest even, bit for
-bit; per-channel outputs are the float32 call's, bit for bit. And against
-PyTorch in float64, rounded to the format, every output is within 1 ulp,
-except where float32 arithmetic itself misses the float64 value by more than
-half an ulp of the format (cancellation): there the float32 result must be
-within the float32 suite's tolerance, and it is what got rounded.
+The library's contract, checked call by call. Forward calls: a 2-byte output
+is the float32 call's output on the same (widened) inputs, rounded to nearest
+even, bit for bit; per-channel outputs are the float32 call's, bit for bit.
+And against PyTorch in float64, rounded to the format, every output is within
+1 ulp, except where float32 arithmetic itself misses the float64 value by more
+than half an ulp of the format (cancellation): there the float32 result must
+be within the float32 suite's tolerance, and it is what got rounded.
+Backward calls (since libbnorm 1.4.0) compute in double, so they are not the
+float32 call's: dx is within 1 ulp of the float64 reference everywhere,
+cancellation included; dweight and dbias are as near it as test_backward asks
+of float32; d_residual is dy masked by the ReLU, exactly; and in place, or
+split into backward_reduce and backward_elementwise, a backward gives the same
+bits as batch_norm_backward.
 
 float16 arrays are recognized by their dtype; bfloat16 is a uint16 array of
 the bits, passed with dtype="bfloat16".
@@ -18,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 import bnorm
-from conftest import numpy_from_torch, random_input, random_vector, torch_view
+from conftest import assert_close, numpy_from_torch, random_input, random_vector, torch_view
 from half_formats import BFLOAT16, FLOAT16, FORMATS
+from test_backward import gradient_tolerance
 from test_residual import README, readme_block
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -113,27 +120,41 @@ def assert_rounded(out, out32, fmt):
 
 def assert_near_reference(out, out32, ref, fmt, measured, what):
     """Within 1 ulp of the float64 reference rounded to the format, unless the
-    float32 result itself is more than half an ulp away (then within the
-    float32 tolerance: 1e-5 of the largest magnitude plus 1e-4 relative)."""
+    float32 result out32 itself is more than half an ulp away (then within the
+    float32 tolerance: 1e-5 of the largest magnitude plus 1e-4 relative).
+    out32 None (a backward's tensor, computed in double): no such allowance."""
     ref = np.asarray(ref, np.float64)
     assert np.isfinite(ref).all()
     got = fmt.decode(out).astype(np.float64)
     rounded = fmt.round_double(ref)
     ulps = np.abs(got - rounded) / fmt.ulp(rounded)
-    float32_error = np.abs(out32.astype(np.float64) - ref)
-    float32_tolerance = 1e-5 * max(1.0, float(np.abs(ref).max())) + 1e-4 * np.abs(ref)
-    cancelled = (float32_error > fmt.ulp(ref) / 2) & (float32_error <= float32_tolerance)
+    cancelled = False
+    if out32 is not None:
+        float32_error = np.abs(out32.astype(np.float64) - ref)
+        float32_tolerance = 1e-5 * max(1.0, float(np.abs(ref).max())) + 1e-4 * np.abs(ref)
+        cancelled = (float32_error > fmt.ulp(ref) / 2) & (float32_error <= float32_tolerance)
     bad = np.flatnonzero((ulps > 1) & ~cancelled)
     assert bad.size == 0, (
-        "%s: %d values off by more than 1 ulp; first at %d: got %r, float64 %r (%.2f ulp), "
-        "float32 %r" % (what, bad.size, bad[0], got.flat[bad[0]], ref.flat[bad[0]],
-                        ulps.flat[bad[0]], out32.flat[bad[0]]))
+        "%s: %d values off by more than 1 ulp; first at %d: got %r, float64 %r (%.2f ulp)%s"
+        % (what, bad.size, bad[0], got.flat[bad[0]], ref.flat[bad[0]], ulps.flat[bad[0]],
+           "" if out32 is None else ", float32 %r" % out32.flat[bad[0]]))
     key = (str(fmt), what)
     old = measured.get(key, (0.0, 0.0, 0, 0, 0))
     unrounded = float((np.abs(got - ref) / fmt.ulp(ref)).max())
     measured[key] = (max(old[0], float(ulps.max())), max(old[1], unrounded), old[2] + ulps.size,
                      old[3] + int(np.count_nonzero(ulps == 0)),
                      old[4] + int(np.count_nonzero(ulps > 1)))
+
+
+def assert_backward_near_reference(d, dx, dweight, dbias, ref, measured, what):
+    """A backward call's outputs against reference_backward's ref: dx within 1
+    ulp of it (no float32 allowance: the call computes in double), and the
+    float32 dweight and dbias within test_backward's tolerance."""
+    assert dx.dtype == d.fmt.storage and dx.shape == d.x.shape
+    assert_near_reference(dx, None, ref[0], d.fmt, measured, what)
+    for got, want in zip((dweight, dbias), ref[2:]):
+        assert got.dtype == np.float32
+        assert_close(got, want, atol=gradient_tolerance(d.x.size // d.c))
 
 
 # ------------------------------------------------------- float64 references
@@ -157,20 +178,24 @@ def reference_forward(d, training, fuse_relu, residual=None):
     return numpy_from_torch(y, d.layout)
 
 
-def reference_backward(d, training, fuse_relu, residual=False):
-    """(dx, d_residual) from float64 autograd through batch norm (+ the
-    residual add) (+ ReLU), for the output gradient dyu."""
+def reference_backward(d, training, fuse_relu, residual=False, affine=True):
+    """(dx, d_residual, dweight, dbias) from float64 autograd through batch
+    norm (+ the residual add) (+ ReLU), for the output gradient dyu. Not
+    affine: weight 1 and bias 0, whose gradients are still returned."""
     xt = as_torch(d.xu, d.layout).clone().requires_grad_(True)
     rt = as_torch(d.ru, d.layout).clone().requires_grad_(True)
-    y = F.batch_norm(xt, vector64(d.running_mean), vector64(d.running_var),
-                     vector64(d.weight), vector64(d.bias), training=training)
+    wt = vector64(d.weight if affine else np.ones(d.c)).requires_grad_(True)
+    bt = vector64(d.bias if affine else np.zeros(d.c)).requires_grad_(True)
+    y = F.batch_norm(xt, vector64(d.running_mean), vector64(d.running_var), wt, bt,
+                     training=training)
     if residual:
         y = y + rt
     if fuse_relu:
         y = F.relu(y)
     y.backward(as_torch(d.dyu, d.layout))
     return (numpy_from_torch(xt.grad, d.layout),
-            numpy_from_torch(rt.grad, d.layout) if residual else None)
+            numpy_from_torch(rt.grad, d.layout) if residual else None,
+            wt.grad.numpy(), bt.grad.numpy())
 
 
 def per_channel(d, v):
@@ -212,13 +237,10 @@ def test_training_backward(fmt, case, rng, measured):
 
         dx, dweight, dbias = bnorm.batch_norm_backward(d.dy, d.x, d.weight, *saved, y=y,
                                                        fuse_relu=fuse_relu, **d.kw)
-        dx32, dweight32, dbias32 = bnorm.batch_norm_backward(
-            d.dyu, d.xu, d.weight, *saved, y=d.widen(y), fuse_relu=fuse_relu, layout=d.layout)
 
-        assert_rounded(dx, dx32, fmt)
-        assert same_bits(dweight, dweight32) and same_bits(dbias, dbias32)
-        assert_near_reference(dx, dx32, reference_backward(d, True, fuse_relu)[0], fmt,
-                              measured, "training dx")
+        assert_backward_near_reference(d, dx, dweight, dbias,
+                                       reference_backward(d, True, fuse_relu), measured,
+                                       "training dx")
         dy = d.dy.copy()
         assert bnorm.batch_norm_backward(dy, d.x, d.weight, *saved, y=y, fuse_relu=fuse_relu,
                                          out=dy, **d.kw)[0] is dy
@@ -250,13 +272,10 @@ def test_eval_backward(fmt, case, rng, measured):
 
         dx, dweight, dbias = bnorm.batch_norm_backward(d.dy, d.x, d.weight, y=y, **frozen,
                                                        **d.kw)
-        dx32, dweight32, dbias32 = bnorm.batch_norm_backward(
-            d.dyu, d.xu, d.weight, y=d.widen(y), layout=d.layout, **frozen)
 
-        assert_rounded(dx, dx32, fmt)
-        assert same_bits(dweight, dweight32) and same_bits(dbias, dbias32)
-        assert_near_reference(dx, dx32, reference_backward(d, False, fuse_relu)[0], fmt,
-                              measured, "eval dx")
+        assert_backward_near_reference(d, dx, dweight, dbias,
+                                       reference_backward(d, False, fuse_relu), measured,
+                                       "eval dx")
 
 
 def test_residual_forward(fmt, case, rng, measured):
@@ -294,18 +313,16 @@ def test_residual_backward(fmt, case, rng, measured):
             stats = dict(training=False, running_mean=d.running_mean,
                          running_var=d.running_var)
 
-        grads = bnorm.batch_norm_backward_residual(d.dy, d.x, d.weight, y=y, fuse_relu=True,
-                                                   **stats, **d.kw)
-        grads32 = bnorm.batch_norm_backward_residual(d.dyu, d.xu, d.weight, y=d.widen(y),
-                                                     fuse_relu=True, layout=d.layout, **stats)
+        dx, d_residual, dweight, dbias = bnorm.batch_norm_backward_residual(
+            d.dy, d.x, d.weight, y=y, fuse_relu=True, **stats, **d.kw)
+        # d_residual is dy masked by the ReLU: the float32 call's, rounded (exact).
+        d_residual32 = bnorm.batch_norm_backward_residual(
+            d.dyu, d.xu, d.weight, y=d.widen(y), fuse_relu=True, layout=d.layout, **stats)[1]
 
-        dx, d_residual, dweight, dbias = grads
-        assert_rounded(dx, grads32[0], fmt)
-        assert_rounded(d_residual, grads32[1], fmt)
-        assert same_bits(dweight, grads32[2]) and same_bits(dbias, grads32[3])
-        ref_dx, ref_dr = reference_backward(d, training, True, residual=True)
-        assert_near_reference(dx, grads32[0], ref_dx, fmt, measured, "residual dx")
-        assert_near_reference(d_residual, grads32[1], ref_dr, fmt, measured, "residual d_res")
+        assert_rounded(d_residual, d_residual32, fmt)
+        ref = reference_backward(d, training, True, residual=True)
+        assert_backward_near_reference(d, dx, dweight, dbias, ref, measured, "residual dx")
+        assert_near_reference(d_residual, None, ref[1], fmt, measured, "residual d_res")
         dy = d.dy.copy()
         assert bnorm.batch_norm_backward_residual(dy, d.x, d.weight, y=y, fuse_relu=True,
                                                   out_residual=dy, **stats, **d.kw)[1] is dy
@@ -346,19 +363,20 @@ def test_split_phases(fmt, case, rng, measured):
         assert_near_reference(y, y32, np.maximum(ref, 0) if fuse_relu else ref, fmt, measured,
                               "forward_normalize y")
 
+        # The split backward is batch_norm_backward's, bit for bit.
+        whole = bnorm.batch_norm_backward(d.dy, d.x, d.weight, mean, invstd, y=y,
+                                          fuse_relu=fuse_relu, **d.kw)
         sums, dweight, dbias = bnorm.backward_reduce(d.dy, d.x, mean, invstd, y=y,
                                                      fuse_relu=fuse_relu, **d.kw)
-        reduced32 = bnorm.backward_reduce(d.dyu, d.xu, mean, invstd, y=d.widen(y),
-                                          fuse_relu=fuse_relu, layout=d.layout)
-        assert all(same_bits(a, b) for a, b in zip((sums, dweight, dbias), reduced32))
+        assert same_bits(dweight, whole[1]) and same_bits(dbias, whole[2])
+        assert sums.dtype == np.float64 and np.all(sums[:, 0] == d.x.size // d.c)
 
         dx = bnorm.backward_elementwise(d.dy, d.x, mean, invstd, sums, d.weight, y=y,
                                         fuse_relu=fuse_relu, **d.kw)
-        dx32 = bnorm.backward_elementwise(d.dyu, d.xu, mean, invstd, sums, d.weight,
-                                          y=d.widen(y), fuse_relu=fuse_relu, layout=d.layout)
-        assert_rounded(dx, dx32, fmt)
-        assert_near_reference(dx, dx32, reference_backward(d, True, fuse_relu)[0], fmt,
-                              measured, "backward_elementwise dx")
+        assert same_bits(dx, whole[0])
+        assert_backward_near_reference(d, dx, dweight, dbias,
+                                       reference_backward(d, True, fuse_relu), measured,
+                                       "backward_elementwise dx")
         dy = d.dy.copy()
         assert bnorm.backward_elementwise(dy, d.x, mean, invstd, sums, d.weight, y=y,
                                           fuse_relu=fuse_relu, out=dy, **d.kw) is dy
@@ -377,7 +395,7 @@ def layer_state(layer):
     return [layer.running_mean, layer.running_var, layer.save_mean, layer.save_invstd]
 
 
-def test_layers(fmt, case, rng):
+def test_layers(fmt, case, rng, measured):
     d = Data.of_case(rng, fmt, case)
     kw = fmt.call_kwargs()
     half, single = layer_pair(bnorm.BatchNorm2d, d)
@@ -385,16 +403,17 @@ def test_layers(fmt, case, rng):
     y32 = single(d.xu)
     assert_rounded(y, y32, fmt)
     assert all(same_bits(a, b) for a, b in zip(layer_state(half), layer_state(single)))
-    grads = half.backward(d.dy, d.x, y=y, **kw)
-    grads32 = single.backward(d.dyu, d.xu, y=d.widen(y))
-    assert_rounded(grads[0], grads32[0], fmt)
-    assert same_bits(grads[1], grads32[1]) and same_bits(grads[2], grads32[2])
+    dx, dweight, dbias = half.backward(d.dy, d.x, y=y, **kw)
+    assert_backward_near_reference(d, dx, dweight, dbias, reference_backward(d, True, True),
+                                   measured, "layer dx")
     y = half(d.x, residual=d.r, **kw)
     assert_rounded(y, single(d.xu, residual=d.ru), fmt)
-    grads = half.backward_residual(d.dy, d.x, y=y, **kw)
-    grads32 = single.backward_residual(d.dyu, d.xu, y=d.widen(y))
-    assert all(same_bits(a, fmt.encode(b)) for a, b in zip(grads[:2], grads32[:2]))
-    assert all(same_bits(a, b) for a, b in zip(grads[2:], grads32[2:]))
+    dx, d_residual, dweight, dbias = half.backward_residual(d.dy, d.x, y=y, **kw)
+    d_residual32 = single.backward_residual(d.dyu, d.xu, y=d.widen(y))[1]
+    assert same_bits(d_residual, fmt.encode(d_residual32))
+    assert_backward_near_reference(d, dx, dweight, dbias,
+                                   reference_backward(d, True, True, residual=True), measured,
+                                   "layer residual dx")
 
     half.eval(), single.eval()
     x = d.x.copy()
@@ -405,26 +424,25 @@ def test_layers(fmt, case, rng):
     y = sync(d.x, **kw)
     assert_rounded(y, sync32(d.xu), fmt)
     assert all(same_bits(a, b) for a, b in zip(layer_state(sync), layer_state(sync32)))
-    grads = sync.backward(d.dy, d.x, y=y, **kw)
-    grads32 = sync32.backward(d.dyu, d.xu, y=d.widen(y))
-    assert_rounded(grads[0], grads32[0], fmt)
-    assert same_bits(grads[1], grads32[1]) and same_bits(grads[2], grads32[2])
+    dx, dweight, dbias = sync.backward(d.dy, d.x, y=y, **kw)
+    assert_backward_near_reference(d, dx, dweight, dbias, reference_backward(d, True, True),
+                                   measured, "SyncBatchNorm dx")
 
 
 @pytest.mark.parametrize("rank", [2, 3, 5])
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_other_ranks(fmt, rank, layout, rng):
+def test_other_ranks(fmt, rank, layout, rng, measured):
     d = Data(rng, fmt, layout, (6, 4, 3, 2, 5)[:rank])
     s, s32 = d.stats(), d.stats()
 
     y = bnorm.batch_norm(d.x, training=True, **s, **d.kw)
     assert_rounded(y, bnorm.batch_norm(d.xu, training=True, layout=layout, **s32), fmt)
     assert all(same_bits(s[k], s32[k]) for k in s)
-    dx = bnorm.batch_norm_backward(d.dy, d.x, None, s["save_mean"], s["save_invstd"], **d.kw)
-    dx32 = bnorm.batch_norm_backward(d.dyu, d.xu, None, s["save_mean"], s["save_invstd"],
-                                     layout=layout)
-    assert_rounded(dx[0], dx32[0], fmt)
-    assert same_bits(dx[1], dx32[1]) and same_bits(dx[2], dx32[2])
+    dx, dweight, dbias = bnorm.batch_norm_backward(d.dy, d.x, None, s["save_mean"],
+                                                   s["save_invstd"], **d.kw)
+    assert_backward_near_reference(d, dx, dweight, dbias,
+                                   reference_backward(d, True, False, affine=False), measured,
+                                   "rank %d dx" % rank)
 
 
 @pytest.mark.parametrize("c", [1, 3, 17, 67])

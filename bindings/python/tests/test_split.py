@@ -182,8 +182,8 @@ class Split:
         return dxs, dweight, dbias
 
 
-def test_binding_version_is_1_3():
-    assert bnorm.__version__ == _lib.WRITTEN_FOR_VERSION == "1.3.0"
+def test_binding_version_is_1_4():
+    assert bnorm.__version__ == _lib.WRITTEN_FOR_VERSION == "1.4.0"
     assert bnorm.version() >= (1, 2, 0)
     assert bnorm.SPLIT_VALUES_PER_CHANNEL == 3
 

@@ -10,9 +10,13 @@ use crate::sys;
 /// disagree. Per-channel vectors stay `f32` and the split phases' exchanged
 /// blocks `f64` whatever the tensors are.
 ///
-/// With a 16-bit type the library computes exactly as for `f32` on the
-/// inputs converted to `f32`, and rounds each tensor output to nearest, ties
-/// to even; per-channel outputs are the `f32` call's, bit for bit.
+/// With a 16-bit type the library converts the inputs to `f32` exactly and
+/// rounds each tensor output to nearest, ties to even. Forward calls compute
+/// exactly as for `f32`: each tensor output is the `f32` call's rounded, and
+/// per-channel outputs are the `f32` call's, bit for bit. Backward calls
+/// (since 1.4.0) compute in double: each dx is within 1 ulp of exact batch
+/// norm, so dx, dgamma, dbeta and the grad sums are not the `f32` call's
+/// (they are closer to exact).
 ///
 /// ```
 /// use bnorm::{Bf16, Descriptor, Shape};

@@ -12,7 +12,7 @@ pub fn version() -> u32 {
     unsafe { sys::bnorm_version() }
 }
 
-/// The loaded library's version, e.g. `"1.3.0"`.
+/// The loaded library's version, e.g. `"1.4.0"`.
 pub fn version_string() -> &'static str {
     // SAFETY: static storage, never NULL.
     unsafe { static_str(sys::bnorm_version_string()) }

@@ -1,4 +1,4 @@
-//! Raw declarations of `include/bnorm/bnorm.h`, version 1.2.
+//! Raw declarations of `include/bnorm/bnorm.h`, version 1.4.
 //!
 //! C enums are plain integers here: the library may hand back a value this
 //! binding does not know (a newer minor version, a corrupted descriptor), and
@@ -10,10 +10,10 @@
 use std::os::raw::{c_char, c_uint, c_void};
 
 pub const BNORM_VERSION_MAJOR: u32 = 1;
-pub const BNORM_VERSION_MINOR: u32 = 2;
+pub const BNORM_VERSION_MINOR: u32 = 4;
 pub const BNORM_VERSION_PATCH: u32 = 0;
 /// MAJOR*10000 + MINOR*100 + PATCH of the header these declarations follow.
-pub const BNORM_VERSION_NUMBER: u32 = 10200;
+pub const BNORM_VERSION_NUMBER: u32 = 10400;
 
 pub type bnorm_status = c_uint;
 pub const BNORM_OK: bnorm_status = 0;

@@ -187,7 +187,8 @@ fn every_target_agrees_with_the_reference_with_a_residual() {
     assert_eq!(bnorm::active_target(), bnorm::targets()[0]);
 }
 
-/// Every call on T tensors against the f32 call on the same target.
+/// Every call on T tensors against the f32 call on the same target (forward
+/// calls) and the float64 reference (all calls).
 fn every_mode<T: Half + Bits>(rng: &mut Rng, case: &Case) {
     let (half, single) = half_modes::tensors::<T>(rng, case);
     for mode in MODES {
@@ -196,7 +197,7 @@ fn every_mode<T: Half + Bits>(rng: &mut Rng, case: &Case) {
 }
 
 #[test]
-fn every_target_rounds_bf16_and_f16_results_of_its_f32_path() {
+fn every_target_keeps_the_bf16_and_f16_contract() {
     // The library converts and rounds 16-bit tensors itself on every target
     // (Highway 1.0.3's own conversions are not exact on all of them).
     let _cap = CAP.lock().unwrap();

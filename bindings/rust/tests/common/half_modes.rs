@@ -1,12 +1,17 @@
 //! Every call that takes tensors, run on bf16 or f16 tensors and on the same
 //! values as f32, with what the library promises between the two:
-//! - bit for bit, each tensor output of the 16-bit call is the f32 call's
-//!   output rounded to the type (nearest, ties to even), and every
-//!   per-channel output and exchanged block is the f32 call's;
-//! - against a float64 reference rounded to the type, each tensor output is
-//!   within 1 ulp, except where the f32 arithmetic itself is off by more
-//!   than half an ulp of the type (an output that cancels far below its
-//!   terms); there the f32 output must meet the f32 bound;
+//! - forward calls: bit for bit, each tensor output of the 16-bit call is
+//!   the f32 call's output rounded to the type (nearest, ties to even), and
+//!   every per-channel output and exchanged block is the f32 call's; against
+//!   a float64 reference rounded to the type, each tensor output is within 1
+//!   ulp, except where the f32 arithmetic itself is off by more than half an
+//!   ulp of the type (an output that cancels far below its terms); there the
+//!   f32 output must meet the f32 bound;
+//! - backward calls (since 1.4.0) compute in double, so they are not the f32
+//!   call's: dx is within 1 ulp of the float64 reference rounded to the type,
+//!   with no allowance, dgamma, dbeta and the grad sums are near the
+//!   reference, d_residual is still the f32 call's (dy masked by the ReLU,
+//!   exactly), and the split phases give `backward`'s bits;
 //! - the in-place variants write the same bits as the out-of-place call.
 
 use std::fmt::Debug;
@@ -17,7 +22,7 @@ use bnorm::{
 };
 
 use super::half_oracle::{self, Half};
-use super::{ReferenceParams, Rng, View};
+use super::{BackwardReference, ReferenceParams, Rng, View};
 
 /// The float32 contract's bound, relative to an output's largest magnitude.
 pub const F32_TOLERANCE: f64 = 5e-5;
@@ -69,6 +74,19 @@ pub enum Mode {
     Normalize,
     BackwardReduce,
     BackwardElementwise,
+}
+
+impl Mode {
+    /// The backward calls, which on 16-bit tensors compute in double.
+    pub fn is_backward(self) -> bool {
+        matches!(
+            self,
+            Mode::Backward
+                | Mode::ResidualBackward
+                | Mode::BackwardReduce
+                | Mode::BackwardElementwise
+        )
+    }
 }
 
 pub const MODES: [Mode; 11] = [
@@ -505,6 +523,20 @@ pub fn run<E: Bits>(mode: Mode, case: &Case, t: &Tensors<E>) -> Outputs<E> {
     out
 }
 
+/// The float64 reference of the backward calls, from the f32 inputs.
+pub fn backward_reference(case: &Case, t: &Tensors<f32>) -> BackwardReference {
+    let relu_y = if case.has(Flags::FUSE_RELU) {
+        Some(&t.y[..])
+    } else {
+        None
+    };
+    let gamma = case.affine().map(|a| a.gamma);
+    let global = case.has(Flags::USE_GLOBAL_STATS);
+    super::backward(
+        &case.view, &t.x, &t.dy, relu_y, gamma, &t.mean, &t.invstd, global,
+    )
+}
+
 /// The float64 reference of each tensor output of `mode`, from the f32
 /// inputs (the 16-bit inputs' exact values).
 pub fn reference(mode: Mode, case: &Case, t: &Tensors<f32>) -> Vec<Vec<f64>> {
@@ -516,8 +548,7 @@ pub fn reference(mode: Mode, case: &Case, t: &Tensors<f32>) -> Vec<Vec<f64>> {
         None
     };
     let gamma = case.affine().map(|a| a.gamma);
-    let global = case.has(Flags::USE_GLOBAL_STATS);
-    let dx = || super::backward(view, &t.x, &t.dy, relu_y, gamma, &t.mean, &t.invstd, global).dx;
+    let dx = || backward_reference(case, t).dx;
     match mode {
         Mode::Inference => vec![super::inference(view, &t.x, &case.mean, &case.var, &params)],
         Mode::Training => vec![super::training(view, &t.x, &params).y],
@@ -587,27 +618,94 @@ pub fn check<T: Half + Bits>(
     let want = run(mode, case, single);
     let mut tally = Tally::default();
 
-    for ((name, g), (_, w)) in got.channels.iter().zip(&want.channels) {
-        assert_eq!(bits(g), bits(w), "{}: {} is not the f32 call's", what, name);
-    }
-    for ((name, g), (_, w)) in got.blocks.iter().zip(&want.blocks) {
-        let (g, w): (Vec<u64>, Vec<u64>) = (
-            g.iter().map(|v| v.to_bits()).collect(),
-            w.iter().map(|v| v.to_bits()).collect(),
-        );
-        assert_eq!(g, w, "{}: {} is not the f32 call's", what, name);
+    if mode.is_backward() {
+        check_backward_grads(&what, mode, case, half, single, &got);
+    } else {
+        for ((name, g), (_, w)) in got.channels.iter().zip(&want.channels) {
+            assert_eq!(bits(g), bits(w), "{}: {} is not the f32 call's", what, name);
+        }
+        for ((name, g), (_, w)) in got.blocks.iter().zip(&want.blocks) {
+            let (g, w): (Vec<u64>, Vec<u64>) = (
+                g.iter().map(|v| v.to_bits()).collect(),
+                w.iter().map(|v| v.to_bits()).collect(),
+            );
+            assert_eq!(g, w, "{}: {} is not the f32 call's", what, name);
+        }
     }
     assert_eq!(got.tensors.len(), want.tensors.len());
     let expected = reference(mode, case, single);
     assert_eq!(expected.len(), got.tensors.len(), "{}: references", what);
     for (((name, g), (_, w)), e) in got.tensors.iter().zip(&want.tensors).zip(&expected) {
         let what = format!("{} {}", what, name);
+        if mode.is_backward() && *name == "dx" {
+            // Computed in double: within 1 ulp everywhere, cancelling or not.
+            for (i, (&g, &e)) in g.iter().zip(e).enumerate() {
+                assert_within_one_ulp::<T>(&what, i, g, e);
+            }
+            tally.elements += g.len();
+            continue;
+        }
         assert_rounded_f32::<T>(&what, g, w);
         let t = assert_near_reference::<T>(&what, g, w, e);
         tally.elements += t.elements;
         tally.cancelled += t.cancelled;
     }
     tally
+}
+
+/// dgamma, dbeta and the grad sums of a backward call on 16-bit tensors:
+/// computed in double, they are near the float64 reference rather than the
+/// f32 call's; those of the split phases (`backward_reduce`, then
+/// `backward_elementwise` on its sums) are `backward`'s, bit for bit.
+fn check_backward_grads<T: Half + Bits>(
+    what: &str,
+    mode: Mode,
+    case: &Case,
+    half: &Tensors<T>,
+    single: &Tensors<f32>,
+    got: &Outputs<T>,
+) {
+    let expected = backward_reference(case, single);
+    for (name, g) in &got.channels {
+        let e = if *name == "dgamma" {
+            &expected.dgamma
+        } else {
+            &expected.dbeta
+        };
+        super::assert_close(&format!("{} {}", what, name), g, e, F32_TOLERANCE);
+    }
+    for (name, sums) in &got.blocks {
+        // Per channel: the count, sum(g) = dbeta, sum(g * (x - mean)) =
+        // dgamma / invstd.
+        let column = |j: usize| sums.iter().skip(j).step_by(SPLIT_VALUES_PER_CHANNEL);
+        let count = case.view.count() as f64;
+        assert!(
+            column(0).all(|&n| n == count),
+            "{} {}: counts are not {}",
+            what,
+            name,
+            count
+        );
+        let as_f32 = |j: usize| column(j).map(|&v| v as f32).collect::<Vec<f32>>();
+        let moments: Vec<f64> = expected
+            .dgamma
+            .iter()
+            .zip(&single.invstd)
+            .map(|(&dgamma, &invstd)| dgamma / invstd as f64)
+            .collect();
+        let what = format!("{} {}", what, name);
+        super::assert_close(&what, &as_f32(1), &expected.dbeta, F32_TOLERANCE);
+        super::assert_close(&what, &as_f32(2), &moments, F32_TOLERANCE);
+    }
+    if mode == Mode::BackwardReduce || mode == Mode::BackwardElementwise {
+        let whole = run(Mode::Backward, case, half);
+        for ((name, g), (_, w)) in got.channels.iter().zip(&whole.channels) {
+            assert_same(&format!("{} {} against backward", what, name), g, w);
+        }
+        for ((name, g), (_, w)) in got.tensors.iter().zip(&whole.tensors) {
+            assert_same(&format!("{} {} against backward", what, name), g, w);
+        }
+    }
 }
 
 /// `got` is `single` rounded to the type, element by element.
@@ -662,20 +760,39 @@ fn assert_near_reference<T: Half>(
                 scale
             );
         } else {
-            let rounded = half_oracle::round::<T>(e);
-            let apart = half_oracle::ulps_apart(g.to_bits(), rounded);
-            assert!(
-                apart <= 1,
-                "{}[{}]: {:#06x} ({:e}) is {} ulps from the reference {:e} ({:#06x})",
-                what,
-                i,
-                g.to_bits(),
-                half_oracle::value::<T>(g.to_bits()),
-                apart,
-                e,
-                rounded
-            );
+            assert_within_one_ulp::<T>(what, i, g, e);
         }
     }
     tally
+}
+
+/// Output `i` is within 1 ulp of the reference rounded to the type, and NaN
+/// exactly where the reference is.
+#[track_caller]
+fn assert_within_one_ulp<T: Half>(what: &str, i: usize, got: T, expected: f64) {
+    let g = got.to_bits();
+    if expected.is_nan() || half_oracle::is_nan::<T>(g) {
+        assert!(
+            expected.is_nan() && half_oracle::is_nan::<T>(g),
+            "{}[{}]: {:#06x}, reference {:e}",
+            what,
+            i,
+            g,
+            expected
+        );
+        return;
+    }
+    let rounded = half_oracle::round::<T>(expected);
+    let apart = half_oracle::ulps_apart(g, rounded);
+    assert!(
+        apart <= 1,
+        "{}[{}]: {:#06x} ({:e}) is {} ulps from the reference {:e} ({:#06x})",
+        what,
+        i,
+        g,
+        half_oracle::value::<T>(g),
+        apart,
+        expected,
+        rounded
+    );
 }

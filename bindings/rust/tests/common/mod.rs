@@ -2,7 +2,8 @@
 //! float64 reference of batch normalization written from its definition
 //! (optionally with a residual added before the ReLU), and the checks the
 //! error tests repeat; for bf16 and f16 tensors, an independent rounding
-//! oracle and every call checked against its f32 counterpart.
+//! oracle and every call checked against its f32 counterpart (forward calls)
+//! and the float64 reference.
 
 #![allow(dead_code)] // each test binary uses a different part
 
