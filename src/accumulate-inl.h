@@ -6,6 +6,9 @@
 // The float blocks are short so that their rounding stays near float epsilon;
 // the shift (an estimate of the mean, chosen by the caller) keeps the sum of
 // squares free of cancellation when the mean is large next to the spread.
+// The 16-bit types' gradient sums take double terms and blocks instead
+// (GradPrecision): their dx is held to one unit of the type also where it
+// cancels, and a float sum's rounding would enter every dx of the channel.
 // The summation order depends on the count only, so results are reproducible.
 #if defined(BNORM_SRC_ACCUMULATE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef BNORM_SRC_ACCUMULATE_INL_H_
