@@ -215,6 +215,9 @@ TEST_P(OutputPlacementTest, ForwardCallsWriteTheSameBytesWhereverYLies) {
 // Over 2 MiB of output in every dtype: inference streams it to memory, whole
 // aligned vectors between single lanes at both ends.
 TEST_P(OutputPlacementTest, StreamedInferenceWritesTheSameBytesWhereverYLies) {
+  // Its single-lane vectors store plainly, so this would repeat the smaller
+  // shapes' test, at a minute of the sanitizer build's time.
+  if (std::get<0>(GetParam()) == "SCALAR") GTEST_SKIP() << "the scalar target does not stream";
   ForEachForwardCall({InLayout({2, 3, 420, 421}, layout())}, true);
 }
 

@@ -118,7 +118,8 @@ typedef enum bnorm_layout {
  *   arithmetic alone misses for about 3 in 10,000 bf16 elements. dx, dgamma,
  *   dbeta and grad sums are therefore not the F32 call's (they are closer to
  *   exact). In place, split into phases or not, and on any number of threads,
- *   a backward gives the same bits. */
+ *   a backward gives the same bits, except that a NaN may differ in sign and
+ *   payload. */
 typedef enum bnorm_dtype {
   BNORM_DTYPE_F32 = 0,
   BNORM_DTYPE_BF16 = 1, /* bfloat16 (since 1.3.0) */
