@@ -40,101 +40,70 @@ constexpr bool IsDoubleLanes() {
   return std::is_same<hn::TFromD<D>, double>::value;
 }
 
-// One channel's coefficients, the same for every element (spans): float for
-// the float evaluation, double and the trust bound for the 16-bit types.
-struct ChannelCoefficients {
-  float center;
-  float grad_mean, a, b;
-  double wide_grad_mean, wide_a, wide_b;
-  TrustBound bound;
+// A coefficient for the lanes [i, i + Lanes(d)): one channel's value for
+// every lane (spans), or per row position from an array (rows).
+template <class D, typename T>
+HWY_INLINE hn::Vec<D> Fetch(D d, T value, size_t /*i*/) {
+  return hn::Set(d, value);
+}
+template <class D, typename T>
+HWY_INLINE hn::Vec<D> Fetch(D d, const T* values, size_t i) {
+  return hn::LoadU(d, values + i);
+}
 
-  template <class D>
-  HWY_INLINE hn::Vec<D> Center(D d, size_t) const {
-    return hn::Set(d, center);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> GradMean(D d, size_t) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return hn::Set(d, wide_grad_mean);
-    } else {
-      return hn::Set(d, grad_mean);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> A(D d, size_t) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return hn::Set(d, wide_a);
-    } else {
-      return hn::Set(d, a);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> B(D d, size_t) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return hn::Set(d, wide_b);
-    } else {
-      return hn::Set(d, b);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundA(D d, size_t) const {
-    return hn::Set(d, bound.a);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundB(D d, size_t) const {
-    return hn::Set(d, bound.b);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundRest(D d, size_t) const {
-    return hn::Set(d, bound.rest);
-  }
-};
-
-// Coefficients per row position (rows), at the same index as the element.
-struct PositionCoefficients {
-  GradArrays p;
+// dx's coefficients as the kernels read them: float for the float
+// evaluation, double and the trust bound for the 16-bit types. Narrow is
+// float (spans: one channel) or const float* (rows: per position), Wide the
+// same for double.
+template <typename Narrow, typename Wide>
+struct Coefficients {
+  Narrow center, grad_mean, a, b;
+  Wide wide_grad_mean, wide_a, wide_b;
+  Narrow bound_a, bound_b, bound_rest;
 
   template <class D>
   HWY_INLINE hn::Vec<D> Center(D d, size_t i) const {
-    return hn::LoadU(d, p.center + i);
+    return Fetch(d, center, i);
   }
   template <class D>
   HWY_INLINE hn::Vec<D> GradMean(D d, size_t i) const {
     if constexpr (IsDoubleLanes<D>()) {
-      return hn::LoadU(d, p.wide_grad_mean + i);
+      return Fetch(d, wide_grad_mean, i);
     } else {
-      return hn::LoadU(d, p.grad_mean + i);
+      return Fetch(d, grad_mean, i);
     }
   }
   template <class D>
   HWY_INLINE hn::Vec<D> A(D d, size_t i) const {
     if constexpr (IsDoubleLanes<D>()) {
-      return hn::LoadU(d, p.wide_a + i);
+      return Fetch(d, wide_a, i);
     } else {
-      return hn::LoadU(d, p.a + i);
+      return Fetch(d, a, i);
     }
   }
   template <class D>
   HWY_INLINE hn::Vec<D> B(D d, size_t i) const {
     if constexpr (IsDoubleLanes<D>()) {
-      return hn::LoadU(d, p.wide_b + i);
+      return Fetch(d, wide_b, i);
     } else {
-      return hn::LoadU(d, p.b + i);
+      return Fetch(d, b, i);
     }
   }
   template <class D>
   HWY_INLINE hn::Vec<D> BoundA(D d, size_t i) const {
-    return hn::LoadU(d, p.bound_a + i);
+    return Fetch(d, bound_a, i);
   }
   template <class D>
   HWY_INLINE hn::Vec<D> BoundB(D d, size_t i) const {
-    return hn::LoadU(d, p.bound_b + i);
+    return Fetch(d, bound_b, i);
   }
   template <class D>
   HWY_INLINE hn::Vec<D> BoundRest(D d, size_t i) const {
-    return hn::LoadU(d, p.bound_rest + i);
+    return Fetch(d, bound_rest, i);
   }
 };
+using ChannelCoefficients = Coefficients<float, double>;
+using PositionCoefficients = Coefficients<const float*, const double*>;
 
 // dx = (g - grad_mean) * a + (x - center) * b on D's lanes (float or double),
 // with x zero unless kUseX.
@@ -246,7 +215,9 @@ void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spa
                               channel.grad_mean,
                               channel.a,
                               channel.b,
-                              channel.bound};
+                              channel.bound.a,
+                              channel.bound.b,
+                              channel.bound.rest};
   DispatchOptions<BackwardLoops>(
       [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k); },
       y != nullptr, x != nullptr, stream, d_residual != nullptr);
@@ -255,7 +226,8 @@ void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spa
 template <typename T>
 void BackwardRows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                   GradArrays p, bool stream) {
-  const PositionCoefficients k{p};
+  const PositionCoefficients k{p.center, p.grad_mean, p.a,       p.b,       p.wide_grad_mean,
+                               p.wide_a, p.wide_b,    p.bound_a, p.bound_b, p.bound_rest};
   DispatchOptions<BackwardLoops>(
       [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, k); },
       y != nullptr, x != nullptr, stream, d_residual != nullptr);
