@@ -112,6 +112,21 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> FloatToF16Bits(D d, hn::Vec<D> v) {
   return hn::Or(out, hn::ShiftRight<16>(sign));
 }
 
+// One lane converts out of line: inlining the emulation into every loop's
+// tail, and into every element of the scalar target's loops, multiplied the
+// code of the loops' option variants (the scalar target's f16 kernels took 89 s
+// to compile under the sanitizers, bf16's 27 s). A call per lane costs nothing
+// that matters there.
+inline HWY_NOINLINE float F16LaneToFloat(uint16_t bits) {
+  const hn::CappedTag<float, 1> d;
+  return hn::GetLane(F16BitsToFloat(d, hn::Set(hn::RebindToUnsigned<decltype(d)>(), bits)));
+}
+
+inline HWY_NOINLINE uint16_t FloatToF16Lane(float v) {
+  const hn::CappedTag<float, 1> d;
+  return static_cast<uint16_t>(hn::GetLane(FloatToF16Bits(d, hn::Set(d, v))));
+}
+
 // The loads and stores the kernels call, one overload per element type.
 template <class D>
 HWY_INLINE hn::Vec<D> LoadElements(D d, const float* p) {
@@ -127,6 +142,8 @@ template <class D>
 HWY_INLINE hn::Vec<D> LoadElements(D d, const f16* p) {
   if constexpr (kNativeF16) {
     return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
+  } else if constexpr (hn::MaxLanes(D()) == 1) {
+    return hn::Set(d, F16LaneToFloat(p->bits));
   } else {
     return F16BitsToFloat(d, LoadHalfBits(d, p));
   }
@@ -143,6 +160,8 @@ template <class D>
 HWY_INLINE hn::Vec<hn::Rebind<uint16_t, D>> RoundedBits(D d, hn::Vec<D> v, const f16*) {
   if constexpr (kNativeF16) {
     return hn::BitCast(hn::Rebind<uint16_t, D>(), hn::DemoteTo(hn::Rebind<hwy::float16_t, D>(), v));
+  } else if constexpr (hn::MaxLanes(D()) == 1) {
+    return hn::Set(hn::Rebind<uint16_t, D>(), FloatToF16Lane(hn::GetLane(v)));
   } else {
     const hn::RebindToUnsigned<D> du;
     return NarrowHalfBits(du, FloatToF16Bits(d, v));
