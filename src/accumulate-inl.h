@@ -234,6 +234,16 @@ void MomentsRows(const T* x, Rows rows, const float* shift, double* first, doubl
       first, second);
 }
 
+// Float lanes as D's lanes: as they are, or widened (exactly) to double.
+template <class D>
+HWY_INLINE hn::Vec<D> WidenTo(D d, hn::Vec<hn::Rebind<float, D>> v) {
+  if constexpr (std::is_same<hn::TFromD<D>, float>::value) {
+    return v;
+  } else {
+    return hn::PromoteTo(d, v);
+  }
+}
+
 // The gradient's terms on d's lanes (float, or double: GradPrecision): g =
 // dy masked by the fused ReLU, and x - mean, which in double is exact.
 template <bool kRelu, class D, typename T>
@@ -242,13 +252,8 @@ HWY_INLINE void GradTerms(D d, const T* x, const T* dy, const T* y, hn::Vec<D> m
   const hn::Rebind<float, D> df;
   auto g_f = LoadElements(df, dy);
   if (kRelu) g_f = ReluGrad(df, g_f, LoadElements(df, y));
-  if constexpr (std::is_same<hn::TFromD<D>, float>::value) {
-    g = g_f;
-    centered = hn::Sub(LoadElements(d, x), mean);
-  } else {
-    g = hn::PromoteTo(d, g_f);
-    centered = hn::Sub(hn::PromoteTo(d, LoadElements(df, x)), mean);
-  }
+  g = WidenTo(d, g_f);
+  centered = hn::Sub(WidenTo(d, LoadElements(df, x)), mean);
 }
 
 template <bool kRelu, typename T>
@@ -285,14 +290,7 @@ void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const floa
   AccumulateRows<Lane>(
       rows,
       [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
-        const hn::Rebind<float, decltype(d)> df;
-        const auto mean_f = hn::LoadU(df, mean + i);
-        hn::Vec<decltype(d)> mean_v;
-        if constexpr (std::is_same<Lane, float>::value) {
-          mean_v = mean_f;
-        } else {
-          mean_v = hn::PromoteTo(d, mean_f);
-        }
+        const auto mean_v = WidenTo(d, hn::LoadU(hn::Rebind<float, decltype(d)>(), mean + i));
         GradTerms<kRelu>(d, x + offset + i, dy + offset + i, Offset(y, offset + i), mean_v, a, b);
       },
       first, second);

@@ -51,67 +51,28 @@ HWY_INLINE hn::Vec<D> Fetch(D d, const T* values, size_t i) {
   return hn::LoadU(d, values + i);
 }
 
-// dx's coefficients as the kernels read them: float for the float
-// evaluation, double and the trust bound for the 16-bit types. Narrow is
-// float (spans: one channel) or const float* (rows: per position), Wide the
-// same for double.
-template <typename Narrow, typename Wide>
-struct Coefficients {
-  Narrow center, grad_mean, a, b;
-  Wide wide_grad_mean, wide_a, wide_b;
-  Narrow bound_a, bound_b, bound_rest;
+// A coefficient in D's lanes: the float one for float lanes, the double one
+// for the recomputation's double lanes.
+template <class D, typename Narrow, typename Wide>
+HWY_INLINE hn::Vec<D> Coefficient(D d, Narrow narrow, Wide wide, size_t i) {
+  if constexpr (IsDoubleLanes<D>()) {
+    return Fetch(d, wide, i);
+  } else {
+    return Fetch(d, narrow, i);
+  }
+}
 
-  template <class D>
-  HWY_INLINE hn::Vec<D> Center(D d, size_t i) const {
-    return Fetch(d, center, i);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> GradMean(D d, size_t i) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return Fetch(d, wide_grad_mean, i);
-    } else {
-      return Fetch(d, grad_mean, i);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> A(D d, size_t i) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return Fetch(d, wide_a, i);
-    } else {
-      return Fetch(d, a, i);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> B(D d, size_t i) const {
-    if constexpr (IsDoubleLanes<D>()) {
-      return Fetch(d, wide_b, i);
-    } else {
-      return Fetch(d, b, i);
-    }
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundA(D d, size_t i) const {
-    return Fetch(d, bound_a, i);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundB(D d, size_t i) const {
-    return Fetch(d, bound_b, i);
-  }
-  template <class D>
-  HWY_INLINE hn::Vec<D> BoundRest(D d, size_t i) const {
-    return Fetch(d, bound_rest, i);
-  }
-};
-using ChannelCoefficients = Coefficients<float, double>;
-using PositionCoefficients = Coefficients<const float*, const double*>;
+// One channel's coefficients (backward_span).
+using ChannelCoefficients = DxCoefficients<float, double>;
 
 // dx = (g - grad_mean) * a + (x - center) * b on D's lanes (float or double),
 // with x zero unless kUseX.
 template <bool kUseX, class D, class Coefficients>
 HWY_INLINE hn::Vec<D> GradientTerms(D d, hn::Vec<D> g, hn::Vec<D> x, hn::Vec<D> center, size_t i,
                                     const Coefficients& k) {
-  auto v = hn::Mul(hn::Sub(g, k.GradMean(d, i)), k.A(d, i));
-  if (kUseX) v = hn::MulAdd(hn::Sub(x, center), k.B(d, i), v);
+  auto v = hn::Mul(hn::Sub(g, Coefficient(d, k.grad_mean, k.wide_grad_mean, i)),
+                   Coefficient(d, k.a, k.wide_a, i));
+  if (kUseX) v = hn::MulAdd(hn::Sub(x, center), Coefficient(d, k.b, k.wide_b, i), v);
   return v;
 }
 
@@ -124,12 +85,12 @@ template <bool kUseX, class D, typename T, class Coefficients>
 HWY_INLINE hn::Vec<D> InputGradient(D d, hn::Vec<D> g, const T* x, size_t i,
                                     const Coefficients& k) {
   const auto x_f = kUseX ? LoadElements(d, x + i) : hn::Zero(d);
-  const auto center = k.Center(d, i);
+  const auto center = Fetch(d, k.center, i);
   const auto v = GradientTerms<kUseX>(d, g, x_f, center, i, k);
   if constexpr (sizeof(T) == 2) {
-    auto least =
-        hn::MulAdd(hn::Abs(hn::Sub(g, k.GradMean(d, i))), k.BoundA(d, i), k.BoundRest(d, i));
-    if (kUseX) least = hn::MulAdd(hn::Abs(hn::Sub(x_f, center)), k.BoundB(d, i), least);
+    auto least = hn::MulAdd(hn::Abs(hn::Sub(g, Fetch(d, k.grad_mean, i))), Fetch(d, k.bound_a, i),
+                            Fetch(d, k.bound_rest, i));
+    if (kUseX) least = hn::MulAdd(hn::Abs(hn::Sub(x_f, center)), Fetch(d, k.bound_b, i), least);
     const auto magnitude = hn::Abs(v);
     // NaN fails both comparisons.
     const auto trusted =
@@ -187,7 +148,7 @@ struct BackwardLoops {
 
   template <typename T>
   static void Rows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, bnorm::Rows rows,
-                   PositionCoefficients k) {
+                   GradArrays k) {
     for (size_t r = 0; r < rows.rows; ++r) {
       const size_t offset = r * rows.stride;
       const T* row_x = Offset(x, offset);
@@ -226,10 +187,8 @@ void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spa
 template <typename T>
 void BackwardRows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                   GradArrays p, bool stream) {
-  const PositionCoefficients k{p.center, p.grad_mean, p.a,       p.b,       p.wide_grad_mean,
-                               p.wide_a, p.wide_b,    p.bound_a, p.bound_b, p.bound_rest};
   DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, k); },
+      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, p); },
       y != nullptr, x != nullptr, stream, d_residual != nullptr);
 }
 

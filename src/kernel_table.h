@@ -105,21 +105,20 @@ GradChannel PassGradient() {
   return {0, 1, 0, MakeTrustBound<T>(0, 1, 0)};
 }
 
-// Per-position parameters of dx = (dy - grad_mean) * a + (x - center) * b:
-// float, and for the 16-bit types also double and the trust bound (null for
-// float tensors).
-struct GradArrays {
-  const float* center;
-  const float* grad_mean;
-  const float* a;
-  const float* b;
-  const double* wide_grad_mean;
-  const double* wide_a;
-  const double* wide_b;
-  const float* bound_a;
-  const float* bound_b;
-  const float* bound_rest;
+// The coefficients of dx = (g - grad_mean) * a + (x - center) * b as the
+// kernels read them: float for the float evaluation, and for the 16-bit types
+// also double (wide_*) and the trust bound. Narrow is float (one channel) or
+// const float* (per row position), Wide the same for double; for float
+// tensors the wide and bound arrays are null.
+template <typename Narrow, typename Wide>
+struct DxCoefficients {
+  Narrow center, grad_mean, a, b;
+  Wide wide_grad_mean, wide_a, wide_b;
+  Narrow bound_a, bound_b, bound_rest;
 };
+
+// Per row position (backward_rows).
+using GradArrays = DxCoefficients<const float*, const double*>;
 
 // Choices for an elementwise pass.
 struct Elementwise {
