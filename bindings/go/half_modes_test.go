@@ -173,6 +173,17 @@ type outputs[E bnorm.Element] struct {
 	blocks   []named[float64]
 }
 
+// expectSameChannels fails unless each per-channel output in got has the
+// bits of the same output in other, the result of `whose` call.
+func expectSameChannels(t *testing.T, what, whose string, got, other []named[float32]) {
+	t.Helper()
+	for i, ch := range got {
+		if !equalBits(ch.values, other[i].values) {
+			t.Fatalf("%s: %s is not %s", what, ch.name, whose)
+		}
+	}
+}
+
 func bitsOf[E bnorm.Element](v E) uint32 {
 	switch x := any(v).(type) {
 	case float32:
@@ -282,11 +293,8 @@ func runMode[E bnorm.Element](t *testing.T, m mode, c *halfCase, in tensors[E]) 
 				continue
 			}
 			same(fmt.Sprintf("variant %d", v), y, out.tensors[0].values)
-			for i, ch := range channels {
-				if !equalBits(ch.values, out.channels[i].values) {
-					t.Fatalf("%v variant %d: %s differs", m, v, ch.name)
-				}
-			}
+			expectSameChannels(t, fmt.Sprintf("%v variant %d", m, v), "variant 0's", channels,
+				out.channels)
 		}
 	case modeBackward:
 		dx, dgamma, dbeta := filled[E](n), make([]float32, k), make([]float32, k)
@@ -425,11 +433,7 @@ func checkMode[T half](t *testing.T, m mode, c *halfCase, h tensors[T],
 	if m.backward() {
 		return checkHalfBackward(t, what, m, c, h, single, got, want)
 	}
-	for i, ch := range got.channels {
-		if !equalBits(ch.values, want.channels[i].values) {
-			t.Fatalf("%s: %s is not the float32 call's", what, ch.name)
-		}
-	}
+	expectSameChannels(t, what, "the float32 call's", got.channels, want.channels)
 	for i, b := range got.blocks {
 		if !equalBits64(b.values, want.blocks[i].values) {
 			t.Fatalf("%s: %s is not the float32 call's", what, b.name)
@@ -528,11 +532,7 @@ func checkHalfBackward[T half](t *testing.T, what string, m mode, c *halfCase, h
 	if m == modeBackwardReduce || m == modeBackwardElementwise {
 		// The phases with the reduce call's own sums: Backward's bits.
 		whole := runMode(t, modeBackward, c, h)
-		for i, ch := range got.channels {
-			if !equalBits(ch.values, whole.channels[i].values) {
-				t.Fatalf("%s: %s is not Backward's", what, ch.name)
-			}
-		}
+		expectSameChannels(t, what, "Backward's", got.channels, whole.channels)
 		for i, out := range got.tensors {
 			if !sameBits(out.values, whole.tensors[i].values) {
 				t.Fatalf("%s: %s is not Backward's", what, out.name)
