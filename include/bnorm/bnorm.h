@@ -110,7 +110,10 @@ typedef enum bnorm_layout {
  *   output is within one unit in the last place of its type, except where the
  *   float arithmetic's own rounding is larger than half a unit: a result that
  *   cancels to far below its terms (y near 0 with (x - mean) * scale near
- *   -beta). None of the 27 million random outputs the tests check needs this.
+ *   -beta, or near -residual), below about 2^-15 (bf16) or 2^-12 (f16) of
+ *   |(x - mean) * scale| + |beta| (+ |residual|). None of the 27 million
+ *   random outputs the tests check needs this; a beta chosen to cancel y at
+ *   some x does.
  * - Backward calls (since 1.4.0) sum in double and evaluate dx in float with
  *   a bound on its rounding, recomputing in double each element the bound
  *   cannot vouch for: every dx is within one unit in the last place of exact
