@@ -18,9 +18,9 @@
 #endif
 
 #include <algorithm>
-#include <type_traits>
 
 #include "hwy/highway.h"
+#include "src/double_lanes-inl.h"
 #include "src/kernel_table.h"
 #include "src/vector_io-inl.h"
 
@@ -94,7 +94,7 @@ HWY_INLINE void AccumulateSpan(size_t count, const Term& term, SumPair* sums) {
 // additions as one position at a time, a vector at a time.
 template <class D>
 HWY_INLINE void AddToTotals(D d, hn::Vec<D> block, double* total) {
-  if constexpr (std::is_same<hn::TFromD<D>, double>::value) {
+  if constexpr (IsDoubleLanes<D>()) {
     hn::StoreU(hn::Add(hn::LoadU(d, total), block), d, total);
   } else if constexpr (hn::MaxLanes(D()) == 1) {
     total[0] += hn::GetLane(block);
@@ -237,10 +237,10 @@ void MomentsRows(const T* x, Rows rows, const float* shift, double* first, doubl
 // Float lanes as D's lanes: as they are, or widened (exactly) to double.
 template <class D>
 HWY_INLINE hn::Vec<D> WidenTo(D d, hn::Vec<hn::Rebind<float, D>> v) {
-  if constexpr (std::is_same<hn::TFromD<D>, float>::value) {
-    return v;
-  } else {
+  if constexpr (IsDoubleLanes<D>()) {
     return hn::PromoteTo(d, v);
+  } else {
+    return v;
   }
 }
 

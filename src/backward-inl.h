@@ -14,7 +14,6 @@
 #endif
 
 #include <limits>
-#include <type_traits>
 
 #include "hwy/highway.h"
 #include "src/double_lanes-inl.h"
@@ -32,12 +31,6 @@ HWY_INLINE hn::Vec<D> OutputGradient(D d, const T* dy, const T* y, size_t i) {
   auto g = LoadElements(d, dy + i);
   if (kRelu) g = ReluGrad(d, g, LoadElements(d, y + i));
   return g;
-}
-
-// Whether D's lanes are double (the recomputation below) rather than float.
-template <class D>
-constexpr bool IsDoubleLanes() {
-  return std::is_same<hn::TFromD<D>, double>::value;
 }
 
 // A coefficient for the lanes [i, i + Lanes(d)): one channel's value for

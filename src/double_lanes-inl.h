@@ -10,12 +10,20 @@
 
 #include <stddef.h>
 
+#include <type_traits>
+
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace bnorm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+// Whether D's lanes are double rather than float.
+template <class D>
+constexpr bool IsDoubleLanes() {
+  return std::is_same<hn::TFromD<D>, double>::value;
+}
 
 // Evaluates f(dw, first_lane, widen) on d's lanes in double, a double vector
 // at a time, and returns the results rounded to float, to nearest. widen(v)
