@@ -63,7 +63,10 @@ class BackwardOps {
         dgamma_(out.dgamma),
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
-        stream_(ShouldStream(static_cast<double>(sizeof(T)) * pr.plan.count * pr.plan.channels)) {
+        stream_(ShouldStream(static_cast<double>(sizeof(T)) * pr.plan.count * pr.plan.channels,
+                             StreamMinBytes(sizeof(T)))),
+        stream_channels_(stream_ && pr.plan.inner * static_cast<int64_t>(sizeof(T)) >=
+                                        kMinStreamedSegmentBytes) {
     double* wide = static_cast<double*>(scratch);
     float* bound = reinterpret_cast<float*>(wide + 3 * p_.channels);
     coef_ = GradCoefficients{wide,  wide + p_.channels,  wide + 2 * p_.channels,
@@ -127,7 +130,7 @@ class BackwardOps {
     if (d_residual_ == nullptr || segment_bytes >= kSeparateResidualBelowBytes) {
       k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
                        Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c],
-                       coef_.Channel(c), stream_);
+                       coef_.Channel(c), stream_channels_);
       return;
     }
     // Short segments far apart: writing dx and d_residual side by side ran at
@@ -140,12 +143,12 @@ class BackwardOps {
       const Spans spans = ChannelSpans(p_, std::min(group, p_.outer - s0));
       const auto input_gradient = [&] {
         k_.backward_span(UsedX(o), dy_ + o, Offset(y_, o), dx_ + o, nullptr, spans, mean_[c],
-                         coef_.Channel(c), stream_);
+                         coef_.Channel(c), stream_channels_);
       };
       // (g - 0) * 1 is g exactly, -0 included: the masked dy.
       const auto residual_gradient = [&] {
         k_.backward_span(nullptr, dy_ + o, Offset(y_, o), d_residual_ + o, nullptr, spans, 0.0f,
-                         PassGradient<T>(), stream_);
+                         PassGradient<T>(), stream_channels_);
       };
       if (dx_ == dy_) {
         residual_gradient();
@@ -243,6 +246,7 @@ class BackwardOps {
   double* grad_sums_;
   GradCoefficients coef_;
   const bool stream_;
+  const bool stream_channels_;  // stream_, for one channel at a time
 };
 
 }  // namespace
@@ -274,7 +278,7 @@ template <typename T>
 void MaskGradient(const Problem& pr, const KernelTable<T>& k, const T* dy, const T* y,
                   T* d_residual, int num_threads) {
   const int64_t n = pr.plan.count * pr.plan.channels;
-  const bool stream = ShouldStream(static_cast<double>(sizeof(T)) * n);
+  const bool stream = ShouldStream(static_cast<double>(sizeof(T)) * n, StreamMinBytes(sizeof(T)));
   RunParallel(num_threads, [&](int t, int nt) {
     const Range part = ShareOf(n, t, nt);
     // (g - 0) * 1 is g exactly, -0 included.

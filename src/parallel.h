@@ -27,10 +27,20 @@ inline int ThreadsFor(int requested, double bytes) {
   return useful < 2 ? 1 : static_cast<int>(std::min<double>(limit, useful));
 }
 
-// Outputs at least this large are written with non-temporal stores: they
-// would not stay in cache anyway, and streaming saves reading each
-// destination line before writing it.
-constexpr double kStreamMinBytes = 16.0 * 1024 * 1024;
+// Training and backward write outputs at least this large with non-temporal
+// stores: they would not stay in cache beside their inputs, and streaming
+// saves reading each destination line before writing it. Measured on the
+// 2-vCPU Xeon of bench/RESULTS.md, A/B interleaved: f32 (32, 2048, 7, 7)
+// and (4096, 512) (12.8 and 8.4 MB), 1 and 2 threads, cold and hot, took
+// 0.56-0.99 of the time of ordinary stores on 25 of 28 rows (1.03-1.11 on
+// three), so f32 streams from 4 MiB; at 3.2 MB the rows were mixed
+// (0.77-1.35). bf16 outputs of that size streamed took 2.1-3.3 times as long
+// in backward ((4096, 512), and (32, 1024, 14, 14) channels-last) and up to
+// 1.5 times in training, for reasons not found; the 16-bit types stream from
+// 16 MiB, where streaming took 0.80-1.06 of the time of ordinary stores.
+inline double StreamMinBytes(size_t element_bytes) {
+  return element_bytes == 4 ? 4.0 * 1024 * 1024 : 16.0 * 1024 * 1024;
+}
 // Inference, a single pass, streams from a smaller size. Measured on the
 // 2-vCPU Xeon of bench/RESULTS.md (shapes of 3.2 to 12.8 MB, 1 and 2 threads,
 // A/B interleaved): streaming took 0.64-0.96 of the time of ordinary stores
@@ -38,8 +48,17 @@ constexpr double kStreamMinBytes = 16.0 * 1024 * 1024;
 // except (4096, 512), 1.4-1.7 slower there; at 1 MiB, (256, 1024), it took
 // 0.80-0.88 from memory but 1.9-3.3 times longer from cache.
 constexpr double kInferenceStreamMinBytes = 2.0 * 1024 * 1024;
+// A pass that walks channels-first data one channel at a time writes a
+// channel's segments C segments apart, so the line where two channels'
+// segments meet is written in two parts at different times, and streamed,
+// each part goes to memory on its own. Segments shorter than this are
+// written with ordinary stores: streamed, f32 (32, 2048, 7, 7) training with
+// a residual (196-byte segments) took twice as long, and bf16 (98 bytes)
+// 4.6-6.7 times; f32 (32, 1024, 14, 14) (784 bytes) took 0.6-0.85 of the
+// time of ordinary stores.
+constexpr int64_t kMinStreamedSegmentBytes = 512;
 
-inline bool ShouldStream(double output_bytes, double min_bytes = kStreamMinBytes) {
+inline bool ShouldStream(double output_bytes, double min_bytes) {
   return output_bytes >= min_bytes;
 }
 

@@ -88,6 +88,25 @@ TEST_P(BackwardTest, MatchesReferenceForEveryShapeAndFlag) {
   }
 }
 
+// f32 outputs of 4 MiB and more are streamed to memory, except where a
+// channels-first channel is written a segment of under 512 bytes at a time:
+// both kinds, 4.2 and 4.3 MB.
+TEST_P(BackwardTest, OutputsLargeEnoughToStreamMatchReference) {
+  uint32_t seed = 200;
+  for (const bnorm_shape& shape :
+       {InLayout({2, 3, 420, 421}, layout()), InLayout({300, 64, 7, 8}, layout())}) {
+    const Geometry g = Geometry::Of(shape, layout());
+    const uint32_t flags = BNORM_FLAG_AFFINE | BNORM_FLAG_FUSE_RELU;
+    SCOPED_TRACE(ToString(shape));
+    const Step step(g, flags, seed += 10);
+    const bnorm_desc d = Desc(g.c, layout(), flags);
+    std::vector<float> dx(g.Elements(), -7.0f), dgamma(g.c, -7.0f), dbeta(g.c, -7.0f);
+    ASSERT_EQ(step.Run(d, shape, dx.data(), dgamma.data(), dbeta.data()), BNORM_OK)
+        << bnorm_last_error();
+    ExpectMatchesBackward(step.Reference(g, flags), dx.data(), dgamma.data(), dbeta.data());
+  }
+}
+
 TEST_P(BackwardTest, AnySubsetOfOutputsMayBeSkipped) {
   uint32_t seed = 300;
   for (const bnorm_shape& shape : SweepShapes(layout())) {

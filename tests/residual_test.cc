@@ -225,7 +225,7 @@ TEST_P(ResidualTest, InPlaceGivesTheSameResult) {
   }
 }
 
-// Outputs of 16 MiB and more are streamed past the cache; d_residual is
+// Outputs this large are streamed past the cache; d_residual is
 // streamed beside dx when the two line up, else stored normally.
 TEST_P(ResidualTest, LargeGradientsAreTheSameStreamedOrNot) {
   const bnorm_shape shape = InLayout({4, 3, 600, 600}, layout());  // 17.3 MB per tensor

@@ -91,6 +91,32 @@ TEST_P(TrainingTest, MatchesReferenceForEveryShapeAndFlag) {
   }
 }
 
+// f32 outputs of 4 MiB and more are streamed to memory, except where a
+// channels-first channel is written a segment of under 512 bytes at a time:
+// both kinds, 4.2 and 4.3 MB.
+TEST_P(TrainingTest, OutputsLargeEnoughToStreamMatchReference) {
+  uint32_t seed = 30;
+  for (const bnorm_shape& shape :
+       {InLayout({2, 3, 420, 421}, layout()), InLayout({300, 64, 7, 8}, layout())}) {
+    const Geometry g = Geometry::Of(shape, layout());
+    const std::vector<float> x = ChannelData(g, seed++);
+    SCOPED_TRACE(ToString(shape));
+    bnorm_desc d = Desc(g.c, layout(),
+                        BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS | BNORM_FLAG_FUSE_RELU);
+    d.momentum = 0.25f;
+    const Buffers before(g.c, seed++);
+    Buffers after = before;
+    std::vector<float> y(x.size(), -7.0f);
+    ASSERT_EQ(bnorm_forward_training(&d, &shape, x.data(), y.data(), after.gamma.data(),
+                                     after.beta.data(), after.running_mean.data(),
+                                     after.running_var.data(), after.save_mean.data(),
+                                     after.save_invstd.data()),
+              BNORM_OK)
+        << bnorm_last_error();
+    ExpectMatchesReference(g, d, x, before, after, y);
+  }
+}
+
 TEST_P(TrainingTest, OptionalPointersMayBeNull) {
   uint32_t seed = 50;
   for (const bnorm_shape& shape : SweepShapes(layout())) {

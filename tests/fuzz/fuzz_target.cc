@@ -29,7 +29,7 @@ namespace {
 // The largest tensor the library is let loose on. The default, 256 KiB of
 // floats, is enough for several threads and reduction chunks and keeps
 // executions fast; BNORM_FUZZ_MAX_ELEMENTS raises it, e.g. to 5000000 to reach
-// the non-temporal stores the library uses for outputs of 16 MiB and more.
+// the non-temporal stores the library uses for large outputs (parallel.h).
 int64_t max_elements = 64 * 1024;
 // BNORM_FUZZ_VERBOSE=1: print every compute call and its status (to see what
 // a seed or a crash input does).
