@@ -46,7 +46,11 @@ inline double StreamMinBytes(size_t element_bytes) {
 // A/B interleaved): streaming took 0.64-0.96 of the time of ordinary stores
 // with inputs from memory, and 0.56-1.01 with the same buffers every call,
 // except (4096, 512), 1.4-1.7 slower there; at 1 MiB, (256, 1024), it took
-// 0.80-0.88 from memory but 1.9-3.3 times longer from cache.
+// 0.80-0.88 from memory but 1.9-3.3 times longer from cache with two
+// threads, whose halves of the pass fit in their L2 caches. One thread's
+// whole pass does not: there it took 0.66-0.69 of the time from memory and
+// 0.77-0.81 from cache, so inference also streams smaller outputs whose pass
+// overflows each thread's L2.
 constexpr double kInferenceStreamMinBytes = 2.0 * 1024 * 1024;
 // A pass that walks channels-first data one channel at a time writes a
 // channel's segments C segments apart, so the line where two channels'
