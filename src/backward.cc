@@ -63,10 +63,7 @@ class BackwardOps {
         dgamma_(out.dgamma),
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
-        stream_(ShouldStream(static_cast<double>(sizeof(T)) * pr.plan.count * pr.plan.channels,
-                             StreamMinBytes(sizeof(T)))),
-        stream_channels_(stream_ && pr.plan.inner * static_cast<int64_t>(sizeof(T)) >=
-                                        kMinStreamedSegmentBytes) {
+        streams_(OutputStreamsFor<T>(pr.plan)) {
     double* wide = static_cast<double*>(scratch);
     float* bound = reinterpret_cast<float*>(wide + 3 * p_.channels);
     coef_ = GradCoefficients{wide,  wide + p_.channels,  wide + 2 * p_.channels,
@@ -130,7 +127,7 @@ class BackwardOps {
     if (d_residual_ == nullptr || segment_bytes >= kSeparateResidualBelowBytes) {
       k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
                        Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c],
-                       coef_.Channel(c), stream_channels_);
+                       coef_.Channel(c), streams_.by_channel);
       return;
     }
     // Short segments far apart: writing dx and d_residual side by side ran at
@@ -143,12 +140,12 @@ class BackwardOps {
       const Spans spans = ChannelSpans(p_, std::min(group, p_.outer - s0));
       const auto input_gradient = [&] {
         k_.backward_span(UsedX(o), dy_ + o, Offset(y_, o), dx_ + o, nullptr, spans, mean_[c],
-                         coef_.Channel(c), stream_channels_);
+                         coef_.Channel(c), streams_.by_channel);
       };
       // (g - 0) * 1 is g exactly, -0 included: the masked dy.
       const auto residual_gradient = [&] {
         k_.backward_span(nullptr, dy_ + o, Offset(y_, o), d_residual_ + o, nullptr, spans, 0.0f,
-                         PassGradient<T>(), stream_channels_);
+                         PassGradient<T>(), streams_.by_channel);
       };
       if (dx_ == dy_) {
         residual_gradient();
@@ -161,7 +158,7 @@ class BackwardOps {
   }
 
   void ElementwiseDone() {
-    if (stream_) FlushStreams();
+    if (streams_.in_order) FlushStreams();
   }
 
   void ElementwiseShare(int t, int nt) {
@@ -172,7 +169,7 @@ class BackwardOps {
         const int64_t c = s % p_.channels, offset = s * p_.inner;
         k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
                          Offset(d_residual_, offset), ChannelSpans(p_, 1), mean_[c],
-                         coef_.Channel(c), stream_);
+                         coef_.Channel(c), streams_.in_order);
       }
       ElementwiseDone();
       return;
@@ -227,7 +224,7 @@ class BackwardOps {
 
   void RowsGradient(int64_t offset, Rows rows, const GradArrays& arrays) {
     k_.backward_rows(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                     Offset(d_residual_, offset), rows, arrays, stream_);
+                     Offset(d_residual_, offset), rows, arrays, streams_.in_order);
   }
 
   const Problem& pr_;
@@ -245,8 +242,7 @@ class BackwardOps {
   float* dbeta_;
   double* grad_sums_;
   GradCoefficients coef_;
-  const bool stream_;
-  const bool stream_channels_;  // stream_, for one channel at a time
+  const OutputStreams streams_;
 };
 
 }  // namespace
@@ -278,7 +274,7 @@ template <typename T>
 void MaskGradient(const Problem& pr, const KernelTable<T>& k, const T* dy, const T* y,
                   T* d_residual, int num_threads) {
   const int64_t n = pr.plan.count * pr.plan.channels;
-  const bool stream = ShouldStream(static_cast<double>(sizeof(T)) * n, StreamMinBytes(sizeof(T)));
+  const bool stream = OutputStreamsFor<T>(pr.plan).in_order;
   RunParallel(num_threads, [&](int t, int nt) {
     const Range part = ShareOf(n, t, nt);
     // (g - 0) * 1 is g exactly, -0 included.

@@ -135,6 +135,20 @@ inline Spans ChannelSpans(const Plan& p, int64_t n) {
                static_cast<size_t>(p.channels * p.inner)};
 }
 
+// Whether the elementwise pass of a training or backward call streams its
+// output: over the tensor in order (ElementwiseShare), and one channel at a
+// time (ElementwiseChannel), whose segments lie C segments apart.
+struct OutputStreams {
+  bool in_order;
+  bool by_channel;
+};
+template <typename T>
+OutputStreams OutputStreamsFor(const Plan& p) {
+  constexpr double kBytes = sizeof(T);
+  const bool in_order = ShouldStream(kBytes * p.count * p.channels, StreamMinBytes(sizeof(T)));
+  return {in_order, in_order && kBytes * p.inner >= kMinStreamedSegmentBytes};
+}
+
 // Channels-first channels smaller than this are processed kMaxGroup at a time.
 constexpr int64_t kGroupBytes = 16 * 1024;
 constexpr int64_t kMaxGroup = 16;

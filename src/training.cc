@@ -154,9 +154,8 @@ class TrainingOps : public MomentSums<T> {
         running_var_(running_var),
         save_mean_(save_mean),
         save_invstd_(save_invstd),
-        options_{pr.relu, ShouldStream(kBytes * pr.plan.count * pr.plan.channels,
-                                       StreamMinBytes(sizeof(T)))},
-        stream_channels_(options_.stream && kBytes * pr.plan.inner >= kMinStreamedSegmentBytes),
+        streams_(OutputStreamsFor<T>(pr.plan)),
+        options_{pr.relu, streams_.in_order},
         prefetch_next_(2 * kBytes * pr.plan.count <= L2CacheBytes()) {}
 
   void Finish(int64_t c, const SumPair& sums) {
@@ -188,7 +187,7 @@ class TrainingOps : public MomentSums<T> {
   // one is prefetched, so that its statistics read cache, not memory.
   void ElementwiseChannel(int64_t c, int64_t next) {
     Elementwise options = options_;
-    options.stream = stream_channels_;
+    options.stream = streams_.by_channel;
     if (next >= 0 && prefetch_next_) options.prefetch = x_ + next * p_.inner;
     const int64_t offset = c * p_.inner;
     k_.normalize_span(x_ + offset, Offset(residual_, offset), y_ + offset,
@@ -220,8 +219,8 @@ class TrainingOps : public MomentSums<T> {
   float* running_var_;
   float* save_mean_;
   float* save_invstd_;
+  const OutputStreams streams_;
   const Elementwise options_;
-  const bool stream_channels_;  // options_.stream, for one channel at a time
   const bool prefetch_next_;
 };
 

@@ -71,19 +71,25 @@ constexpr uint32_t kBackwardFlags[] = {
     BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS,
 };
 
+// One backward call on a training step's tensors with the given flags,
+// every output checked against the float64 reference.
+void BackwardAndExpectReference(const bnorm_shape& shape, bnorm_layout layout, uint32_t flags,
+                                uint32_t seed) {
+  const Geometry g = Geometry::Of(shape, layout);
+  const Step step(g, flags, seed);
+  const bnorm_desc d = Desc(g.c, layout, flags);
+  std::vector<float> dx(g.Elements(), -7.0f), dgamma(g.c, -7.0f), dbeta(g.c, -7.0f);
+  ASSERT_EQ(step.Run(d, shape, dx.data(), dgamma.data(), dbeta.data()), BNORM_OK)
+      << bnorm_last_error();
+  ExpectMatchesBackward(step.Reference(g, flags), dx.data(), dgamma.data(), dbeta.data());
+}
+
 TEST_P(BackwardTest, MatchesReferenceForEveryShapeAndFlag) {
   uint32_t seed = 1;
   for (const bnorm_shape& shape : SweepShapes(layout())) {
-    const Geometry g = Geometry::Of(shape, layout());
     for (uint32_t flags : kBackwardFlags) {
       SCOPED_TRACE(ToString(shape) + " " + FlagNames(flags));
-      const Step step(g, flags, seed += 10);
-      const bnorm_desc d = Desc(g.c, layout(), flags);
-      std::vector<float> dx(g.Elements(), -7.0f), dgamma(g.c, -7.0f), dbeta(g.c, -7.0f);
-      ASSERT_EQ(step.Run(d, shape, dx.data(), dgamma.data(), dbeta.data()), BNORM_OK)
-          << bnorm_last_error();
-      const BackwardResult want = step.Reference(g, flags);
-      ExpectMatchesBackward(want, dx.data(), dgamma.data(), dbeta.data());
+      BackwardAndExpectReference(shape, layout(), flags, seed += 10);
     }
   }
 }
@@ -95,15 +101,9 @@ TEST_P(BackwardTest, OutputsLargeEnoughToStreamMatchReference) {
   uint32_t seed = 200;
   for (const bnorm_shape& shape :
        {InLayout({2, 3, 420, 421}, layout()), InLayout({300, 64, 7, 8}, layout())}) {
-    const Geometry g = Geometry::Of(shape, layout());
-    const uint32_t flags = BNORM_FLAG_AFFINE | BNORM_FLAG_FUSE_RELU;
     SCOPED_TRACE(ToString(shape));
-    const Step step(g, flags, seed += 10);
-    const bnorm_desc d = Desc(g.c, layout(), flags);
-    std::vector<float> dx(g.Elements(), -7.0f), dgamma(g.c, -7.0f), dbeta(g.c, -7.0f);
-    ASSERT_EQ(step.Run(d, shape, dx.data(), dgamma.data(), dbeta.data()), BNORM_OK)
-        << bnorm_last_error();
-    ExpectMatchesBackward(step.Reference(g, flags), dx.data(), dgamma.data(), dbeta.data());
+    BackwardAndExpectReference(shape, layout(), BNORM_FLAG_AFFINE | BNORM_FLAG_FUSE_RELU,
+                               seed += 10);
   }
 }
 

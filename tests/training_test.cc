@@ -68,25 +68,32 @@ void ExpectMatchesReference(const Geometry& g, const bnorm_desc& d, const std::v
   EXPECT_EQ(after.beta, before.beta);
 }
 
+// One training call on x with the given flags (momentum 0.25), checked
+// against the float64 reference.
+void TrainAndExpectReference(const bnorm_shape& shape, bnorm_layout layout,
+                             const std::vector<float>& x, uint32_t flags, uint32_t seed) {
+  const Geometry g = Geometry::Of(shape, layout);
+  bnorm_desc d = Desc(g.c, layout, flags);
+  d.momentum = 0.25f;
+  const Buffers before(g.c, seed);
+  Buffers after = before;
+  std::vector<float> y(x.size(), -7.0f);
+  ASSERT_EQ(
+      bnorm_forward_training(&d, &shape, x.data(), y.data(), after.gamma.data(), after.beta.data(),
+                             after.running_mean.data(), after.running_var.data(),
+                             after.save_mean.data(), after.save_invstd.data()),
+      BNORM_OK)
+      << bnorm_last_error();
+  ExpectMatchesReference(g, d, x, before, after, y);
+}
+
 TEST_P(TrainingTest, MatchesReferenceForEveryShapeAndFlag) {
   uint32_t seed = 1;
   for (const bnorm_shape& shape : SweepShapes(layout())) {
-    const Geometry g = Geometry::Of(shape, layout());
-    const std::vector<float> x = ChannelData(g, seed++);
+    const std::vector<float> x = ChannelData(Geometry::Of(shape, layout()), seed++);
     for (uint32_t flags = 0; flags < 8; ++flags) {  // AFFINE x TRACK_RUNNING_STATS x FUSE_RELU
       SCOPED_TRACE(ToString(shape) + " " + FlagNames(flags));
-      bnorm_desc d = Desc(g.c, layout(), flags);
-      d.momentum = 0.25f;
-      const Buffers before(g.c, seed++);
-      Buffers after = before;
-      std::vector<float> y(x.size(), -7.0f);
-      ASSERT_EQ(bnorm_forward_training(&d, &shape, x.data(), y.data(), after.gamma.data(),
-                                       after.beta.data(), after.running_mean.data(),
-                                       after.running_var.data(), after.save_mean.data(),
-                                       after.save_invstd.data()),
-                BNORM_OK)
-          << bnorm_last_error();
-      ExpectMatchesReference(g, d, x, before, after, y);
+      TrainAndExpectReference(shape, layout(), x, flags, seed++);
     }
   }
 }
@@ -98,22 +105,11 @@ TEST_P(TrainingTest, OutputsLargeEnoughToStreamMatchReference) {
   uint32_t seed = 30;
   for (const bnorm_shape& shape :
        {InLayout({2, 3, 420, 421}, layout()), InLayout({300, 64, 7, 8}, layout())}) {
-    const Geometry g = Geometry::Of(shape, layout());
-    const std::vector<float> x = ChannelData(g, seed++);
     SCOPED_TRACE(ToString(shape));
-    bnorm_desc d = Desc(g.c, layout(),
-                        BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS | BNORM_FLAG_FUSE_RELU);
-    d.momentum = 0.25f;
-    const Buffers before(g.c, seed++);
-    Buffers after = before;
-    std::vector<float> y(x.size(), -7.0f);
-    ASSERT_EQ(bnorm_forward_training(&d, &shape, x.data(), y.data(), after.gamma.data(),
-                                     after.beta.data(), after.running_mean.data(),
-                                     after.running_var.data(), after.save_mean.data(),
-                                     after.save_invstd.data()),
-              BNORM_OK)
-        << bnorm_last_error();
-    ExpectMatchesReference(g, d, x, before, after, y);
+    const std::vector<float> x = ChannelData(Geometry::Of(shape, layout()), seed++);
+    TrainAndExpectReference(
+        shape, layout(), x,
+        BNORM_FLAG_AFFINE | BNORM_FLAG_TRACK_RUNNING_STATS | BNORM_FLAG_FUSE_RELU, seed++);
   }
 }
 
