@@ -119,7 +119,7 @@ template <bool kRelu, bool kUseX, bool kStream, bool kResidualGrad>
 struct BackwardLoops {
   template <typename T>
   static void Span(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                   ChannelCoefficients k) {
+                   ChannelCoefficients k, size_t prefetch_ahead) {
     for (size_t s = 0; s < spans.segments; ++s) {
       const size_t o = s * spans.stride;
       const T* seg_x = Offset(x, o);
@@ -129,12 +129,16 @@ struct BackwardLoops {
       T* seg_d_residual = Offset(d_residual, o);
       const size_t peel = kStream ? ElementsToAlignment(seg_dx) : 0;
       const bool stream_residual = StreamsAlongside<kStream>(seg_d_residual, peel);
+      const T* prefetch_x = prefetch_ahead != 0 ? Offset(seg_x, prefetch_ahead) : nullptr;
+      const T* prefetch_dy = prefetch_ahead != 0 ? seg_dy + prefetch_ahead : nullptr;
       ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
         const auto g = OutputGradient<kRelu>(d, seg_dy, seg_y, i);
         const auto v = InputGradient<kUseX>(d, g, seg_x, i, k);
         // After g is formed: d_residual may be dy itself.
         if (kResidualGrad) StoreResidualGrad(g, d, seg_d_residual + i, stream_residual);
         StoreOutput<kStream>(v, d, seg_dx + i);
+        PrefetchToL2(d, prefetch_x, i);
+        PrefetchToL2(d, prefetch_dy, i);
       });
     }
   }
@@ -161,7 +165,7 @@ struct BackwardLoops {
 
 template <typename T>
 void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                  float center, const GradChannel& channel, bool stream) {
+                  float center, const GradChannel& channel, GradSpanOptions options) {
   const ChannelCoefficients k{center,
                               static_cast<float>(channel.grad_mean),
                               static_cast<float>(channel.a),
@@ -173,8 +177,10 @@ void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spa
                               channel.bound.b,
                               channel.bound.rest};
   DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k); },
-      y != nullptr, x != nullptr, stream, d_residual != nullptr);
+      [&](auto loops) HWY_ATTR {
+        decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k, options.prefetch_ahead);
+      },
+      y != nullptr, x != nullptr, options.stream, d_residual != nullptr);
 }
 
 template <typename T>

@@ -120,6 +120,15 @@ struct DxCoefficients {
 // Per row position (backward_rows).
 using GradArrays = DxCoefficients<const float*, const double*>;
 
+// Choices for the backward's span pass.
+struct GradSpanOptions {
+  bool stream;  // non-temporal stores: dx (and d_residual) go to memory, not cache
+  // If not 0, x and dy this many elements ahead of each segment are
+  // prefetched into L2 along the way: the next channel's segments, whose sums
+  // come next, so that reading them from memory overlaps this pass's work.
+  size_t prefetch_ahead = 0;
+};
+
 // Choices for an elementwise pass.
 struct Elementwise {
   bool relu;    // y = max(y, 0), NaN kept
@@ -176,7 +185,7 @@ struct KernelTable {
   // the (x - center) * b term is left out and x is not read. stream: as in
   // Elementwise, for dx.
   void (*backward_span)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                        float center, const GradChannel& k, bool stream);
+                        float center, const GradChannel& k, GradSpanOptions options);
   void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                         GradArrays params, bool stream);
 };

@@ -112,11 +112,12 @@ HWY_INLINE bool WalksDescending(size_t element_bytes, std::initializer_list<cons
   return ahead;
 }
 
-// Prefetches base + i into L2 once per 16 values (a 64-byte line of floats)
-// for a loop stepping by d's lanes; a no-op without a base.
+// Prefetches base + i into L2 once per 64-byte line of T for a loop stepping
+// by d's lanes; a no-op without a base.
 template <class D, typename T>
 HWY_INLINE void PrefetchToL2(D d, const T* base, size_t i) {
-  if (base != nullptr && i % 16 < hn::Lanes(d)) __builtin_prefetch(base + i, 0, 2);
+  constexpr size_t kLineElements = 64 / sizeof(T);
+  if (base != nullptr && i % kLineElements < hn::Lanes(d)) __builtin_prefetch(base + i, 0, 2);
 }
 
 template <typename Lane = float, class Body>
