@@ -36,8 +36,14 @@ inline int ThreadsFor(int requested, double bytes) {
 // three), so f32 streams from 4 MiB; at 3.2 MB the rows were mixed
 // (0.77-1.35). bf16 outputs of that size streamed took 2.1-3.3 times as long
 // in backward ((4096, 512), and (32, 1024, 14, 14) channels-last) and up to
-// 1.5 times in training, for reasons not found; the 16-bit types stream from
-// 16 MiB, where streaming took 0.80-1.06 of the time of ordinary stores.
+// 1.5 times in training: the benchmark's buffers had put dx a little ahead of
+// x or dy modulo 4 KiB, and a streamed store then holds up the loads whose
+// addresses alias it (dx 32 bytes ahead: 3.6 times as long, dx in step: no
+// slower). Walking those rows downwards (as inference does, WalksDescending)
+// removed most of that, but then streaming 16-bit outputs from 4 MiB gained
+// nothing over ordinary stores (24 cold channels-last rows, geometric mean
+// 1.02), so the 16-bit types stream from 16 MiB, where streaming took
+// 0.80-1.06 of the time of ordinary stores.
 inline double StreamMinBytes(size_t element_bytes) {
   return element_bytes == 4 ? 4.0 * 1024 * 1024 : 16.0 * 1024 * 1024;
 }
