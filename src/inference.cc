@@ -18,8 +18,8 @@ void NormalizeTensor(const Problem& pr, const KernelTable<T>& k, const T* x, con
   const double output_bytes = static_cast<double>(sizeof(T)) * p.count * p.channels;
   const double bytes = (residual != nullptr ? 3 : 2) * output_bytes;
   const int threads = ThreadsFor(pr.num_threads, bytes);
-  Elementwise options{pr.relu, ShouldStream(output_bytes, kInferenceStreamMinBytes) ||
-                                   bytes / threads > L2CacheBytes()};
+  Elementwise options{pr.relu,
+                      output_bytes >= kInferenceStreamMinBytes || bytes / threads > L2CacheBytes()};
   // Training leaves this off: its normalize pass follows the statistics pass
   // over the same channel, and walking that downwards cost 25-30% on
   // (32, 2048, 7, 7) f32, where its upward walk barely felt the aliasing.

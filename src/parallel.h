@@ -68,10 +68,6 @@ constexpr double kInferenceStreamMinBytes = 2.0 * 1024 * 1024;
 // time of ordinary stores.
 constexpr int64_t kMinStreamedSegmentBytes = 512;
 
-inline bool ShouldStream(double output_bytes, double min_bytes) {
-  return output_bytes >= min_bytes;
-}
-
 // The per-core L2 size, read once (512 KiB where the system does not say).
 inline double L2CacheBytes() {
   static const double bytes = [] {

@@ -145,7 +145,7 @@ struct OutputStreams {
 template <typename T>
 OutputStreams OutputStreamsFor(const Plan& p) {
   constexpr double kBytes = sizeof(T);
-  const bool in_order = ShouldStream(kBytes * p.count * p.channels, StreamMinBytes(sizeof(T)));
+  const bool in_order = kBytes * p.count * p.channels >= StreamMinBytes(sizeof(T));
   return {in_order, in_order && kBytes * p.inner >= kMinStreamedSegmentBytes};
 }
 
