@@ -1,8 +1,9 @@
-// Where y lies relative to x and to the residual decides which way the
-// normalize pass walks (upwards, or downwards when y is a little ahead of an
-// input modulo 4 KiB: see src/vector_io-inl.h), never what it writes: every
-// forward call writes exactly the bytes it writes with its tensors whole pages
-// apart. On every target, both layouts and every dtype.
+// Where an output lies relative to the inputs decides which way an
+// elementwise pass walks (upwards, or downwards when the output is a little
+// ahead of an input modulo 4 KiB: see src/vector_io-inl.h), never what it
+// writes: every forward call (y from x and the residual) and every backward
+// call (dx from x and dy) writes exactly the bytes it writes with its tensors
+// whole pages apart. On every target, both layouts and every dtype.
 #include <gtest/gtest.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,21 +24,22 @@ namespace {
 
 constexpr int64_t kPage = 4096;
 
-// Byte offsets of y and of the residual from x, modulo a page.
+// Byte offsets of the output (y, dx) and of the second input (the residual,
+// dy) from x, modulo a page.
 struct Placement {
-  int64_t y;
-  int64_t residual;
+  int64_t output;
+  int64_t second_input;
   const char* name;
 };
 
 std::vector<Placement> Placements(int64_t element_bytes) {
-  return {{element_bytes, 0, "y one element ahead of x and the residual"},
-          {32, 0, "y 32 bytes ahead"},
-          {64 + element_bytes, 0, "y 64 bytes and an element ahead"},
-          {508, 0, "y 508 bytes ahead"},
-          {kPage - 32, 0, "y 32 bytes behind"},
-          {32, 64, "y ahead of x, behind the residual"},
-          {64, 32, "y ahead of x and of the residual"}};
+  return {{element_bytes, 0, "output one element ahead of both inputs"},
+          {32, 0, "output 32 bytes ahead"},
+          {64 + element_bytes, 0, "output 64 bytes and an element ahead"},
+          {508, 0, "output 508 bytes ahead"},
+          {kPage - 32, 0, "output 32 bytes behind"},
+          {32, 64, "output ahead of x, behind the second input"},
+          {64, 32, "output ahead of x and of the second input"}};
 }
 
 int64_t ElementBytes(bnorm_dtype dtype) { return dtype == BNORM_DTYPE_F32 ? 4 : 2; }
@@ -74,7 +76,8 @@ std::vector<uint8_t> TensorBytes(bnorm_dtype dtype, int64_t count, uint32_t seed
   return bytes;
 }
 
-// A forward call on x, residual and y, the rest fixed by the case.
+// A call on two inputs and an output, the rest fixed by the case: x, the
+// residual and y for the forward calls; x, dy and dx for the backward.
 using ForwardCall = std::function<bnorm_status(const void* x, const void* residual, void* y)>;
 
 struct NamedCall {
@@ -94,18 +97,18 @@ class OutputPlacementTest : public ::testing::TestWithParam<TargetLayout> {
     for (int i = 0; i < shape.rank; ++i) count *= shape.dims[i];
     const int64_t bytes = count * ElementBytes(dtype);
     const std::vector<uint8_t> x = TensorBytes(dtype, count, 11);
-    const std::vector<uint8_t> residual = TensorBytes(dtype, count, 12);
+    const std::vector<uint8_t> second = TensorBytes(dtype, count, 12);
     Arena arena(bytes);
     // The call's output, left in its region.
-    const auto run = [&](const NamedCall& c, int64_t y_offset, int64_t residual_offset) {
-      uint8_t* px = arena.At(0, 0);
-      uint8_t* pr = arena.At(1, residual_offset);
-      uint8_t* py = arena.At(2, y_offset);
-      memcpy(px, x.data(), bytes);
-      memcpy(pr, residual.data(), bytes);
-      memset(py, 0x5A, bytes);
-      EXPECT_EQ(c.call(px, pr, py), BNORM_OK) << bnorm_last_error();
-      return py;
+    const auto run = [&](const NamedCall& c, int64_t output_offset, int64_t second_offset) {
+      uint8_t* in = arena.At(0, 0);
+      uint8_t* in2 = arena.At(1, second_offset);
+      uint8_t* out = arena.At(2, output_offset);
+      memcpy(in, x.data(), bytes);
+      memcpy(in2, second.data(), bytes);
+      memset(out, 0x5A, bytes);
+      EXPECT_EQ(c.call(in, in2, out), BNORM_OK) << bnorm_last_error();
+      return out;
     };
     for (const NamedCall& c : calls) {
       SCOPED_TRACE(c.name);
@@ -113,7 +116,7 @@ class OutputPlacementTest : public ::testing::TestWithParam<TargetLayout> {
       const std::vector<uint8_t> want(pages_apart, pages_apart + bytes);
       for (const Placement& p : Placements(ElementBytes(dtype))) {
         SCOPED_TRACE(p.name);
-        const uint8_t* got = run(c, p.y, p.residual);
+        const uint8_t* got = run(c, p.output, p.second_input);
         if (memcmp(got, want.data(), bytes) == 0) continue;
         int64_t first = 0;
         while (got[first] == want[first]) ++first;
@@ -123,6 +126,8 @@ class OutputPlacementTest : public ::testing::TestWithParam<TargetLayout> {
   }
 
   void ForEachForwardCall(const std::vector<bnorm_shape>& shapes, bool inference_only);
+  void ForEachBackwardCall(const std::vector<bnorm_shape>& shapes,
+                           std::initializer_list<bnorm_dtype> dtypes);
 
   TargetScope target_{std::get<0>(GetParam())};
 };
@@ -208,6 +213,34 @@ void OutputPlacementTest::ForEachForwardCall(const std::vector<bnorm_shape>& sha
   }
 }
 
+// bnorm_backward in `dtypes`, in training mode and with frozen statistics
+// (which does not read x), dx placed as y is above and dy as the residual.
+void OutputPlacementTest::ForEachBackwardCall(const std::vector<bnorm_shape>& shapes,
+                                              std::initializer_list<bnorm_dtype> dtypes) {
+  for (bnorm_dtype dtype : dtypes) {
+    SCOPED_TRACE(DtypeName(dtype));
+    for (const bnorm_shape& shape : shapes) {
+      SCOPED_TRACE(ToString(shape));
+      const int64_t c = Channels(shape, layout());
+      const Layer layer(c, 9);
+      std::vector<float> invstd(c);
+      for (int64_t i = 0; i < c; ++i) invstd[i] = static_cast<float>(layer.Scale(i, 1e-5, false));
+      bnorm_desc training = Desc(c, layout(), BNORM_FLAG_AFFINE);
+      bnorm_desc frozen = Desc(c, layout(), BNORM_FLAG_AFFINE | BNORM_FLAG_USE_GLOBAL_STATS);
+      training.dtype = frozen.dtype = dtype;
+      const auto backward = [&](const bnorm_desc& d) {
+        return [&, d](const void* x, const void* dy, void* dx) {
+          return bnorm_backward(&d, &shape, x, dy, nullptr, layer.gamma.data(), layer.mean.data(),
+                                invstd.data(), dx, nullptr, nullptr);
+        };
+      };
+      ExpectSameBytes(dtype, shape,
+                      {{"backward", backward(training)},
+                       {"backward with frozen statistics", backward(frozen)}});
+    }
+  }
+}
+
 TEST_P(OutputPlacementTest, ForwardCallsWriteTheSameBytesWhereverYLies) {
   ForEachForwardCall(PlacementShapes(layout()), false);
 }
@@ -219,6 +252,17 @@ TEST_P(OutputPlacementTest, StreamedInferenceWritesTheSameBytesWhereverYLies) {
   // shapes' test, at a minute of the sanitizer build's time.
   if (std::get<0>(GetParam()) == "SCALAR") GTEST_SKIP() << "the scalar target does not stream";
   ForEachForwardCall({InLayout({2, 3, 420, 421}, layout())}, true);
+}
+
+TEST_P(OutputPlacementTest, BackwardWritesTheSameBytesWhereverDxLies) {
+  ForEachBackwardCall(PlacementShapes(layout()),
+                      {BNORM_DTYPE_F32, BNORM_DTYPE_BF16, BNORM_DTYPE_F16});
+}
+
+// Over 4 MiB of f32 output: the backward streams it to memory.
+TEST_P(OutputPlacementTest, StreamedBackwardWritesTheSameBytesWhereverDxLies) {
+  if (std::get<0>(GetParam()) == "SCALAR") GTEST_SKIP() << "the scalar target does not stream";
+  ForEachBackwardCall({InLayout({2, 3, 420, 421}, layout())}, {BNORM_DTYPE_F32});
 }
 
 BNORM_INSTANTIATE_FOR_TARGETS_AND_LAYOUTS(OutputPlacementTest);
