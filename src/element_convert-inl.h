@@ -178,7 +178,8 @@ HWY_INLINE void StoreElements(hn::Vec<D> v, D d, T* p) {
   hn::StoreU(RoundedBits(d, v, p), hn::Rebind<uint16_t, D>(), reinterpret_cast<uint16_t*>(p));
 }
 
-// Non-temporal stores of whole vectors; p is aligned to the float vector size.
+// Non-temporal stores of whole vectors; p is aligned to the stored vector's
+// size (ElementsToAlignment).
 template <class D>
 HWY_INLINE void StreamElements(hn::Vec<D> v, D d, float* p) {
   hn::Stream(v, d, p);

@@ -24,8 +24,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 template <bool kRelu, bool kStream, bool kResidual, typename T>
 void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
                        float shift, const T* prefetch, bool descending) {
-  for (size_t s = 0; s < spans.segments; ++s) {
-    const size_t o = s * spans.stride;
+  for (size_t k = 0; k < spans.segments; ++k) {
+    const size_t o = (descending ? spans.segments - 1 - k : k) * spans.stride;
     const T* seg_x = x + o;
     const T* seg_residual = Offset(residual, o);
     T* seg_y = y + o;
@@ -45,7 +45,8 @@ void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float c
 template <bool kRelu, bool kStream, bool kResidual, typename T>
 void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArrays p,
                        bool descending) {
-  for (size_t r = 0; r < rows.rows; ++r) {
+  for (size_t k = 0; k < rows.rows; ++k) {
+    const size_t r = descending ? rows.rows - 1 - k : k;
     const T* row_x = x + r * rows.stride;
     const T* row_residual = Offset(residual, r * rows.stride);
     T* row_y = y + r * rows.stride;
