@@ -126,7 +126,8 @@ class BackwardOps {
     const int64_t segment_bytes = p_.inner * static_cast<int64_t>(sizeof(T));
     if (d_residual_ == nullptr || segment_bytes >= kSeparateResidualBelowBytes) {
       GradSpanOptions options{streams_.by_channel};
-      if (next == c + 1 && prefetch_next_) options.prefetch_ahead = static_cast<size_t>(p_.inner);
+      if (next >= 0 && prefetch_next_)
+        options.prefetch_ahead = static_cast<size_t>((next - c) * p_.inner);
       k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
                        Offset(d_residual_, offset), ChannelSpans(p_, p_.outer), mean_[c],
                        coef_.Channel(c), options);
@@ -252,10 +253,9 @@ class BackwardOps {
   // 28) and (32, 1024, 14, 14), 1 and 2 threads, best of 7 interleaved
   // rounds). f32's is not: (1, 256, 56, 56) took 1.10-1.14 times as long, and
   // (32, 512, 28, 28) and (32, 1024, 14, 14) 0.86-0.97, within the noise.
-  // With one sample
-  // (outer 1) the channels lie one after another in memory, which the
-  // hardware prefetcher follows by itself; from cache (hot), reading ahead
-  // only cost time there.
+  // With one sample (outer 1) the channels lie one after another in memory,
+  // which the hardware prefetcher follows by itself; from cache (hot),
+  // reading ahead only cost time there.
   const bool prefetch_next_;
 };
 

@@ -133,10 +133,8 @@ struct GradSpanOptions {
 struct Elementwise {
   bool relu;    // y = max(y, 0), NaN kept
   bool stream;  // non-temporal stores: the output goes to memory, not cache
-  // Span kernels: if set, the same number of values from here are prefetched
-  // into L2 along the way (the next channel's segment, whose statistics come
-  // next), so that reading them from memory overlaps writing this output.
-  const void* prefetch = nullptr;
+  // Span kernels: as GradSpanOptions::prefetch_ahead, for x.
+  size_t prefetch_ahead = 0;
   // Walk downwards where the output lies a little ahead of an input modulo
   // 4 KiB (see WalksDescending in vector_io-inl.h).
   bool reverse_when_aliased = false;

@@ -23,13 +23,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 template <bool kRelu, bool kStream, bool kResidual, typename T>
 void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
-                       float shift, const T* prefetch, bool descending) {
+                       float shift, size_t prefetch_ahead, bool descending) {
   for (size_t k = 0; k < spans.segments; ++k) {
     const size_t o = (descending ? spans.segments - 1 - k : k) * spans.stride;
     const T* seg_x = x + o;
     const T* seg_residual = Offset(residual, o);
     T* seg_y = y + o;
-    const T* seg_prefetch = Offset(prefetch, o);
+    const T* seg_prefetch = prefetch_ahead != 0 ? seg_x + prefetch_ahead : nullptr;
     const size_t peel = kStream ? ElementsToAlignment(seg_y) : 0;
     ForEachVector(spans.count, peel, descending, [&](auto d, size_t i) HWY_ATTR {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, center)),
@@ -65,9 +65,9 @@ template <bool kRelu, bool kStream, bool kResidual>
 struct NormalizeLoops {
   template <typename T>
   static void Span(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
-                   float shift, const T* prefetch, bool descending) {
+                   float shift, size_t prefetch_ahead, bool descending) {
     NormalizeSpanImpl<kRelu, kStream, kResidual>(x, residual, y, spans, center, scale, shift,
-                                                 prefetch, descending);
+                                                 prefetch_ahead, descending);
   }
   template <typename T>
   static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params,
@@ -84,8 +84,8 @@ void NormalizeSpan(const T* x, const T* residual, T* y, Spans spans, float cente
       options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
   DispatchOptions<NormalizeLoops>(
       [&](auto loops) HWY_ATTR {
-        decltype(loops)::Span(x, residual, y, spans, center, scale, shift,
-                              static_cast<const T*>(options.prefetch), descending);
+        decltype(loops)::Span(x, residual, y, spans, center, scale, shift, options.prefetch_ahead,
+                              descending);
       },
       options.relu, options.stream, residual != nullptr);
 }

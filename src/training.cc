@@ -188,7 +188,8 @@ class TrainingOps : public MomentSums<T> {
   void ElementwiseChannel(int64_t c, int64_t next) {
     Elementwise options = options_;
     options.stream = streams_.by_channel;
-    if (next >= 0 && prefetch_next_) options.prefetch = x_ + next * p_.inner;
+    if (next >= 0 && prefetch_next_)
+      options.prefetch_ahead = static_cast<size_t>((next - c) * p_.inner);
     const int64_t offset = c * p_.inner;
     k_.normalize_span(x_ + offset, Offset(residual_, offset), y_ + offset,
                       ChannelSpans(p_, p_.outer), a_.center[c], a_.scale[c], a_.shift[c], options);
