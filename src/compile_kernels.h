@@ -28,6 +28,7 @@ constexpr KernelTable<BNORM_KERNEL_ELEMENT> kKernels = {
     HWY_TARGET,
     &NormalizeSpan<BNORM_KERNEL_ELEMENT>,
     &NormalizeRows<BNORM_KERNEL_ELEMENT>,
+    &NormalizeRun<BNORM_KERNEL_ELEMENT>,
     &MomentsSpan<BNORM_KERNEL_ELEMENT>,
     &MomentsRows<BNORM_KERNEL_ELEMENT>,
     &GradSumsSpan<BNORM_KERNEL_ELEMENT>,

@@ -1,8 +1,10 @@
 // The per-target SIMD kernels, as one table of function pointers per target.
 //
-// Kernels see two data shapes only:
+// Kernels see three data shapes:
 // - a span: `count` contiguous elements of one channel (channels-first data),
 //   with per-channel parameters passed as scalars;
+// - a run: consecutive channels-first segments in memory order, with
+//   per-segment parameters from arrays;
 // - rows: `rows` rows of `width` contiguous elements, `stride` elements apart,
 //   where position i of every row belongs to the channel whose parameters sit
 //   at index i of the parameter arrays (channels-last data).
@@ -149,6 +151,16 @@ struct Spans {
   size_t stride;
 };
 
+// Consecutive segments of a channels-first tensor, in memory order: segment
+// j holds `length` values of the channel whose parameters sit at index j.
+struct SegmentRun {
+  size_t segments;
+  size_t length;  // at least kMinRunLength
+};
+// The most float lanes of any compiled target (AVX-512): a vector then
+// straddles at most two segments of a run.
+constexpr size_t kMinRunLength = 16;
+
 // p + offset, or null for null p (offsetting a null pointer is undefined).
 template <typename T>
 inline T* Offset(T* p, size_t offset) {
@@ -165,6 +177,10 @@ struct KernelTable {
                          float scale, float shift, Elementwise options);
   void (*normalize_rows)(const T* x, const T* residual, T* y, Rows rows, AffineArrays params,
                          Elementwise options);
+  // The same over a run of segments, walked as one contiguous range, so that
+  // streamed stores fill whole lines where two segments meet.
+  void (*normalize_run)(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays params,
+                        Elementwise options);
 
   // Adds sum(x - shift) and sum((x - shift)^2) to *sums.
   void (*moments_span)(const T* x, Spans spans, float shift, SumPair* sums);

@@ -12,6 +12,8 @@
 #define BNORM_SRC_NORMALIZE_INL_H_
 #endif
 
+#include <type_traits>
+
 #include "hwy/highway.h"
 #include "src/kernel_table.h"
 #include "src/vector_io-inl.h"
@@ -61,6 +63,65 @@ void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArr
   }
 }
 
+// Segment j of the run uses parameters [j]. The walk keeps one segment's
+// parameters in vectors, and a vector across two segments blends the two
+// sets lane by lane, so every element gets exactly its own channel's
+// arithmetic while the stores run over the range without a break.
+template <bool kRelu, bool kStream, bool kResidual, typename T>
+void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays p,
+                      bool descending) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  const size_t length = run.length;
+  const auto normalize = [&](auto dv, size_t i, auto center, auto scale, auto shift) HWY_ATTR {
+    auto v = hn::MulAdd(hn::Sub(LoadElements(dv, x + i), center), scale, shift);
+    if (kResidual) v = hn::Add(v, LoadElements(dv, residual + i));
+    if (kRelu) v = Relu(dv, v);
+    StoreOutput<kStream>(v, dv, y + i);
+  };
+  // The segment whose parameters are held, covering elements [begin, end).
+  size_t segment = 0, begin = 0, end = length;
+  auto center = hn::Set(d, p.center[0]);
+  auto scale = hn::Set(d, p.scale[0]);
+  auto shift = hn::Set(d, p.shift[0]);
+  // Holds the segment of element i: mostly a neighbour of the one held.
+  const auto hold = [&](size_t i) HWY_ATTR {
+    if (i >= end && i - end < length) {
+      ++segment;
+    } else if (i < begin && begin - i <= length) {
+      --segment;
+    } else {
+      segment = i / length;
+    }
+    begin = segment * length;
+    end = begin + length;
+    center = hn::Set(d, p.center[segment]);
+    scale = hn::Set(d, p.scale[segment]);
+    shift = hn::Set(d, p.shift[segment]);
+  };
+  const size_t peel = kStream ? ElementsToAlignment(y) : 0;
+  ForEachVector(run.segments * length, peel, descending, [&](auto dv, size_t i) HWY_ATTR {
+    if constexpr (hn::MaxLanes(dv) != hn::MaxLanes(d)) {
+      // A single lane of the peel or the tail.
+      const size_t j = i / length;
+      normalize(dv, i, hn::Set(dv, p.center[j]), hn::Set(dv, p.scale[j]), hn::Set(dv, p.shift[j]));
+    } else {
+      if (i < begin || i >= end) hold(i);
+      if (i + lanes <= end) {
+        normalize(d, i, center, scale, shift);
+        return;
+      }
+      // Lanes [0, end - i) are in the segment held, the rest in the next
+      // (length >= lanes: no third).
+      const auto mine = hn::FirstN(d, end - i);
+      const auto this_center = center, this_scale = scale, this_shift = shift;
+      hold(end);
+      normalize(d, i, hn::IfThenElse(mine, this_center, center),
+                hn::IfThenElse(mine, this_scale, scale), hn::IfThenElse(mine, this_shift, shift));
+    }
+  });
+}
+
 template <bool kRelu, bool kStream, bool kResidual>
 struct NormalizeLoops {
   template <typename T>
@@ -73,6 +134,11 @@ struct NormalizeLoops {
   static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params,
                    bool descending) {
     NormalizeRowsImpl<kRelu, kStream, kResidual>(x, residual, y, rows, params, descending);
+  }
+  template <typename T>
+  static void Run(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays params,
+                  bool descending) {
+    NormalizeRunImpl<kRelu, kStream, kResidual>(x, residual, y, run, params, descending);
   }
 };
 
@@ -97,6 +163,16 @@ void NormalizeRows(const T* x, const T* residual, T* y, Rows rows, AffineArrays 
       options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
   DispatchOptions<NormalizeLoops>(
       [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, residual, y, rows, params, descending); },
+      options.relu, options.stream, residual != nullptr);
+}
+
+template <typename T>
+void NormalizeRun(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays params,
+                  Elementwise options) {
+  const bool descending =
+      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
+  DispatchOptions<NormalizeLoops>(
+      [&](auto loops) HWY_ATTR { decltype(loops)::Run(x, residual, y, run, params, descending); },
       options.relu, options.stream, residual != nullptr);
 }
 

@@ -71,25 +71,34 @@ struct AffineBlock {
 };
 
 // Segments [begin, end) of a channels-first tensor; segment s is channel
-// s % C of sample s / C.
+// s % C of sample s / C. One kernel call per sample (or per block of
+// kMaxRowWidth channels), in memory order: segments of the same channel lie C
+// segments apart, and walking them that way, or calling a kernel per
+// segment, took (32, 1024, 14, 14) inference 1.7 times as long as the
+// channels-last layout's contiguous walk (AMD EPYC, one thread, cold).
 template <typename T, class ChannelAffine>
 void NormalizeSegments(const Plan& p, const KernelTable<T>& k, const T* x, const T* residual, T* y,
                        Elementwise options, Range segments, const ChannelAffine& affine) {
+  constexpr int64_t kBlock = static_cast<int64_t>(kMaxRowWidth);
   AffineBlock block;
   int64_t block_begin = -1;
-  for (int64_t s = segments.begin; s < segments.end; ++s) {
+  for (int64_t s = segments.begin; s < segments.end;) {
     const int64_t c = s % p.channels;
-    if (c < block_begin || c >= block_begin + static_cast<int64_t>(kMaxRowWidth) ||
-        block_begin < 0) {
-      block_begin = c - c % static_cast<int64_t>(kMaxRowWidth);
-      const int64_t n = std::min<int64_t>(kMaxRowWidth, p.channels - block_begin);
-      block.FillChannels(block_begin, n, affine);
+    if (block_begin < 0 || c < block_begin || c >= block_begin + kBlock) {
+      block_begin = c - c % kBlock;
+      block.FillChannels(block_begin, std::min(kBlock, p.channels - block_begin), affine);
     }
+    const int64_t block_end = std::min(block_begin + kBlock, p.channels);
+    // A run's vectors may straddle only two segments.
+    const int64_t n = p.inner >= static_cast<int64_t>(kMinRunLength)
+                          ? std::min(segments.end - s, block_end - c)
+                          : 1;
     const int64_t i = c - block_begin;
     const int64_t offset = s * p.inner;
-    k.normalize_span(x + offset, Offset(residual, offset), y + offset,
-                     Spans{static_cast<size_t>(p.inner), 1, 0}, block.center[i], block.scale[i],
-                     block.shift[i], options);
+    k.normalize_run(x + offset, Offset(residual, offset), y + offset,
+                    SegmentRun{static_cast<size_t>(n), static_cast<size_t>(p.inner)},
+                    AffineArrays{block.center + i, block.scale + i, block.shift + i}, options);
+    s += n;
   }
 }
 

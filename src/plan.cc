@@ -10,16 +10,12 @@ namespace {
 // Values summed per reduction chunk: large enough that a chunk's fixed cost
 // is negligible, small enough to split a big channel across threads.
 constexpr int64_t kChunkValues = 32 * 1024;
-// Channels-first segments shorter than this are walked as rows.
-constexpr int64_t kMinSpanValues = 512;
-// The same for training and backward, measured on (32, 1024, 14, 14) and
-// (32, 2048, 7, 7): spans cut training time by a fifth and backward by a third
-// there, though inference is faster as rows.
+// Channels-first segments shorter than this are walked as rows by a
+// reduction (measured on (32, 1024, 14, 14) and (32, 2048, 7, 7): spans cut
+// training time by a fifth and backward by a third there). An elementwise
+// pass walks any segments of kMinRunLength values or more as runs.
 constexpr int64_t kMinReductionSpanValues = 32;
 constexpr int64_t kMinRowsForRowsView = 16;
-// Values of an f32 tensor whose elementwise pass moves under 2 x
-// kMinBytesPerThread (parallel.h), which stays on one thread.
-constexpr int64_t kOneThreadValues = 16 * 1024;
 // Channels-last rows are folded until their width is a multiple of this many
 // lanes (the widest f32 vector, AVX-512), unless that exceeds kMaxRowWidth.
 constexpr int64_t kFoldLanes = 16;
@@ -59,21 +55,17 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind) {
   }
   p.count = dims[0] * spatial;
   const bool channels_last = nhwc || spatial == 1;
-  // Rows pay off for short segments when there are enough rows for the
-  // register tiles (kRowBlock rows) to amortise their flushes.
   // A reduction walks channels first one channel at a time, so that its
-  // second pass reads cache; only very short segments make rows pay off.
-  const int64_t min_span = kind == PlanKind::kReduction ? kMinReductionSpanValues : kMinSpanValues;
-  // An elementwise pass on a tensor that one thread takes walks short
-  // segments as rows even with few rows, rather than one kernel call per
-  // segment: (4, 64, 4, 4) inference took 1.6 us instead of 4.5 (a copy of
-  // its bytes: 0.16 us; bench/call_cost_bench). Its training and backward
-  // took longer as rows (6.0 us against 4.5), so reductions keep the spans.
-  const bool one_thread = dims[0] * spatial * p.channels <= kOneThreadValues;
-  const bool enough_rows =
-      dims[0] >= kMinRowsForRowsView || (kind == PlanKind::kElementwise && one_thread);
-  p.by_rows = channels_last || (spatial < min_span && enough_rows);
-
+  // second pass reads cache; only very short segments make rows pay off, when
+  // there are enough rows for the register tiles (kRowBlock rows) to amortise
+  // their flushes. An elementwise pass walks segments in memory order
+  // (normalize_run) unless a vector would straddle more than two of them.
+  if (kind == PlanKind::kElementwise) {
+    p.by_rows = channels_last || spatial < static_cast<int64_t>(kMinRunLength);
+  } else {
+    p.by_rows =
+        channels_last || (spatial < kMinReductionSpanValues && dims[0] >= kMinRowsForRowsView);
+  }
   if (!p.by_rows) {
     p.outer = dims[0];
     p.inner = spatial;
