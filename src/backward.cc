@@ -64,8 +64,7 @@ class BackwardOps {
         dbeta_(out.dbeta),
         grad_sums_(out.grad_sums),
         streams_(OutputStreamsFor<T>(pr.plan)),
-        prefetch_next_(sizeof(T) == 2 && pr.plan.outer > 1 &&
-                       4 * sizeof(T) * pr.plan.count <= L2CacheBytes()) {
+        prefetch_next_(pr.plan.outer > 1 && 4 * sizeof(T) * pr.plan.count <= L2CacheBytes()) {
     double* wide = static_cast<double*>(scratch);
     float* bound = reinterpret_cast<float*>(wide + 3 * p_.channels);
     coef_ = GradCoefficients{wide,  wide + p_.channels,  wide + 2 * p_.channels,
@@ -247,15 +246,15 @@ class BackwardOps {
   GradCoefficients coef_;
   const OutputStreams streams_;
   // Whether ElementwiseChannel reads the next channel's x and dy ahead, into
-  // L2 beside the channel's own. The 16-bit types' dx pass (conversions, the
-  // trust bound) is long enough to hide those reads: channels-first bf16 and
-  // f16 backward from memory took 0.68-0.98 of the time with it ((32, 512, 28,
-  // 28) and (32, 1024, 14, 14), 1 and 2 threads, best of 7 interleaved
-  // rounds). f32's is not: (1, 256, 56, 56) took 1.10-1.14 times as long, and
-  // (32, 512, 28, 28) and (32, 1024, 14, 14) 0.86-0.97, within the noise.
-  // With one sample (outer 1) the channels lie one after another in memory,
-  // which the hardware prefetcher follows by itself; from cache (hot),
-  // reading ahead only cost time there.
+  // L2 beside the channel's own. Channels-first bf16 and f16 backward from
+  // memory took 0.68-0.98 of the time with it ((32, 512, 28, 28) and (32,
+  // 1024, 14, 14), 1 and 2 threads, best of 7 interleaved rounds, Xeon). f32
+  // was within the noise on the Xeon (0.86-0.97 on those shapes, 1.10-1.14
+  // on (1, 256, 56, 56)); on the AMD EPYC it took 0.71-0.80 on those shapes
+  // and 0.84 on hot (1, 256, 56, 56), 0.92-1.02 elsewhere (3 interleaved
+  // rounds), so every type reads ahead. With one sample (outer 1) the
+  // channels lie one after another in memory, which the hardware prefetcher
+  // follows by itself; from cache (hot), reading ahead only cost time there.
   const bool prefetch_next_;
 };
 
