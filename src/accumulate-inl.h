@@ -168,9 +168,10 @@ HWY_INLINE void AccumulateRowsTiled(Rows rows, const Term& term, double* first, 
   }
 }
 
-// AccumulateRows for narrow rows, too narrow for the tiles' four vectors:
-// rows are read one after the other with the float sums in L1, so the
-// additions of successive vectors do not wait on each other.
+// AccumulateRows for narrow rows, too narrow for the tiles' four vectors, or
+// rows to be read in memory order: rows are read one after the other with
+// the float sums in L1, so the additions of successive vectors do not wait on
+// each other.
 template <typename Lane, class Term>
 HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, double* second) {
   HWY_ALIGN Lane block_first[kMaxRowWidth];
@@ -198,11 +199,12 @@ HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, d
 // positions [i, ...). Adds per position into first[0, width) and second[0,
 // width). Each position sums kRowBlock rows in float, in row order, then
 // joins its double total; both ways below add in that same order, so which
-// one runs does not change the result.
-template <typename Lane, class Term>
+// one runs does not change the result. kInOrder reads wide rows in memory
+// order too, rather than a tile of kRowBlock rows at a time.
+template <typename Lane, bool kInOrder = false, class Term>
 HWY_INLINE void AccumulateRows(Rows rows, const Term& term, double* first, double* second) {
   const hn::ScalableTag<Lane> d;
-  if (rows.width < 8 * hn::Lanes(d)) {
+  if (kInOrder || rows.width < 8 * hn::Lanes(d)) {
     AccumulateRowsInL1<Lane>(rows, term, first, second);
   } else {
     AccumulateRowsTiled<Lane>(rows, term, first, second);
@@ -287,7 +289,14 @@ template <bool kRelu, typename T>
 void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                       double* first, double* second) {
   using Lane = GradPrecision<T>;
-  AccumulateRows<Lane>(
+  // Tiles read 2 x kRowBlock rows at once here (x and dy), and from memory
+  // that was slow on the AMD EPYC: f32 channels-last backward of (32, 512,
+  // 28, 28), (32, 1024, 14, 14), (1, 256, 56, 56), (256, 1024) and (4096,
+  // 512), cold, took 0.64-0.88 of the time with rows in order (1 and 2
+  // threads, best of 5 interleaved rounds), while their hot rows took
+  // 1.10-1.16 times as long (the sums go through L1). Double lanes (16-bit
+  // types) keep the tiles: their sums would fill L1.
+  AccumulateRows<Lane, sizeof(Lane) == 4>(
       rows,
       [&](auto d, size_t offset, size_t i, auto& a, auto& b) HWY_ATTR {
         const auto mean_v = WidenTo(d, hn::LoadU(hn::Rebind<float, decltype(d)>(), mean + i));
