@@ -56,7 +56,10 @@ inline double StreamMinBytes(size_t element_bytes) {
 // threads, whose halves of the pass fit in their L2 caches. One thread's
 // whole pass does not: there it took 0.66-0.69 of the time from memory and
 // 0.77-0.81 from cache, so inference also streams smaller outputs whose pass
-// overflows each thread's L2.
+// overflows each thread's L2. On the AMD EPYC of bench/RESULTS.md, outputs
+// of 3.2 to 12.8 MB written with ordinary stores took 1.14-1.65 times as long
+// from memory and 0.31-0.68 of the time from cache: a trade, so the rule
+// stays.
 constexpr double kInferenceStreamMinBytes = 2.0 * 1024 * 1024;
 // A pass that walks channels-first data one channel at a time writes a
 // channel's segments C segments apart, so the line where two channels'
