@@ -122,58 +122,52 @@ void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, Affin
   });
 }
 
-template <bool kRelu, bool kStream, bool kResidual>
-struct NormalizeLoops {
-  template <typename T>
-  static void Span(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
-                   float shift, size_t prefetch_ahead, bool descending) {
-    NormalizeSpanImpl<kRelu, kStream, kResidual>(x, residual, y, spans, center, scale, shift,
-                                                 prefetch_ahead, descending);
-  }
-  template <typename T>
-  static void Rows(const T* x, const T* residual, T* y, bnorm::Rows rows, AffineArrays params,
-                   bool descending) {
-    NormalizeRowsImpl<kRelu, kStream, kResidual>(x, residual, y, rows, params, descending);
-  }
-  template <typename T>
-  static void Run(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays params,
-                  bool descending) {
-    NormalizeRunImpl<kRelu, kStream, kResidual>(x, residual, y, run, params, descending);
-  }
+// One elementwise call's run-time options as compile-time constants.
+template <bool kReluChosen, bool kStreamChosen, bool kResidualChosen>
+struct NormalizeChoice {
+  static constexpr bool kRelu = kReluChosen;
+  static constexpr bool kStream = kStreamChosen;
+  static constexpr bool kResidual = kResidualChosen;
 };
+
+// Calls f(choice, descending) for one call's options, once per call. Every
+// kernel shape walks y as far from x (and residual) as the whole tensors
+// lie, so the direction follows from the call's pointers.
+template <typename T, class F>
+HWY_INLINE void DispatchNormalize(const T* x, const T* residual, const T* y, Elementwise options,
+                                  const F& f) {
+  const bool descending =
+      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
+  DispatchOptions<NormalizeChoice>([&](auto choice) HWY_ATTR { f(choice, descending); },
+                                   options.relu, options.stream, residual != nullptr);
+}
 
 template <typename T>
 void NormalizeSpan(const T* x, const T* residual, T* y, Spans spans, float center, float scale,
                    float shift, Elementwise options) {
-  // Each segment of y lies as far from its segment of x as y from x.
-  const bool descending =
-      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
-  DispatchOptions<NormalizeLoops>(
-      [&](auto loops) HWY_ATTR {
-        decltype(loops)::Span(x, residual, y, spans, center, scale, shift, options.prefetch_ahead,
-                              descending);
-      },
-      options.relu, options.stream, residual != nullptr);
+  DispatchNormalize(x, residual, y, options, [&](auto choice, bool descending) HWY_ATTR {
+    using C = decltype(choice);
+    NormalizeSpanImpl<C::kRelu, C::kStream, C::kResidual>(
+        x, residual, y, spans, center, scale, shift, options.prefetch_ahead, descending);
+  });
 }
 
 template <typename T>
 void NormalizeRows(const T* x, const T* residual, T* y, Rows rows, AffineArrays params,
                    Elementwise options) {
-  const bool descending =
-      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
-  DispatchOptions<NormalizeLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, residual, y, rows, params, descending); },
-      options.relu, options.stream, residual != nullptr);
+  DispatchNormalize(x, residual, y, options, [&](auto choice, bool descending) HWY_ATTR {
+    using C = decltype(choice);
+    NormalizeRowsImpl<C::kRelu, C::kStream, C::kResidual>(x, residual, y, rows, params, descending);
+  });
 }
 
 template <typename T>
 void NormalizeRun(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays params,
                   Elementwise options) {
-  const bool descending =
-      options.reverse_when_aliased && WalksDescending(sizeof(T), {y}, {x, residual});
-  DispatchOptions<NormalizeLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Run(x, residual, y, run, params, descending); },
-      options.relu, options.stream, residual != nullptr);
+  DispatchNormalize(x, residual, y, options, [&](auto choice, bool descending) HWY_ATTR {
+    using C = decltype(choice);
+    NormalizeRunImpl<C::kRelu, C::kStream, C::kResidual>(x, residual, y, run, params, descending);
+  });
 }
 
 }  // namespace HWY_NAMESPACE
