@@ -115,31 +115,62 @@ HWY_INLINE void StoreResidualGrad(hn::Vec<D> g, D d, T* p, bool stream) {
   }
 }
 
+// One channel's coefficients as the kernels read them.
+HWY_INLINE ChannelCoefficients CoefficientsOf(float center, const GradChannel& channel) {
+  return {center,
+          static_cast<float>(channel.grad_mean),
+          static_cast<float>(channel.a),
+          static_cast<float>(channel.b),
+          channel.grad_mean,
+          channel.a,
+          channel.b,
+          channel.bound.a,
+          channel.bound.b,
+          channel.bound.rest};
+}
+
 template <bool kRelu, bool kUseX, bool kStream, bool kResidualGrad>
 struct BackwardLoops {
+  // count elements of one channel; prefetch_x and prefetch_dy (or null) are
+  // read ahead into L2 along the way.
+  template <typename T>
+  static HWY_INLINE void Segment(const T* x, const T* dy, const T* y, T* dx, T* d_residual,
+                                 size_t count, const ChannelCoefficients& k, const T* prefetch_x,
+                                 const T* prefetch_dy) {
+    const size_t peel = kStream ? ElementsToAlignment(dx) : 0;
+    const bool stream_residual = StreamsAlongside<kStream>(d_residual, peel);
+    ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
+      const auto g = OutputGradient<kRelu>(d, dy, y, i);
+      const auto v = InputGradient<kUseX>(d, g, x, i, k);
+      // After g is formed: d_residual may be dy itself.
+      if (kResidualGrad) StoreResidualGrad(g, d, d_residual + i, stream_residual);
+      StoreOutput<kStream>(v, d, dx + i);
+      PrefetchToL2(d, prefetch_x, i);
+      PrefetchToL2(d, prefetch_dy, i);
+    });
+  }
+
   template <typename T>
   static void Span(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
-                   ChannelCoefficients k, size_t prefetch_ahead) {
+                   const ChannelCoefficients& k, size_t prefetch_ahead) {
     for (size_t s = 0; s < spans.segments; ++s) {
       const size_t o = s * spans.stride;
       const T* seg_x = Offset(x, o);
-      const T* seg_dy = dy + o;
-      const T* seg_y = Offset(y, o);
-      T* seg_dx = dx + o;
-      T* seg_d_residual = Offset(d_residual, o);
-      const size_t peel = kStream ? ElementsToAlignment(seg_dx) : 0;
-      const bool stream_residual = StreamsAlongside<kStream>(seg_d_residual, peel);
       const T* prefetch_x = prefetch_ahead != 0 ? Offset(seg_x, prefetch_ahead) : nullptr;
-      const T* prefetch_dy = prefetch_ahead != 0 ? seg_dy + prefetch_ahead : nullptr;
-      ForEachVector(spans.count, peel, [&](auto d, size_t i) HWY_ATTR {
-        const auto g = OutputGradient<kRelu>(d, seg_dy, seg_y, i);
-        const auto v = InputGradient<kUseX>(d, g, seg_x, i, k);
-        // After g is formed: d_residual may be dy itself.
-        if (kResidualGrad) StoreResidualGrad(g, d, seg_d_residual + i, stream_residual);
-        StoreOutput<kStream>(v, d, seg_dx + i);
-        PrefetchToL2(d, prefetch_x, i);
-        PrefetchToL2(d, prefetch_dy, i);
-      });
+      const T* prefetch_dy = prefetch_ahead != 0 ? dy + o + prefetch_ahead : nullptr;
+      Segment(seg_x, dy + o, Offset(y, o), dx + o, Offset(d_residual, o), spans.count, k,
+              prefetch_x, prefetch_dy);
+    }
+  }
+
+  template <typename T>
+  static void Run(const T* x, const T* dy, const T* y, T* dx, T* d_residual, SegmentRun run,
+                  const GradChannels& channels) {
+    for (size_t j = 0; j < run.segments; ++j) {
+      const size_t o = j * run.length;
+      Segment(Offset(x, o), dy + o, Offset(y, o), dx + o, Offset(d_residual, o), run.length,
+              CoefficientsOf(channels.center[j], channels[j]), static_cast<const T*>(nullptr),
+              static_cast<const T*>(nullptr));
     }
   }
 
@@ -163,32 +194,36 @@ struct BackwardLoops {
   }
 };
 
+// Calls f(BackwardLoops<...>()) with one call's options as constants.
+template <typename T, class F>
+HWY_INLINE void DispatchBackward(const T* x, const T* y, const T* d_residual, bool stream,
+                                 const F& f) {
+  DispatchOptions<BackwardLoops>(f, y != nullptr, x != nullptr, stream, d_residual != nullptr);
+}
+
 template <typename T>
 void BackwardSpan(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Spans spans,
                   float center, const GradChannel& channel, GradSpanOptions options) {
-  const ChannelCoefficients k{center,
-                              static_cast<float>(channel.grad_mean),
-                              static_cast<float>(channel.a),
-                              static_cast<float>(channel.b),
-                              channel.grad_mean,
-                              channel.a,
-                              channel.b,
-                              channel.bound.a,
-                              channel.bound.b,
-                              channel.bound.rest};
-  DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR {
-        decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k, options.prefetch_ahead);
-      },
-      y != nullptr, x != nullptr, options.stream, d_residual != nullptr);
+  const ChannelCoefficients k = CoefficientsOf(center, channel);
+  DispatchBackward(x, y, d_residual, options.stream, [&](auto loops) HWY_ATTR {
+    decltype(loops)::Span(x, dy, y, dx, d_residual, spans, k, options.prefetch_ahead);
+  });
 }
 
 template <typename T>
 void BackwardRows(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                   GradArrays p, bool stream) {
-  DispatchOptions<BackwardLoops>(
-      [&](auto loops) HWY_ATTR { decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, p); },
-      y != nullptr, x != nullptr, stream, d_residual != nullptr);
+  DispatchBackward(x, y, d_residual, stream, [&](auto loops) HWY_ATTR {
+    decltype(loops)::Rows(x, dy, y, dx, d_residual, rows, p);
+  });
+}
+
+template <typename T>
+void BackwardRun(const T* x, const T* dy, const T* y, T* dx, T* d_residual, SegmentRun run,
+                 GradChannels channels, bool stream) {
+  DispatchBackward(x, y, d_residual, stream, [&](auto loops) HWY_ATTR {
+    decltype(loops)::Run(x, dy, y, dx, d_residual, run, channels);
+  });
 }
 
 }  // namespace HWY_NAMESPACE

@@ -32,8 +32,12 @@ struct GradCoefficients {
   float* bound_b;
   float* bound_rest;
 
+  // Channels from c on, with their centers (the batch means).
+  GradChannels From(int64_t c, const float* center) const {
+    return {center + c, grad_mean + c, a + c, b + c, bound_a + c, bound_b + c, bound_rest + c};
+  }
   GradChannel Channel(int64_t c) const {
-    return {grad_mean[c], a[c], b[c], {bound_a[c], bound_b[c], bound_rest[c]}};
+    return GradChannels{nullptr, grad_mean, a, b, bound_a, bound_b, bound_rest}[c];
   }
 };
 
@@ -78,6 +82,15 @@ class BackwardOps {
     k_.grad_sums_span(x_ + offset, dy_ + offset, Offset(y_, offset), ChannelSpans(p_, n), mean_[c],
                       sums);
   }
+
+  void RunSums(int64_t segment, int64_t n, SumPair* sums) {
+    const int64_t offset = segment * p_.inner;
+    k_.grad_sums_run(x_ + offset, dy_ + offset, Offset(y_, offset),
+                     SegmentRun{static_cast<size_t>(n), static_cast<size_t>(p_.inner)},
+                     mean_ + segment % p_.channels, sums);
+  }
+
+  double SumsBytesPerValue() const { return (y_ != nullptr ? 3.0 : 2.0) * sizeof(T); }
 
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float mean[kMaxRowWidth];
@@ -159,6 +172,21 @@ class BackwardOps {
     }
   }
 
+  // Consecutive segments, one kernel call per sample.
+  void ElementwiseRun(Range segments) {
+    if (dx_ == nullptr) return;
+    for (int64_t s = segments.begin; s < segments.end;) {
+      const int64_t c = s % p_.channels;
+      const int64_t n = std::min(segments.end - s, p_.channels - c);
+      const int64_t offset = s * p_.inner;
+      k_.backward_run(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
+                      Offset(d_residual_, offset),
+                      SegmentRun{static_cast<size_t>(n), static_cast<size_t>(p_.inner)},
+                      coef_.From(c, mean_), streams_.in_order);
+      s += n;
+    }
+  }
+
   void ElementwiseDone() {
     if (streams_.in_order) FlushStreams();
   }
@@ -166,13 +194,7 @@ class BackwardOps {
   void ElementwiseShare(int t, int nt) {
     if (dx_ == nullptr) return;
     if (!p_.by_rows) {
-      const Range segments = ShareOf(p_.outer * p_.channels, t, nt);
-      for (int64_t s = segments.begin; s < segments.end; ++s) {
-        const int64_t c = s % p_.channels, offset = s * p_.inner;
-        k_.backward_span(UsedX(offset), dy_ + offset, Offset(y_, offset), dx_ + offset,
-                         Offset(d_residual_, offset), ChannelSpans(p_, 1), mean_[c],
-                         coef_.Channel(c), {streams_.in_order});
-      }
+      ElementwiseRun(ShareOf(p_.outer * p_.channels, t, nt));
       ElementwiseDone();
       return;
     }

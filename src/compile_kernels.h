@@ -31,10 +31,13 @@ constexpr KernelTable<BNORM_KERNEL_ELEMENT> kKernels = {
     &NormalizeRun<BNORM_KERNEL_ELEMENT>,
     &MomentsSpan<BNORM_KERNEL_ELEMENT>,
     &MomentsRows<BNORM_KERNEL_ELEMENT>,
+    &MomentsRun<BNORM_KERNEL_ELEMENT>,
     &GradSumsSpan<BNORM_KERNEL_ELEMENT>,
     &GradSumsRows<BNORM_KERNEL_ELEMENT>,
+    &GradSumsRun<BNORM_KERNEL_ELEMENT>,
     &BackwardSpan<BNORM_KERNEL_ELEMENT>,
     &BackwardRows<BNORM_KERNEL_ELEMENT>,
+    &BackwardRun<BNORM_KERNEL_ELEMENT>,
 };
 
 }  // namespace HWY_NAMESPACE

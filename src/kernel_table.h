@@ -101,6 +101,22 @@ struct GradChannel {
   TrustBound bound;
 };
 
+// Consecutive channels' dx coefficients (backward_run): center and the double
+// coefficients, which the kernel rounds to float, and the trust bounds.
+struct GradChannels {
+  const float* center;
+  const double* grad_mean;
+  const double* a;
+  const double* b;
+  const float* bound_a;
+  const float* bound_b;
+  const float* bound_rest;
+
+  GradChannel operator[](size_t j) const {
+    return {grad_mean[j], a[j], b[j], {bound_a[j], bound_b[j], bound_rest[j]}};
+  }
+};
+
 // g itself: what writes d_residual (the masked dy) through the same kernel.
 template <typename T>
 GradChannel PassGradient() {
@@ -155,7 +171,7 @@ struct Spans {
 // j holds `length` values of the channel whose parameters sit at index j.
 struct SegmentRun {
   size_t segments;
-  size_t length;  // at least kMinRunLength
+  size_t length;  // at least kMinRunLength for normalize_run
 };
 // The most float lanes of any compiled target (AVX-512): a vector then
 // straddles at most two segments of a run.
@@ -186,6 +202,8 @@ struct KernelTable {
   void (*moments_span)(const T* x, Spans spans, float shift, SumPair* sums);
   // Adds per position: first[i] += sum(x - shift[i]), second[i] += sum((x - shift[i])^2).
   void (*moments_rows)(const T* x, Rows rows, const float* shift, double* first, double* second);
+  // Adds each segment's sums to sums[j], exactly as moments_span would.
+  void (*moments_run)(const T* x, SegmentRun run, const float* shift, SumPair* sums);
 
   // Adds sum(g) and sum(g * (x - mean)), where g = dy, zeroed where y <= 0 if
   // y is not null (fused ReLU).
@@ -193,6 +211,8 @@ struct KernelTable {
                          SumPair* sums);
   void (*grad_sums_rows)(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                          double* first, double* second);
+  void (*grad_sums_run)(const T* x, const T* dy, const T* y, SegmentRun run, const float* mean,
+                        SumPair* sums);
 
   // dx = (g - grad_mean) * a + (x - center) * b, with g as above, and
   // d_residual = g unless d_residual is null (it may be dy). If x is null,
@@ -202,6 +222,9 @@ struct KernelTable {
                         float center, const GradChannel& k, GradSpanOptions options);
   void (*backward_rows)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, Rows rows,
                         GradArrays params, bool stream);
+  // Segment j of the run with channels[j]; one call for a sample's segments.
+  void (*backward_run)(const T* x, const T* dy, const T* y, T* dx, T* d_residual, SegmentRun run,
+                       GradChannels channels, bool stream);
 };
 
 }  // namespace bnorm

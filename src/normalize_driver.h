@@ -81,14 +81,16 @@ void NormalizeSegments(const Plan& p, const KernelTable<T>& k, const T* x, const
                        Elementwise options, Range segments, const ChannelAffine& affine) {
   constexpr int64_t kBlock = static_cast<int64_t>(kMaxRowWidth);
   AffineBlock block;
-  int64_t block_begin = -1;
+  int64_t block_begin = 0, block_end = 0;  // the channels the block holds
   for (int64_t s = segments.begin; s < segments.end;) {
     const int64_t c = s % p.channels;
-    if (block_begin < 0 || c < block_begin || c >= block_begin + kBlock) {
-      block_begin = c - c % kBlock;
-      block.FillChannels(block_begin, std::min(kBlock, p.channels - block_begin), affine);
+    if (c < block_begin || c >= block_end) {
+      // Only the channels the range reaches: a group's walk calls this once
+      // per sample for a few channels.
+      block_begin = c;
+      block_end = std::min({p.channels, c + kBlock, c + (segments.end - s)});
+      block.FillChannels(block_begin, block_end - block_begin, affine);
     }
-    const int64_t block_end = std::min(block_begin + kBlock, p.channels);
     // A run's vectors may straddle only two segments.
     const int64_t n = p.inner >= static_cast<int64_t>(kMinRunLength)
                           ? std::min(segments.end - s, block_end - c)

@@ -90,6 +90,15 @@ class MomentSums {
     k_.moments_span(x_ + segment * p_.inner, ChannelSpans(p_, n), shift_estimate_[c], sums);
   }
 
+  void RunSums(int64_t segment, int64_t n, SumPair* sums) {
+    const int64_t c = segment % p_.channels;
+    k_.moments_run(x_ + segment * p_.inner,
+                   SegmentRun{static_cast<size_t>(n), static_cast<size_t>(p_.inner)},
+                   shift_estimate_ + c, sums);
+  }
+
+  double SumsBytesPerValue() const { return sizeof(T); }
+
   // Channel c's moments from its sums of (x - shift) and (x - shift)^2.
   ChannelMoments Moments(int64_t c, const SumPair& sums) const {
     const double count = static_cast<double>(p_.count);
@@ -130,6 +139,7 @@ class LocalStatsOps : public MomentSums<T> {
   }
 
   void ElementwiseChannel(int64_t, int64_t) {}
+  void ElementwiseRun(Range) {}
   void ElementwiseShare(int, int) {}
   void ElementwiseDone() {}
 
@@ -193,6 +203,12 @@ class TrainingOps : public MomentSums<T> {
     const int64_t offset = c * p_.inner;
     k_.normalize_span(x_ + offset, Offset(residual_, offset), y_ + offset,
                       ChannelSpans(p_, p_.outer), a_.center[c], a_.scale[c], a_.shift[c], options);
+  }
+
+  // Consecutive segments, written as one range.
+  void ElementwiseRun(Range segments) {
+    NormalizeSegments(p_, k_, x_, residual_, y_, options_, segments,
+                      ChannelParams{a_.center, a_.scale, a_.shift});
   }
 
   void ElementwiseDone() {
