@@ -202,8 +202,10 @@ struct KernelTable {
   void (*moments_span)(const T* x, Spans spans, float shift, SumPair* sums);
   // Adds per position: first[i] += sum(x - shift[i]), second[i] += sum((x - shift[i])^2).
   void (*moments_rows)(const T* x, Rows rows, const float* shift, double* first, double* second);
-  // Adds each segment's sums to sums[j], exactly as moments_span would.
-  void (*moments_run)(const T* x, SegmentRun run, const float* shift, SumPair* sums);
+  // Adds each segment's sums to sums[j], exactly as moments_span would; if
+  // prefetch_ahead is not 0, x that many elements ahead is read into L2.
+  void (*moments_run)(const T* x, SegmentRun run, const float* shift, SumPair* sums,
+                      size_t prefetch_ahead);
 
   // Adds sum(g) and sum(g * (x - mean)), where g = dy, zeroed where y <= 0 if
   // y is not null (fused ReLU).

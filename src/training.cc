@@ -94,7 +94,7 @@ class MomentSums {
     const int64_t c = segment % p_.channels;
     k_.moments_run(x_ + segment * p_.inner,
                    SegmentRun{static_cast<size_t>(n), static_cast<size_t>(p_.inner)},
-                   shift_estimate_ + c, sums);
+                   shift_estimate_ + c, sums, RunPrefetchAhead(p_, segment, sizeof(T)));
   }
 
   double SumsBytesPerValue() const { return sizeof(T); }
