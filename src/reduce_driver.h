@@ -164,8 +164,8 @@ OutputStreams OutputStreamsFor(const Plan& p) {
 // reads L3, and the longer pieces pay for that. Measured on the AMD EPYC
 // (f32, cold, 3 interleaved rounds, against one channel at a time or groups
 // within 16 KiB): training (32, 1024, 14, 14) took 0.61-0.66 of the time,
-// (32, 2048, 7, 7) 0.51-0.52, (32, 512, 28, 28) 0.77-0.81 and
-// (32, 256, 56, 56) 0.71-0.83; backward 0.66-0.94 on those. Groups within
+// (32, 2048, 7, 7) 0.46-0.63, (32, 512, 28, 28) 0.77-0.81 and
+// (32, 256, 56, 56) 0.71-0.83; backward 0.66-0.98 on those. Groups within
 // 512 KiB took 1.1-1.2 times as long as 2 MiB ones, 6 MiB no less; a cap of
 // 64 channels rather than 256 took (32, 2048, 7, 7) 1.2 times as long at
 // one thread.
