@@ -171,11 +171,8 @@ struct Spans {
 // j holds `length` values of the channel whose parameters sit at index j.
 struct SegmentRun {
   size_t segments;
-  size_t length;  // at least kMinRunLength for normalize_run
+  size_t length;
 };
-// The most float lanes of any compiled target (AVX-512): a vector then
-// straddles at most two segments of a run.
-constexpr size_t kMinRunLength = 16;
 
 // p + offset, or null for null p (offsetting a null pointer is undefined).
 template <typename T>

@@ -64,9 +64,9 @@ void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArr
 }
 
 // Segment j of the run uses parameters [j]. The walk keeps one segment's
-// parameters in vectors, and a vector across two segments blends the two
-// sets lane by lane, so every element gets exactly its own channel's
-// arithmetic while the stores run over the range without a break.
+// parameters in vectors, and a vector across segments blends their sets
+// lane by lane, so every element gets exactly its own channel's arithmetic
+// while the stores run over the range without a break.
 template <bool kRelu, bool kStream, bool kResidual, typename T>
 void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, AffineArrays p,
                       bool descending) {
@@ -111,13 +111,23 @@ void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, Affin
         normalize(d, i, center, scale, shift);
         return;
       }
-      // Lanes [0, end - i) are in the segment held, the rest in the next
-      // (length >= lanes: no third).
-      const auto mine = hn::FirstN(d, end - i);
-      const auto this_center = center, this_scale = scale, this_shift = shift;
+      // Lanes [0, end - i) are in the segment held; each later segment the
+      // vector reaches sets the lanes from its start on (more than one only
+      // where segments are shorter than a vector).
+      auto before = hn::FirstN(d, end - i);
+      const auto held_center = center, held_scale = scale, held_shift = shift;
       hold(end);
-      normalize(d, i, hn::IfThenElse(mine, this_center, center),
-                hn::IfThenElse(mine, this_scale, scale), hn::IfThenElse(mine, this_shift, shift));
+      auto vector_center = hn::IfThenElse(before, held_center, center);
+      auto vector_scale = hn::IfThenElse(before, held_scale, scale);
+      auto vector_shift = hn::IfThenElse(before, held_shift, shift);
+      while (HWY_UNLIKELY(i + lanes > end)) {
+        before = hn::FirstN(d, end - i);
+        hold(end);
+        vector_center = hn::IfThenElse(before, vector_center, center);
+        vector_scale = hn::IfThenElse(before, vector_scale, scale);
+        vector_shift = hn::IfThenElse(before, vector_shift, shift);
+      }
+      normalize(d, i, vector_center, vector_scale, vector_shift);
     }
   });
 }

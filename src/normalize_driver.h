@@ -91,10 +91,7 @@ void NormalizeSegments(const Plan& p, const KernelTable<T>& k, const T* x, const
       block_end = std::min({p.channels, c + kBlock, c + (segments.end - s)});
       block.FillChannels(block_begin, block_end - block_begin, affine);
     }
-    // A run's vectors may straddle only two segments.
-    const int64_t n = p.inner >= static_cast<int64_t>(kMinRunLength)
-                          ? std::min(segments.end - s, block_end - c)
-                          : 1;
+    const int64_t n = std::min(segments.end - s, block_end - c);
     const int64_t i = c - block_begin;
     const int64_t offset = s * p.inner;
     k.normalize_run(x + offset, Offset(residual, offset), y + offset,

@@ -13,8 +13,11 @@ constexpr int64_t kChunkValues = 32 * 1024;
 // Channels-first segments shorter than this are walked as rows by a
 // reduction (measured on (32, 1024, 14, 14) and (32, 2048, 7, 7): spans cut
 // training time by a fifth and backward by a third there). An elementwise
-// pass walks any segments of kMinRunLength values or more as runs.
+// pass walks segments of kMinRunLength values or more as runs; shorter ones
+// as rows, where a vector would blend the parameters of three or more
+// segments (kMinRunLength is the most float lanes of any target, AVX-512).
 constexpr int64_t kMinReductionSpanValues = 32;
+constexpr int64_t kMinRunLength = 16;
 constexpr int64_t kMinRowsForRowsView = 16;
 // Channels-last rows are folded until their width is a multiple of this many
 // lanes (the widest f32 vector, AVX-512), unless that exceeds kMaxRowWidth.
@@ -59,9 +62,9 @@ Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind) {
   // second pass reads cache; only very short segments make rows pay off, when
   // there are enough rows for the register tiles (kRowBlock rows) to amortise
   // their flushes. An elementwise pass walks segments in memory order
-  // (normalize_run) unless a vector would straddle more than two of them.
+  // (normalize_run) unless they are shorter than kMinRunLength.
   if (kind == PlanKind::kElementwise) {
-    p.by_rows = channels_last || spatial < static_cast<int64_t>(kMinRunLength);
+    p.by_rows = channels_last || spatial < kMinRunLength;
   } else {
     p.by_rows =
         channels_last || (spatial < kMinReductionSpanValues && dims[0] >= kMinRowsForRowsView);
