@@ -16,6 +16,12 @@
 #include "hwy/highway.h"
 #include "src/element_convert-inl.h"
 
+#ifndef BNORM_INLINE_LAMBDA
+// For a lambda that only prefetches: GCC deems a function whose only effect
+// is a prefetch free of effects, and drops calls to it unless it is inlined.
+#define BNORM_INLINE_LAMBDA __attribute__((always_inline)) HWY_ATTR
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace bnorm {
 namespace HWY_NAMESPACE {
