@@ -209,9 +209,9 @@ HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, d
 // cold, 3 interleaved rounds: (32, 256, 56, 56) 0.75-0.76 of the time,
 // (32, 1024, 14, 14) 0.85-0.93, (4096, 512) 0.77-0.87; hot rows 0.97-1.05.
 // Rows read in order (narrow rows, f32 gradient sums) have the hardware
-// prefetcher, and took longer with this (up to 1.2 times). At least a block
-// of rows ahead, so that the tiles do not prefetch rows they are about to
-// read.
+// prefetcher, and took longer with this ((8, 3, 224, 224): 1.2-1.65 times as
+// long). At least a block of rows ahead, so that the tiles do not prefetch
+// rows they are about to read.
 constexpr size_t kRowsAheadBytes = 64 * 1024;
 
 template <typename T>
@@ -222,7 +222,7 @@ size_t RowsAhead(const Rows& rows) {
 
 // term(d, offset, i, a, b) sets a and b for row elements [offset + i, ...),
 // positions [i, ...), whose inputs are of type T; prefetch(d, offset, i)
-// reads those of a later row into L2. Adds per position into first[0, width)
+// reads those of a later row into L2 (tiles only). Adds per position into first[0, width)
 // and second[0, width). Each position sums kRowBlock rows in float, in row
 // order, then joins its double total; both ways below add in that same order,
 // so which one runs does not change the result. kInOrder reads wide rows in
@@ -354,7 +354,7 @@ void GradSumsRun(const T* x, const T* dy, const T* y, SegmentRun run, const floa
   });
 }
 
-template <bool kRelu, typename T>
+template <bool kRelu, bool kReadAhead, typename T>
 void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
                       double* first, double* second) {
   using Lane = GradPrecision<T>;
@@ -372,6 +372,7 @@ void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const floa
         GradTerms<kRelu>(d, x + offset + i, dy + offset + i, Offset(y, offset + i), mean_v, a, b);
       },
       [&](auto d, size_t offset, size_t i) BNORM_INLINE_LAMBDA {
+        if (!kReadAhead) return;
         PrefetchToL2(d, x + offset, i);
         PrefetchToL2(d, dy + offset, i);
         if (kRelu) PrefetchToL2(d, y + offset, i);
@@ -380,10 +381,14 @@ void GradSumsRowsImpl(const T* x, const T* dy, const T* y, Rows rows, const floa
 }
 
 template <typename T>
-void GradSumsRows(const T* x, const T* dy, const T* y, Rows rows, const float* mean, double* first,
-                  double* second) {
+void GradSumsRows(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
+                  bool read_ahead, double* first, double* second) {
   DispatchRelu(y, [&](auto relu) HWY_ATTR {
-    GradSumsRowsImpl<decltype(relu)::value>(x, dy, y, rows, mean, first, second);
+    if (read_ahead) {
+      GradSumsRowsImpl<decltype(relu)::value, true>(x, dy, y, rows, mean, first, second);
+    } else {
+      GradSumsRowsImpl<decltype(relu)::value, false>(x, dy, y, rows, mean, first, second);
+    }
   });
 }
 

@@ -21,6 +21,24 @@ constexpr int64_t kResidualGroupBytes = 16 * 1024;
 constexpr int64_t kMaskFirstBelowSegmentBytes = 512;
 constexpr int64_t kMinMaskFirstSegments = 16;
 
+// The 16-bit types' gradient sums of rows at least kSumsReadAheadMinRowBytes
+// long read rows ahead (AccumulateRows) in tensors of kSumsReadAheadMinBytes
+// or more. bf16/f16 channels-last backward with and without it, 2
+// interleaved rounds (AMD EPYC): without, cold (32, 256, 56, 56),
+// (32, 512, 28, 28), (32, 1024, 14, 14) and (4096, 512) took 1.05-1.23 times
+// as long, while (1, 256, 56, 56), (256, 1024) and hot (4096, 512) took
+// 0.90-0.96 of the time, and (32, 64, 112, 112) (128-byte rows) 0.86-0.93.
+// f32 reads rows in order, with the hardware prefetcher.
+constexpr double kSumsReadAheadMinBytes = 4.0 * 1024 * 1024;
+constexpr size_t kSumsReadAheadMinRowBytes = 512;
+
+template <typename T>
+bool SumsReadAhead(const Plan& p, const Rows& rows) {
+  const double tensor_bytes = static_cast<double>(sizeof(T)) * p.count * p.channels;
+  return sizeof(T) == 2 && tensor_bytes >= kSumsReadAheadMinBytes &&
+         rows.width * sizeof(T) >= kSumsReadAheadMinRowBytes;
+}
+
 // dx = (g - grad_mean) * a + (x - center) * b per channel, in double: the
 // kernels round them to float, and the 16-bit types' also use them as they
 // are, where the float evaluation's TrustBound fails.
@@ -95,7 +113,8 @@ class BackwardOps {
   void RowsSums(int64_t offset, Rows rows, int64_t pos, double* first, double* second) {
     alignas(64) float mean[kMaxRowWidth];
     SpreadToPositions(p_, pos, static_cast<int64_t>(rows.width), mean_, mean);
-    k_.grad_sums_rows(x_ + offset, dy_ + offset, Offset(y_, offset), rows, mean, first, second);
+    k_.grad_sums_rows(x_ + offset, dy_ + offset, Offset(y_, offset), rows, mean,
+                      SumsReadAhead<T>(p_, rows), first, second);
   }
 
   // sums.first = sum(g), sums.second = sum(g * (x - mean)).

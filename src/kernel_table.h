@@ -208,8 +208,9 @@ struct KernelTable {
   // y is not null (fused ReLU).
   void (*grad_sums_span)(const T* x, const T* dy, const T* y, Spans spans, float mean,
                          SumPair* sums);
+  // read_ahead: tiles read rows ahead into L2 (see AccumulateRows).
   void (*grad_sums_rows)(const T* x, const T* dy, const T* y, Rows rows, const float* mean,
-                         double* first, double* second);
+                         bool read_ahead, double* first, double* second);
   void (*grad_sums_run)(const T* x, const T* dy, const T* y, SegmentRun run, const float* mean,
                         SumPair* sums);
 
