@@ -186,7 +186,7 @@ HWY_INLINE void AccumulateRowsInL1(Rows rows, const Term& term, double* first, d
     std::fill_n(block_first, rows.width, Lane{0});
     std::fill_n(block_second, rows.width, Lane{0});
     for (size_t r = r0; r < r1; ++r) {
-      ForEachVector<Lane>(rows.width, [&](auto d, size_t i) HWY_ATTR {
+      ForEachVector<Lane>(rows.width, [&](auto d, size_t i) BNORM_INLINE_LAMBDA {
         auto a = hn::Zero(d), b = hn::Zero(d);
         term(d, r * rows.stride, i, a, b);
         hn::Store(hn::Add(hn::Load(d, block_first + i), a), d, block_first + i);

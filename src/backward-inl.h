@@ -139,7 +139,7 @@ struct BackwardLoops {
                                  const T* prefetch_dy) {
     const size_t peel = kStream ? ElementsToAlignment(dx) : 0;
     const bool stream_residual = StreamsAlongside<kStream>(d_residual, peel);
-    ForEachVector(count, peel, [&](auto d, size_t i) HWY_ATTR {
+    ForEachVector(count, peel, [&](auto d, size_t i) BNORM_INLINE_LAMBDA {
       const auto g = OutputGradient<kRelu>(d, dy, y, i);
       const auto v = InputGradient<kUseX>(d, g, x, i, k);
       // After g is formed: d_residual may be dy itself.
@@ -184,7 +184,7 @@ struct BackwardLoops {
       T* row_d_residual = Offset(d_residual, offset);
       const size_t peel = kStream ? ElementsToAlignment(dx + offset) : 0;
       const bool stream_residual = StreamsAlongside<kStream>(row_d_residual, peel);
-      ForEachVector(rows.width, peel, [&](auto d, size_t i) HWY_ATTR {
+      ForEachVector(rows.width, peel, [&](auto d, size_t i) BNORM_INLINE_LAMBDA {
         const auto g = OutputGradient<kRelu>(d, dy + offset, row_y, i);
         const auto v = InputGradient<kUseX>(d, g, row_x, i, k);
         if (kResidualGrad) StoreResidualGrad(g, d, row_d_residual + i, stream_residual);

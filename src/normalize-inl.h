@@ -33,7 +33,7 @@ void NormalizeSpanImpl(const T* x, const T* residual, T* y, Spans spans, float c
     T* seg_y = y + o;
     const T* seg_prefetch = prefetch_ahead != 0 ? seg_x + prefetch_ahead : nullptr;
     const size_t peel = kStream ? ElementsToAlignment(seg_y) : 0;
-    ForEachVector(spans.count, peel, descending, [&](auto d, size_t i) HWY_ATTR {
+    ForEachVector(spans.count, peel, descending, [&](auto d, size_t i) BNORM_INLINE_LAMBDA {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, seg_x + i), hn::Set(d, center)),
                           hn::Set(d, scale), hn::Set(d, shift));
       if (kResidual) v = hn::Add(v, LoadElements(d, seg_residual + i));
@@ -80,7 +80,7 @@ void NormalizeRowsImpl(const T* x, const T* residual, T* y, Rows rows, AffineArr
           descending ? row_x - rows_ahead * rows.stride : row_x + rows_ahead * rows.stride;
     }
     const size_t peel = kStream ? ElementsToAlignment(row_y) : 0;
-    ForEachVector(rows.width, peel, descending, [&](auto d, size_t i) HWY_ATTR {
+    ForEachVector(rows.width, peel, descending, [&](auto d, size_t i) BNORM_INLINE_LAMBDA {
       auto v = hn::MulAdd(hn::Sub(LoadElements(d, row_x + i), hn::LoadU(d, p.center + i)),
                           hn::LoadU(d, p.scale + i), hn::LoadU(d, p.shift + i));
       if (kResidual) v = hn::Add(v, LoadElements(d, row_residual + i));
@@ -101,7 +101,8 @@ void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, Affin
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   const size_t length = run.length;
-  const auto normalize = [&](auto dv, size_t i, auto center, auto scale, auto shift) HWY_ATTR {
+  const auto normalize = [&](auto dv, size_t i, auto center, auto scale,
+                             auto shift) BNORM_INLINE_LAMBDA {
     auto v = hn::MulAdd(hn::Sub(LoadElements(dv, x + i), center), scale, shift);
     if (kResidual) v = hn::Add(v, LoadElements(dv, residual + i));
     if (kRelu) v = Relu(dv, v);
@@ -128,36 +129,38 @@ void NormalizeRunImpl(const T* x, const T* residual, T* y, SegmentRun run, Affin
     shift = hn::Set(d, p.shift[segment]);
   };
   const size_t peel = kStream ? ElementsToAlignment(y) : 0;
-  ForEachVector(run.segments * length, peel, descending, [&](auto dv, size_t i) HWY_ATTR {
-    if constexpr (hn::MaxLanes(dv) != hn::MaxLanes(d)) {
-      // A single lane of the peel or the tail.
-      const size_t j = i / length;
-      normalize(dv, i, hn::Set(dv, p.center[j]), hn::Set(dv, p.scale[j]), hn::Set(dv, p.shift[j]));
-    } else {
-      if (i < begin || i >= end) hold(i);
-      if (i + lanes <= end) {
-        normalize(d, i, center, scale, shift);
-        return;
-      }
-      // Lanes [0, end - i) are in the segment held; each later segment the
-      // vector reaches sets the lanes from its start on (more than one only
-      // where segments are shorter than a vector).
-      auto before = hn::FirstN(d, end - i);
-      const auto held_center = center, held_scale = scale, held_shift = shift;
-      hold(end);
-      auto vector_center = hn::IfThenElse(before, held_center, center);
-      auto vector_scale = hn::IfThenElse(before, held_scale, scale);
-      auto vector_shift = hn::IfThenElse(before, held_shift, shift);
-      while (HWY_UNLIKELY(i + lanes > end)) {
-        before = hn::FirstN(d, end - i);
-        hold(end);
-        vector_center = hn::IfThenElse(before, vector_center, center);
-        vector_scale = hn::IfThenElse(before, vector_scale, scale);
-        vector_shift = hn::IfThenElse(before, vector_shift, shift);
-      }
-      normalize(d, i, vector_center, vector_scale, vector_shift);
-    }
-  });
+  ForEachVector(run.segments * length, peel, descending,
+                [&](auto dv, size_t i) BNORM_INLINE_LAMBDA {
+                  if constexpr (hn::MaxLanes(dv) != hn::MaxLanes(d)) {
+                    // A single lane of the peel or the tail.
+                    const size_t j = i / length;
+                    normalize(dv, i, hn::Set(dv, p.center[j]), hn::Set(dv, p.scale[j]),
+                              hn::Set(dv, p.shift[j]));
+                  } else {
+                    if (i < begin || i >= end) hold(i);
+                    if (i + lanes <= end) {
+                      normalize(d, i, center, scale, shift);
+                      return;
+                    }
+                    // Lanes [0, end - i) are in the segment held; each later segment the
+                    // vector reaches sets the lanes from its start on (more than one only
+                    // where segments are shorter than a vector).
+                    auto before = hn::FirstN(d, end - i);
+                    const auto held_center = center, held_scale = scale, held_shift = shift;
+                    hold(end);
+                    auto vector_center = hn::IfThenElse(before, held_center, center);
+                    auto vector_scale = hn::IfThenElse(before, held_scale, scale);
+                    auto vector_shift = hn::IfThenElse(before, held_shift, shift);
+                    while (HWY_UNLIKELY(i + lanes > end)) {
+                      before = hn::FirstN(d, end - i);
+                      hold(end);
+                      vector_center = hn::IfThenElse(before, vector_center, center);
+                      vector_scale = hn::IfThenElse(before, vector_scale, scale);
+                      vector_shift = hn::IfThenElse(before, vector_shift, shift);
+                    }
+                    normalize(d, i, vector_center, vector_scale, vector_shift);
+                  }
+                });
 }
 
 // One elementwise call's run-time options as compile-time constants.
