@@ -20,9 +20,11 @@
 // A kernel lambda GCC must inline:
 // - one that only prefetches: GCC deems a function whose only effect is a
 //   prefetch free of effects, and drops the calls to it it does not inline;
-// - one called from several places in a loop: GCC left normalize_run's
-//   out of line for the 16-bit types, and their channels-first inference
-//   took 1.2-1.5 times as long (AMD EPYC).
+// - a loop body: GCC left the per-vector bodies of the 16-bit types'
+//   normalize and backward loops out of line, one call per vector; bf16
+//   (1, 2048, 7, 7) channels-first inference took 5 times as long, and
+//   16-bit channels-first inference 1.2-1.5 times as long once
+//   normalize_run's body grew a second call site (AMD EPYC).
 #define BNORM_INLINE_LAMBDA __attribute__((always_inline)) HWY_ATTR
 #endif
 
