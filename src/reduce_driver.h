@@ -183,23 +183,6 @@ inline int64_t GroupChannels(const Plan& p, double bytes_per_value) {
   return group < 1 ? 1 : std::min<int64_t>(kMaxGroup, static_cast<int64_t>(group));
 }
 
-// Training's statistics sum a group's short segments (below this many
-// bytes) with the next sample's piece read ahead into L2: f32 (32, 2048, 7, 7)
-// (196-byte segments) took 0.85-0.88 of the time that way, (32, 1024, 14,
-// 14) (784 bytes) 0.95-1.00, while 3136-byte segments took 1.07-1.14 times
-// as long (AMD EPYC, cold, 2 interleaved rounds). The backward's sums gained
-// nothing from it (0.97-1.03).
-constexpr int64_t kPrefetchNextSampleBelowBytes = 1024;
-
-// The prefetch_ahead for the run kernel's sums from `segment` on: the same
-// channels of the next sample, or 0.
-inline size_t RunPrefetchAhead(const Plan& p, int64_t segment, size_t element_bytes) {
-  const bool short_segments =
-      p.inner * static_cast<int64_t>(element_bytes) < kPrefetchNextSampleBelowBytes;
-  const bool last_sample = segment / p.channels == p.outer - 1;
-  return short_segments && !last_sample ? static_cast<size_t>(p.channels * p.inner) : 0;
-}
-
 // The sums of a group of channels [begin, begin + n), added sample by
 // sample: each channel's chunks of segments in the order ChunkSums sums
 // them, so that the results are those of a channel-by-channel walk.
