@@ -508,7 +508,7 @@ bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const bnorm_shap
   });
 }
 
-const char* bnorm_active_target(void) { return bnorm::TargetName(bnorm::ActiveKernels().target); }
+const char* bnorm_active_target(void) { return bnorm::ActiveKernels().name; }
 
 int32_t bnorm_target_count(void) { return static_cast<int32_t>(bnorm::NumAvailableTargets()); }
 

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#if HWY_ARCH_X86
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <vector>
 
@@ -13,35 +17,77 @@
 namespace bnorm {
 namespace {
 
-// Names a cap may use. Highway's lower target bits are better targets.
+// Names a cap may use, best first. AVX3_BF16 is AVX3 with the CPU's own bf16
+// rounding (CpuRoundedBF16): bnorm's own target, since Highway 1.0.3 has none
+// with AVX512_BF16.
 struct NamedTarget {
   const char* name;
-  int64_t target;
+  int64_t target;  // Highway's target bit
 };
 constexpr NamedTarget kNamedTargets[] = {
-    {"AVX3_DL", HWY_AVX3_DL}, {"AVX3", HWY_AVX3},   {"AVX2", HWY_AVX2},
-    {"SSE4", HWY_SSE4},       {"SSSE3", HWY_SSSE3}, {"SCALAR", HWY_SCALAR},
+    {"AVX3_DL", HWY_AVX3_DL}, {"AVX3_BF16", HWY_AVX3}, {"AVX3", HWY_AVX3},     {"AVX2", HWY_AVX2},
+    {"SSE4", HWY_SSE4},       {"SSSE3", HWY_SSSE3},    {"SCALAR", HWY_SCALAR},
 };
+constexpr size_t kAVX3BF16Rank = 1;
+constexpr size_t kNumRanks = sizeof(kNamedTargets) / sizeof(kNamedTargets[0]);
 
-// Looks a cap up by name: 0 for no cap, -1 for an unknown name.
+// A Highway target's rank in kNamedTargets (the plain one for AVX3), or
+// kNumRanks for a target not listed there.
+size_t RankOf(int64_t target) {
+  for (size_t rank = 0; rank < kNumRanks; ++rank) {
+    if (rank != kAVX3BF16Rank && kNamedTargets[rank].target == target) return rank;
+  }
+  return kNumRanks;
+}
+
+const char* TargetName(int64_t target) {
+  const size_t rank = RankOf(target);
+  return rank < kNumRanks ? kNamedTargets[rank].name : hwy::TargetName(target);
+}
+
+// Looks a cap up by name: its rank, 0 (the best) for no cap, -1 for an
+// unknown name.
 int64_t ParseCap(const char* name) {
   if (name == nullptr || name[0] == '\0' || strcasecmp(name, "BEST") == 0) return 0;
-  for (const NamedTarget& t : kNamedTargets) {
-    if (strcasecmp(name, t.name) == 0) return t.target;
+  for (size_t rank = 0; rank < kNumRanks; ++rank) {
+    if (strcasecmp(name, kNamedTargets[rank].name) == 0) return static_cast<int64_t>(rank);
   }
   return -1;
 }
 
+// CPUID.(EAX=7, ECX=1):EAX bit 5. Asked only where AVX3 runs, so the OS
+// already saves the AVX-512 registers.
+bool CpuHasAVX512BF16() {
+#if HWY_ARCH_X86
+  unsigned eax, ebx, ecx, edx;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5)) != 0;
+#else
+  return false;
+#endif
+}
+
+struct RankedKernels {
+  size_t rank;
+  TargetKernels kernels;
+};
+
 struct Targets {
-  std::vector<TargetKernels> runnable;  // best first
+  std::vector<RankedKernels> runnable;  // best first
   Targets() {
     const int64_t supported = hwy::SupportedTargets();
     for (size_t i = 0; i < kNumCompiledTargets; ++i) {
       const KernelTable<float>* f32 = CompiledKernels<float>::kTables[i];
       // The scalar fallback runs everywhere, whatever SupportedTargets says.
       if (f32 == nullptr || ((f32->target & supported) == 0 && f32->target != HWY_SCALAR)) continue;
-      runnable.push_back(TargetKernels{
-          f32->target, {f32, CompiledKernels<bf16>::kTables[i], CompiledKernels<f16>::kTables[i]}});
+      const size_t rank = RankOf(f32->target);
+      const KernelTable<f16>* f16_kernels = CompiledKernels<f16>::kTables[i];
+      if (f32->target == HWY_AVX3 && kCpuRoundedBF16Table != nullptr && CpuHasAVX512BF16()) {
+        runnable.push_back(
+            {kAVX3BF16Rank,
+             {kNamedTargets[kAVX3BF16Rank].name, {f32, kCpuRoundedBF16Table, f16_kernels}}});
+      }
+      runnable.push_back(
+          {rank, {TargetName(f32->target), {f32, CompiledKernels<bf16>::kTables[i], f16_kernels}}});
     }
   }
 };
@@ -51,12 +97,12 @@ const Targets& GetTargets() {
   return targets;
 }
 
-const TargetKernels* BestWithin(int64_t cap) {
+const TargetKernels* BestWithin(int64_t cap_rank) {
   const Targets& targets = GetTargets();
-  for (const TargetKernels& kernels : targets.runnable) {
-    if (cap == 0 || kernels.target >= cap) return &kernels;
+  for (const RankedKernels& entry : targets.runnable) {
+    if (entry.rank >= static_cast<size_t>(cap_rank)) return &entry.kernels;
   }
-  return &targets.runnable.back();
+  return &targets.runnable.back().kernels;
 }
 
 std::atomic<const TargetKernels*>& Active() {
@@ -81,7 +127,7 @@ size_t NumAvailableTargets() { return GetTargets().runnable.size(); }
 
 const char* AvailableTargetName(size_t index) {
   const Targets& targets = GetTargets();
-  return index < targets.runnable.size() ? TargetName(targets.runnable[index].target) : "";
+  return index < targets.runnable.size() ? targets.runnable[index].kernels.name : "";
 }
 
 bool SetMaxTarget(const char* name) {
@@ -89,13 +135,6 @@ bool SetMaxTarget(const char* name) {
   if (cap < 0) return false;
   Active().store(BestWithin(cap), std::memory_order_release);
   return true;
-}
-
-const char* TargetName(int64_t target) {
-  for (const NamedTarget& t : kNamedTargets) {
-    if (t.target == target) return t.name;
-  }
-  return hwy::TargetName(target);
 }
 
 }  // namespace bnorm

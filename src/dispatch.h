@@ -14,7 +14,7 @@ namespace bnorm {
 
 // One target's kernels for every element type.
 struct TargetKernels {
-  int64_t target;
+  const char* name;  // as bnorm_active_target gives it
   std::tuple<const KernelTable<float>*, const KernelTable<bf16>*, const KernelTable<f16>*> tables;
 
   template <typename T>
@@ -32,12 +32,10 @@ const TargetKernels& ActiveKernels();
 size_t NumAvailableTargets();
 const char* AvailableTargetName(size_t index);
 
-// Caps the target at the one named (case-insensitive; any x86 target name
-// Highway knows, runnable here or not). nullptr, "" or "BEST" lifts the cap.
+// Caps the target at the one named (case-insensitive; a name in dispatch.cc's
+// kNamedTargets, runnable here or not). nullptr, "" or "BEST" lifts the cap.
 // Returns false for an unknown name, leaving the cap as it was.
 bool SetMaxTarget(const char* name);
-
-const char* TargetName(int64_t target);
 
 }  // namespace bnorm
 

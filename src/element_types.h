@@ -15,6 +15,13 @@ namespace bnorm {
 using bf16 = hwy::bfloat16_t;
 using f16 = hwy::float16_t;
 
+// bf16 elements whose outputs the CPU rounds itself, with AVX512_BF16's
+// VCVTNEPS2BF16, on the AVX3 target of CPUs that have it (dispatch.cc lists
+// those kernels as the target AVX3_BF16). The same bits in memory as bf16 and
+// the same results; a type of its own so that its kernels are a separate
+// instantiation, chosen once per call like any target, not per vector.
+struct CpuRoundedBF16 : bf16 {};
+
 inline float ToFloat(float v) { return v; }
 
 inline float ToFloat(bf16 v) { return hwy::F32FromBF16(v); }

@@ -27,6 +27,10 @@ const KernelTable<bf16>* const CompiledKernels<bf16>::kTables[kNumCompiledTarget
 template <>
 const KernelTable<f16>* const CompiledKernels<f16>::kTables[kNumCompiledTargets];
 
+// The AVX3 target's bf16 kernels with the CPU's rounding (CpuRoundedBF16),
+// for CPUs with AVX512_BF16; null where AVX3 was not compiled.
+extern const KernelTable<bf16>* const kCpuRoundedBF16Table;
+
 }  // namespace bnorm
 
 #endif  // BNORM_SRC_KERNELS_H_

@@ -65,7 +65,8 @@ TEST(LastErrorTest, ClearedBySuccessAndKeptPerThread) {
 }
 
 // Best first, as bnorm_target_name documents.
-const char* const kTargetOrder[] = {"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "SCALAR"};
+const char* const kTargetOrder[] = {"AVX3_DL", "AVX3_BF16", "AVX3",  "AVX2",
+                                    "SSE4",    "SSSE3",     "SCALAR"};
 
 TEST(TargetTest, ListsRunnableTargetsBestFirstEndingWithScalar) {
   const std::vector<std::string> targets = RunnableTargets();

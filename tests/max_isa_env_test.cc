@@ -18,7 +18,8 @@ TEST(MaxIsaEnvironmentTest, CapsTheStartingTarget) {
   ASSERT_NE(env, nullptr) << "run through ctest, which sets BNORM_MAX_ISA";
   const std::string cap = env;
   const std::vector<std::string> targets = RunnableTargets();
-  const std::vector<std::string> order = {"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "SCALAR"};
+  const std::vector<std::string> order = {"AVX3_DL", "AVX3_BF16", "AVX3",  "AVX2",
+                                          "SSE4",    "SSSE3",     "SCALAR"};
   const auto cap_rank = std::find(order.begin(), order.end(), cap);
   std::string want = targets.front();  // an unknown name is ignored, with a warning
   if (cap_rank != order.end()) {

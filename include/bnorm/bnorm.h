@@ -37,10 +37,10 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define BNORM_VERSION_MAJOR 1
-#define BNORM_VERSION_MINOR 4
+#define BNORM_VERSION_MINOR 5
 #define BNORM_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH of this header. */
-#define BNORM_VERSION_NUMBER 10400
+#define BNORM_VERSION_NUMBER 10500
 
 /* MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded; compare it
  * with BNORM_VERSION_NUMBER to detect a header/library mismatch. */
@@ -436,7 +436,10 @@ BNORM_API bnorm_status bnorm_backward_elementwise(const bnorm_desc* desc, const 
 /* ------------------------------------------------------------ diagnostics */
 
 /* Name of the SIMD target bnorm's calls use in this process, e.g. "AVX2",
- * "AVX3", "SCALAR". Static storage, never NULL. */
+ * "AVX3", "SCALAR". Static storage, never NULL. Best first, the names are
+ * "AVX3_DL" (recognized, not compiled in), "AVX3_BF16" (since 1.5.0: AVX3
+ * with AVX512_BF16's rounding of bf16 outputs, giving the same bits as AVX3),
+ * "AVX3", "AVX2", "SSE4", "SSSE3" and "SCALAR". */
 BNORM_API const char* bnorm_active_target(void);
 
 /* Number of SIMD targets compiled into this library that this CPU can run;

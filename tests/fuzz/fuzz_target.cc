@@ -58,7 +58,8 @@ const char* const kStatusNames[] = {"BNORM_OK",
 constexpr int kNumStatuses = sizeof(kStatusNames) / sizeof(kStatusNames[0]);
 
 // Highway's x86 targets, best first. A cap admits the targets from it on.
-const char* const kTargetOrder[] = {"AVX3_DL", "AVX3", "AVX2", "SSE4", "SSSE3", "SCALAR"};
+const char* const kTargetOrder[] = {"AVX3_DL", "AVX3_BF16", "AVX3",  "AVX2",
+                                    "SSE4",    "SSSE3",     "SCALAR"};
 constexpr int kNumTargetNames = sizeof(kTargetOrder) / sizeof(kTargetOrder[0]);
 constexpr int kNoCap = -1, kUnknownName = -2;
 

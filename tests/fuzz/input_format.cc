@@ -245,9 +245,9 @@ constexpr uint8_t kDescNull = 0xFF, kShapeNull = 0xFE;
 
 }  // namespace
 
-const char* const kListedNames[16] = {nullptr,    "",        "BEST",  "best",   "AVX3_DL", "AVX3",
-                                      "AVX2",     "SSE4",    "SSSE3", "SCALAR", "avx2",    "EMU128",
-                                      "AVX3_SPR", "SCALAR ", "NEON",  "Avx3_dl"};
+const char* const kListedNames[16] = {
+    nullptr, "",       "BEST",      "best",   "AVX3_DL",  "AVX3",    "AVX2", "SSE4",
+    "SSSE3", "SCALAR", "avx3_bf16", "EMU128", "AVX3_SPR", "SCALAR ", "NEON", "Avx3_dl"};
 
 int NumSlots(Op op) {
   switch (op) {
