@@ -209,7 +209,8 @@ bnorm_status ValidateRequest(const bnorm_desc* desc, const bnorm_shape* shape, P
   if (bnorm_status s = ValidateShape(shape, r->element_size)) return s;
   if (bnorm_status s = ValidateChannels(r->desc, shape)) return s;
   const bnorm_desc& d = r->desc;
-  r->problem.plan = MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims, kind);
+  r->problem.plan =
+      MakePlan(d.layout == BNORM_LAYOUT_NHWC, shape->rank, shape->dims, kind, r->element_size);
   return BNORM_OK;
 }
 

@@ -1,7 +1,7 @@
 // How a validated tensor shape is walked: the canonical form every driver
 // uses, and the chunking that fixes the reduction order. The plan depends on
-// the shape only (never on threads or target), which is what makes results
-// bit-identical for any num_threads.
+// the shape and element size only (never on threads or target), which is
+// what makes results bit-identical for any num_threads.
 #ifndef BNORM_SRC_PLAN_H_
 #define BNORM_SRC_PLAN_H_
 
@@ -55,7 +55,7 @@ struct Plan {
 enum class PlanKind { kElementwise, kReduction };
 
 // dims in memory order; the caller has validated them.
-Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind);
+Plan MakePlan(bool nhwc, int rank, const int64_t* dims, PlanKind kind, size_t element_bytes);
 
 // Calls f(i_begin, i_end, channel) for each run of the row positions
 // [begin, begin + n) that belong to one channel, with i counted from begin.

@@ -49,7 +49,7 @@ TEST(PlanIndexingTest, WalkCoversLargeTensorsExactly) {
     for (PlanKind kind : {PlanKind::kElementwise, PlanKind::kReduction}) {
       SCOPED_TRACE(Describe(s, kind));
       const int rank = static_cast<int>(s.dims.size());
-      const Plan p = MakePlan(s.nhwc, rank, s.dims.data(), kind);
+      const Plan p = MakePlan(s.nhwc, rank, s.dims.data(), kind, sizeof(float));
       const int64_t total = Total(s);
       ASSERT_GT(total, int64_t{1} << 31);
       const int64_t channels = s.dims[s.nhwc ? rank - 1 : 1];
