@@ -17,32 +17,37 @@
 namespace bnorm {
 namespace {
 
-// Names a cap may use, best first. AVX3_BF16 is AVX3 with the CPU's own bf16
-// rounding (CpuRoundedBF16): bnorm's own target, since Highway 1.0.3 has none
-// with AVX512_BF16.
+// Names a cap may use, best first. AVX3_BF16 is AVX3's kernels with the CPU's
+// own bf16 rounding (CpuRoundedBF16): bnorm's own target, since Highway 1.0.3
+// has none with AVX512_BF16.
 struct NamedTarget {
   const char* name;
   int64_t target;  // Highway's target bit
+  bool cpu_rounded_bf16;
 };
 constexpr NamedTarget kNamedTargets[] = {
-    {"AVX3_DL", HWY_AVX3_DL}, {"AVX3_BF16", HWY_AVX3}, {"AVX3", HWY_AVX3},     {"AVX2", HWY_AVX2},
-    {"SSE4", HWY_SSE4},       {"SSSE3", HWY_SSSE3},    {"SCALAR", HWY_SCALAR},
+    {"AVX3_DL", HWY_AVX3_DL, false}, {"AVX3_BF16", HWY_AVX3, true}, {"AVX3", HWY_AVX3, false},
+    {"AVX2", HWY_AVX2, false},       {"SSE4", HWY_SSE4, false},     {"SSSE3", HWY_SSSE3, false},
+    {"SCALAR", HWY_SCALAR, false},
 };
-constexpr size_t kAVX3BF16Rank = 1;
 constexpr size_t kNumRanks = sizeof(kNamedTargets) / sizeof(kNamedTargets[0]);
 
-// A Highway target's rank in kNamedTargets (the plain one for AVX3), or
-// kNumRanks for a target not listed there.
-size_t RankOf(int64_t target) {
+// A compiled target's rank in kNamedTargets. A target not listed there (none
+// on x86 with Highway 1.0.3) ranks with the best, so that a cap below it
+// leaves it out.
+size_t RankOf(int64_t target, bool cpu_rounded_bf16) {
   for (size_t rank = 0; rank < kNumRanks; ++rank) {
-    if (rank != kAVX3BF16Rank && kNamedTargets[rank].target == target) return rank;
+    const NamedTarget& t = kNamedTargets[rank];
+    if (t.target == target && t.cpu_rounded_bf16 == cpu_rounded_bf16) return rank;
   }
-  return kNumRanks;
+  return 0;
 }
 
-const char* TargetName(int64_t target) {
-  const size_t rank = RankOf(target);
-  return rank < kNumRanks ? kNamedTargets[rank].name : hwy::TargetName(target);
+const char* NameOf(int64_t target, bool cpu_rounded_bf16) {
+  for (const NamedTarget& t : kNamedTargets) {
+    if (t.target == target && t.cpu_rounded_bf16 == cpu_rounded_bf16) return t.name;
+  }
+  return hwy::TargetName(target);
 }
 
 // Looks a cap up by name: its rank, 0 (the best) for no cap, -1 for an
@@ -79,15 +84,15 @@ struct Targets {
       const KernelTable<float>* f32 = CompiledKernels<float>::kTables[i];
       // The scalar fallback runs everywhere, whatever SupportedTargets says.
       if (f32 == nullptr || ((f32->target & supported) == 0 && f32->target != HWY_SCALAR)) continue;
-      const size_t rank = RankOf(f32->target);
-      const KernelTable<f16>* f16_kernels = CompiledKernels<f16>::kTables[i];
+      const auto add = [&](bool cpu_rounded_bf16, const KernelTable<bf16>* bf16_kernels) {
+        runnable.push_back({RankOf(f32->target, cpu_rounded_bf16),
+                            {NameOf(f32->target, cpu_rounded_bf16),
+                             {f32, bf16_kernels, CompiledKernels<f16>::kTables[i]}}});
+      };
       if (f32->target == HWY_AVX3 && kCpuRoundedBF16Table != nullptr && CpuHasAVX512BF16()) {
-        runnable.push_back(
-            {kAVX3BF16Rank,
-             {kNamedTargets[kAVX3BF16Rank].name, {f32, kCpuRoundedBF16Table, f16_kernels}}});
+        add(true, kCpuRoundedBF16Table);
       }
-      runnable.push_back(
-          {rank, {TargetName(f32->target), {f32, CompiledKernels<bf16>::kTables[i], f16_kernels}}});
+      add(false, CompiledKernels<bf16>::kTables[i]);
     }
   }
 };
